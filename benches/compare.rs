@@ -1,0 +1,2 @@
+//! Benchmark (being built).
+fn main() {}

@@ -1,0 +1,382 @@
+//! The response body: framing on the connection, optional decompression, and
+//! the connection's way home.
+//!
+//! A body returns its connection to the pool the moment its framing ends (not
+//! when it is dropped). Dropped early, it drains a bounded remainder within a
+//! short time budget and otherwise closes the connection: an unread body can
+//! never pin a pooled connection.
+
+use std::io::{self, BufRead, Read};
+use std::time::{Duration, Instant};
+
+use crate::conn::Conn;
+use crate::deadline::Deadline;
+use crate::error::{Error, ErrorKind, Phase};
+use crate::http1::Decoder;
+use crate::observe::Observer;
+use crate::pool::{CloseReason, Lease, Pool};
+
+/// Most bytes read to save a connection whose body was dropped early.
+const DRAIN_MAX: u64 = 64 * 1024;
+/// Longest wait for those bytes.
+const DRAIN_BUDGET: Duration = Duration::from_millis(100);
+
+/// A connection on loan to a body.
+pub(crate) struct Held {
+    pub conn: Conn,
+    pub lease: Lease,
+    pub pool: Pool,
+    pub reusable: bool,
+    pub overall: Deadline,
+    pub observer: Observer,
+}
+
+impl Held {
+    fn finish(self) {
+        let Held {
+            mut conn,
+            lease,
+            pool,
+            reusable,
+            observer,
+            ..
+        } = self;
+        conn.info.requests += 1;
+        if reusable {
+            observer.connection_returned(&conn);
+            pool.release(lease, conn);
+        } else {
+            observer.connection_closed(&conn, CloseReason::NotReusable);
+            pool.discard(lease, conn, CloseReason::NotReusable);
+        }
+    }
+
+    fn fail(self) {
+        let reason = if self.conn.was_cancelled() {
+            CloseReason::Cancelled
+        } else {
+            CloseReason::Error
+        };
+        self.observer.connection_closed(&self.conn, reason);
+        self.pool.discard(self.lease, self.conn, reason);
+    }
+}
+
+/// The framed body bytes, straight off the connection.
+pub(crate) struct RawBody {
+    held: Option<Held>,
+    decoder: Decoder,
+    /// Once a read failed, every later read fails too: a truncated body must
+    /// never look complete.
+    failed: Option<ErrorKind>,
+    started: Instant,
+}
+
+impl RawBody {
+    pub(crate) fn new(held: Option<Held>, decoder: Decoder) -> RawBody {
+        let mut body = RawBody {
+            held,
+            decoder,
+            failed: None,
+            started: Instant::now(),
+        };
+        if body.decoder.is_done() {
+            body.finish();
+        }
+        body
+    }
+
+    fn finish(&mut self) {
+        if let Some(held) = self.held.take() {
+            held.observer.body_done(self.started.elapsed());
+            held.finish();
+        }
+    }
+
+    fn fail(&mut self, err: io::Error) -> io::Error {
+        let err = Error::from_io(err);
+        let err = match err.kind() {
+            ErrorKind::Timeout(_) | ErrorKind::Cancelled | ErrorKind::Protocol => err,
+            _ => Error::with_source(ErrorKind::Io, "error reading the response body", err),
+        };
+        self.failed = Some(err.kind());
+        if let Some(held) = self.held.take() {
+            held.fail();
+        }
+        err.into()
+    }
+
+    fn ended(&self) -> io::Result<()> {
+        match self.failed {
+            None => Ok(()),
+            Some(kind) => Err(Error::new(
+                kind,
+                "the response body failed earlier and cannot be read further",
+            )
+            .into()),
+        }
+    }
+
+    /// Read whatever is left, up to [`DRAIN_MAX`] bytes, so the connection can
+    /// be reused; close it if that is not enough.
+    fn drain(&mut self) {
+        let Some(held) = self.held.as_mut() else {
+            return;
+        };
+        let worth_it = !held.conn.was_cancelled()
+            && held.reusable
+            && self
+                .decoder
+                .known_remaining()
+                .is_none_or(|n| n <= DRAIN_MAX);
+        if worth_it {
+            let deadline = held
+                .overall
+                .min(Deadline::after(Instant::now(), Some(DRAIN_BUDGET)));
+            held.conn.set_phase(Phase::Body, deadline, None);
+            let mut drained = 0u64;
+            loop {
+                let Some(held) = self.held.as_mut() else {
+                    return;
+                };
+                match self.decoder.fill_buf(&mut held.conn) {
+                    Ok([]) => {
+                        self.finish();
+                        return;
+                    }
+                    Ok(buf) => {
+                        let n = buf.len();
+                        drained += n as u64;
+                        if drained > DRAIN_MAX {
+                            break;
+                        }
+                        self.decoder.consume(&mut held.conn, n);
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        if let Some(held) = self.held.take() {
+            held.observer
+                .connection_closed(&held.conn, CloseReason::NotReusable);
+            held.pool
+                .discard(held.lease, held.conn, CloseReason::NotReusable);
+        }
+    }
+}
+
+impl Read for RawBody {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let Some(held) = self.held.as_mut() else {
+            self.ended()?;
+            return Ok(0);
+        };
+        match self.decoder.read(&mut held.conn, out) {
+            Ok(n) => {
+                if self.decoder.is_done() {
+                    self.finish();
+                }
+                Ok(n)
+            }
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+}
+
+impl BufRead for RawBody {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        let Some(held) = self.held.as_mut() else {
+            self.ended()?;
+            return Ok(&[]);
+        };
+        let empty = match self.decoder.fill_buf(&mut held.conn) {
+            Ok(buf) => buf.is_empty(),
+            Err(e) => return Err(self.fail(e)),
+        };
+        if empty {
+            self.finish();
+            return Ok(&[]);
+        }
+        let held = self.held.as_mut().expect("still held");
+        self.decoder.fill_buf(&mut held.conn)
+    }
+
+    fn consume(&mut self, n: usize) {
+        if let Some(held) = self.held.as_mut() {
+            self.decoder.consume(&mut held.conn, n);
+            if self.decoder.is_done() {
+                self.finish();
+            }
+        }
+    }
+}
+
+impl Drop for RawBody {
+    fn drop(&mut self) {
+        self.drain();
+    }
+}
+
+/// How the body is decoded on top of its framing.
+// The identity body is the hot path and stays inline; decoders are boxed.
+#[allow(clippy::large_enum_variant)]
+enum Decoding {
+    Identity(RawBody),
+    #[cfg(feature = "gzip")]
+    Gzip(Box<flate2::bufread::MultiGzDecoder<RawBody>>),
+    #[cfg(feature = "gzip")]
+    Zlib(Box<flate2::bufread::ZlibDecoder<RawBody>>),
+    #[cfg(feature = "gzip")]
+    Deflate(Box<flate2::bufread::DeflateDecoder<RawBody>>),
+}
+
+/// The body of a response: an [`io::Read`] that hands the connection back to
+/// the pool when it reaches the end.
+///
+/// gzip and deflate bodies are decoded transparently (unless the request set
+/// its own `Accept-Encoding`). A body that ends early, is cut off, or breaks
+/// its framing returns an error, never a short successful read; after an
+/// error, every later read fails too. Convert the `io::Error` back into a
+/// [`windlass::Error`](crate::Error) with [`Error::from_io`](crate::Error::from_io).
+pub struct Body {
+    decoding: Decoding,
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Body").finish_non_exhaustive()
+    }
+}
+
+/// The `Content-Encoding`s windlass decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    Identity,
+    Gzip,
+    Deflate,
+}
+
+impl Encoding {
+    pub(crate) fn from_header(value: Option<&http::HeaderValue>) -> Encoding {
+        match value.and_then(|v| v.to_str().ok()).map(str::trim) {
+            Some(v) if v.eq_ignore_ascii_case("gzip") || v.eq_ignore_ascii_case("x-gzip") => {
+                Encoding::Gzip
+            }
+            Some(v) if v.eq_ignore_ascii_case("deflate") => Encoding::Deflate,
+            _ => Encoding::Identity,
+        }
+    }
+}
+
+impl Body {
+    pub(crate) fn new(raw: RawBody, encoding: Encoding) -> Body {
+        let decoding = match encoding {
+            #[cfg(feature = "gzip")]
+            Encoding::Gzip => Decoding::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(raw))),
+            #[cfg(feature = "gzip")]
+            Encoding::Deflate => {
+                let mut raw = raw;
+                // "deflate" is meant to be zlib-wrapped, but some servers send a
+                // raw deflate stream; the zlib header tells them apart.
+                let zlib = match raw.fill_buf() {
+                    Ok(buf) if buf.len() >= 2 => {
+                        buf[0] & 0x0f == 8 && (u16::from(buf[0]) << 8 | u16::from(buf[1])) % 31 == 0
+                    }
+                    _ => true,
+                };
+                if zlib {
+                    Decoding::Zlib(Box::new(flate2::bufread::ZlibDecoder::new(raw)))
+                } else {
+                    Decoding::Deflate(Box::new(flate2::bufread::DeflateDecoder::new(raw)))
+                }
+            }
+            _ => Decoding::Identity(raw),
+        };
+        Body { decoding }
+    }
+
+    #[cfg(feature = "gzip")]
+    fn raw_mut(&mut self) -> &mut RawBody {
+        match &mut self.decoding {
+            Decoding::Identity(raw) => raw,
+            #[cfg(feature = "gzip")]
+            Decoding::Gzip(d) => d.get_mut(),
+            #[cfg(feature = "gzip")]
+            Decoding::Zlib(d) => d.get_mut(),
+            #[cfg(feature = "gzip")]
+            Decoding::Deflate(d) => d.get_mut(),
+        }
+    }
+
+    /// Read the whole body, failing with [`ErrorKind::BodyTooLarge`] rather
+    /// than holding more than `limit` decoded bytes.
+    pub(crate) fn read_limited(&mut self, limit: u64) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::new();
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            let n = self.read(&mut chunk).map_err(Error::from_io)?;
+            if n == 0 {
+                return Ok(out);
+            }
+            if out.len() as u64 + n as u64 > limit {
+                return Err(Error::new(
+                    ErrorKind::BodyTooLarge,
+                    format!("response body is larger than the {limit} byte limit"),
+                ));
+            }
+            out.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+impl Read for Body {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        match &mut self.decoding {
+            Decoding::Identity(raw) => raw.read(out),
+            #[cfg(feature = "gzip")]
+            _ => self.read_decoded(out),
+        }
+    }
+}
+
+#[cfg(feature = "gzip")]
+impl Body {
+    fn read_decoded(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let result = match &mut self.decoding {
+            Decoding::Identity(raw) => return raw.read(out),
+            Decoding::Gzip(d) => d.read(out),
+            Decoding::Zlib(d) => d.read(out),
+            Decoding::Deflate(d) => d.read(out),
+        };
+        match result {
+            // The compressed stream ended: the framing must end too, so the
+            // connection goes home now rather than at drop.
+            Ok(0) if !out.is_empty() => {
+                let raw = self.raw_mut();
+                raw.ended()?;
+                raw.drain();
+                Ok(0)
+            }
+            Ok(n) => Ok(n),
+            Err(e) => {
+                // A decoding error is the server's fault; an error from the
+                // framing layer already carries its own kind.
+                let is_ours = e.get_ref().is_some_and(|i| i.is::<Error>());
+                if is_ours {
+                    return Err(e);
+                }
+                let raw = self.raw_mut();
+                raw.failed = Some(ErrorKind::Protocol);
+                if let Some(held) = raw.held.take() {
+                    held.fail();
+                }
+                Err(Error::with_source(
+                    ErrorKind::Protocol,
+                    "cannot decode the compressed response body",
+                    e,
+                )
+                .into())
+            }
+        }
+    }
+}

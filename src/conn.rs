@@ -1,0 +1,528 @@
+//! One connection: a TCP socket whose timeouts follow the current deadline,
+//! optional TLS on top, and a read buffer that stays with the connection across
+//! requests (so a pooled connection allocates nothing per request).
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::deadline::{CancelHook, CancelToken, Deadline};
+use crate::error::{Error, Phase};
+
+/// The read buffer's resting size; it grows for a large response head and
+/// shrinks back before the connection goes idle.
+const READ_BUF: usize = 8 * 1024;
+
+/// Setting a socket timeout costs a syscall; a cached value that overshoots the
+/// deadline by less than this is kept.
+const TIMEOUT_SLACK: Duration = Duration::from_millis(2);
+
+/// What the current operation on a connection is allowed.
+#[derive(Clone)]
+pub(crate) struct IoCtx {
+    /// The limit for the phase as a whole (overall deadline included).
+    pub deadline: Deadline,
+    /// A limit per read or write, restarted each time (the read-idle timeout).
+    pub per_op: Option<Duration>,
+    pub phase: Phase,
+    pub phase_started: Instant,
+    pub cancel: Option<CancelToken>,
+}
+
+impl IoCtx {
+    pub(crate) fn new(phase: Phase, deadline: Deadline, cancel: Option<&CancelToken>) -> IoCtx {
+        IoCtx {
+            deadline,
+            per_op: None,
+            phase,
+            phase_started: Instant::now(),
+            cancel: cancel.cloned(),
+        }
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancel.as_ref().is_some_and(|c| c.is_cancelled())
+    }
+}
+
+/// A TCP socket that applies the [`IoCtx`] to every read and write.
+pub(crate) struct Socket {
+    tcp: Arc<TcpStream>,
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+    pub ctx: IoCtx,
+    /// "host:port", for messages.
+    pub host: Arc<str>,
+}
+
+enum Dir {
+    Read,
+    Write,
+}
+
+impl Socket {
+    pub(crate) fn new(tcp: TcpStream, host: Arc<str>, ctx: IoCtx) -> Socket {
+        let _ = tcp.set_nodelay(true);
+        Socket {
+            tcp: Arc::new(tcp),
+            read_timeout: None,
+            write_timeout: None,
+            ctx,
+            host,
+        }
+    }
+
+    pub(crate) fn tcp(&self) -> &TcpStream {
+        &self.tcp
+    }
+
+    /// Time allowed for one operation, `Err` when it has already run out.
+    fn budget(&self) -> io::Result<Option<Duration>> {
+        if self.ctx.is_cancelled() {
+            return Err(Error::cancelled(self.ctx.phase).into());
+        }
+        let now = Instant::now();
+        let per_op = Deadline::after(now, self.ctx.per_op);
+        match self.ctx.deadline.min(per_op).remaining_from(now) {
+            Some(Duration::ZERO) => Err(self.timeout_error()),
+            other => Ok(other),
+        }
+    }
+
+    fn timeout_error(&self) -> io::Error {
+        Error::timeout(self.ctx.phase, &self.host, self.ctx.phase_started.elapsed()).into()
+    }
+
+    fn apply_timeout(&mut self, dir: Dir, want: Option<Duration>) -> io::Result<()> {
+        let cached = match dir {
+            Dir::Read => &mut self.read_timeout,
+            Dir::Write => &mut self.write_timeout,
+        };
+        // A kernel timeout shorter than the budget is harmless (the operation is
+        // retried after it fires); one longer than the budget by more than the
+        // slack would overshoot, so only then, or when unset, is a syscall paid.
+        let needs_set = match (*cached, want) {
+            (None, None) => false,
+            (Some(_), None) => true,
+            (None, Some(_)) => true,
+            (Some(c), Some(w)) => c > w + TIMEOUT_SLACK || c * 2 < w,
+        };
+        if needs_set {
+            // A zero timeout means "block forever" to the kernel; keep at least 1 ms.
+            let value = want.map(|w| w.max(Duration::from_millis(1)));
+            match dir {
+                Dir::Read => self.tcp.set_read_timeout(value)?,
+                Dir::Write => self.tcp.set_write_timeout(value)?,
+            }
+            *cached = want;
+        }
+        Ok(())
+    }
+
+    /// Map an error from the socket to what the caller should see.
+    fn map_err(&self, e: io::Error) -> Option<io::Error> {
+        if self.ctx.is_cancelled() {
+            return Some(Error::cancelled(self.ctx.phase).into());
+        }
+        match e.kind() {
+            // The kernel timeout fired; retry unless the budget is really spent.
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => None,
+            io::ErrorKind::Interrupted => None,
+            _ => Some(e),
+        }
+    }
+
+    /// Shut the socket down (used by cancel hooks and when discarding).
+    pub(crate) fn shutdown(&self) {
+        let _ = self.tcp.shutdown(Shutdown::Both);
+    }
+
+    /// Register a hook that shuts this socket down when `token` is cancelled.
+    pub(crate) fn watch(&self, token: &CancelToken) -> Option<CancelHook> {
+        let tcp = Arc::clone(&self.tcp);
+        token.on_cancel(move || {
+            let _ = tcp.shutdown(Shutdown::Both);
+        })
+    }
+}
+
+impl Read for Socket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let budget = self.budget()?;
+            self.apply_timeout(Dir::Read, budget)?;
+            match (&*self.tcp).read(buf) {
+                Ok(0) if !buf.is_empty() && self.ctx.is_cancelled() => {
+                    return Err(Error::cancelled(self.ctx.phase).into())
+                }
+                Ok(n) => return Ok(n),
+                Err(e) => {
+                    if let Some(e) = self.map_err(e) {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Write for Socket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            let budget = self.budget()?;
+            self.apply_timeout(Dir::Write, budget)?;
+            match (&*self.tcp).write(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) => {
+                    if let Some(e) = self.map_err(e) {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Facts about a connection that outlive a single request.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnInfo {
+    pub id: u64,
+    pub remote: SocketAddr,
+    pub created: Instant,
+    pub requests: u64,
+    /// When the connection last went idle (for idle time before reuse).
+    pub idle_since: Option<Instant>,
+    /// The server's `Keep-Alive: timeout=N`, if it sent one.
+    pub server_keep_alive: Option<Duration>,
+}
+
+/// A connection: socket, optional TLS session, and its read buffer.
+pub(crate) struct Conn {
+    pub sock: Socket,
+    #[cfg(feature = "tls")]
+    tls: Option<Box<rustls::ClientConnection>>,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Reused buffer for writing request heads.
+    pub wbuf: Vec<u8>,
+    pub info: ConnInfo,
+    cancel_hook: Option<CancelHook>,
+}
+
+impl Conn {
+    pub(crate) fn new(sock: Socket, id: u64, remote: SocketAddr) -> Conn {
+        Conn {
+            sock,
+            #[cfg(feature = "tls")]
+            tls: None,
+            buf: vec![0; READ_BUF],
+            start: 0,
+            end: 0,
+            wbuf: Vec::new(),
+            info: ConnInfo {
+                id,
+                remote,
+                created: Instant::now(),
+                requests: 0,
+                idle_since: None,
+                server_keep_alive: None,
+            },
+            cancel_hook: None,
+        }
+    }
+
+    #[cfg(feature = "tls")]
+    pub(crate) fn set_tls(&mut self, tls: Box<rustls::ClientConnection>) {
+        self.tls = Some(tls);
+    }
+
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls_handshake(&mut self) -> io::Result<()> {
+        if let Some(tls) = self.tls.as_mut() {
+            while tls.is_handshaking() {
+                tls.complete_io(&mut self.sock)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Start an operation: set its limits and, with a token, make cancel shut
+    /// the socket down. Returns false when the token is already cancelled.
+    pub(crate) fn begin(&mut self, ctx: IoCtx) -> bool {
+        let token = ctx.cancel.clone();
+        self.sock.ctx = ctx;
+        match token {
+            None => {
+                self.cancel_hook = None;
+                true
+            }
+            Some(t) => {
+                self.cancel_hook = self.sock.watch(&t);
+                self.cancel_hook.is_some()
+            }
+        }
+    }
+
+    /// Switch to the next phase of the same request.
+    pub(crate) fn set_phase(&mut self, phase: Phase, deadline: Deadline, per_op: Option<Duration>) {
+        self.sock.ctx.phase = phase;
+        self.sock.ctx.deadline = deadline;
+        self.sock.ctx.per_op = per_op;
+        self.sock.ctx.phase_started = Instant::now();
+    }
+
+    pub(crate) fn ctx(&self) -> &IoCtx {
+        &self.sock.ctx
+    }
+
+    /// The request is over: forget its token.
+    pub(crate) fn end_request(&mut self) {
+        self.cancel_hook = None;
+        self.sock.ctx.cancel = None;
+    }
+
+    pub(crate) fn was_cancelled(&self) -> bool {
+        self.sock.ctx.is_cancelled()
+    }
+
+    fn read_transport(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls.as_mut() {
+            let mut stream = rustls::Stream::new(&mut **tls, &mut self.sock);
+            return match stream.read(out) {
+                // A server that closes without close_notify after a complete,
+                // framed response is common; the framing layer decides whether
+                // the data was complete, so report a plain EOF here.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+                other => other,
+            };
+        }
+        self.sock.read(out)
+    }
+
+    /// Write all of `data` (one syscall for plain TCP when the kernel takes it all).
+    pub(crate) fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls.as_mut() {
+            let mut stream = rustls::Stream::new(&mut **tls, &mut self.sock);
+            stream.write_all(data)?;
+            return stream.flush();
+        }
+        self.sock.write_all(data)
+    }
+
+    /// Buffered bytes not yet consumed.
+    pub(crate) fn buffered(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Return buffered bytes, reading more when none are left. Empty means EOF.
+    pub(crate) fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            let mut buf = std::mem::take(&mut self.buf);
+            let result = self.read_transport(&mut buf);
+            self.buf = buf;
+            self.end = result?;
+        }
+        Ok(&self.buf[self.start..self.end])
+    }
+
+    /// Read more bytes after those buffered, growing the buffer up to `max`
+    /// total. Returns the number of new bytes (0 = EOF), or an error if the
+    /// buffer is already `max` bytes long.
+    pub(crate) fn fill_more(&mut self, max: usize) -> io::Result<usize> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            if self.buf.len() >= max {
+                return Err(io::Error::new(io::ErrorKind::OutOfMemory, "buffer limit"));
+            }
+            let new_len = (self.buf.len() * 2).min(max);
+            self.buf.resize(new_len, 0);
+        }
+        let mut buf = std::mem::take(&mut self.buf);
+        let end = self.end;
+        let result = self.read_transport(&mut buf[end..]);
+        self.buf = buf;
+        let n = result?;
+        self.end += n;
+        Ok(n)
+    }
+
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+    }
+
+    /// Read into `out`: from the buffer if it holds anything, otherwise straight
+    /// from the socket when `out` is large (no copy through the buffer).
+    pub(crate) fn read_into(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.start == self.end && out.len() >= self.buf.len() {
+            return self.read_transport(out);
+        }
+        let avail = self.fill_buf()?;
+        let n = avail.len().min(out.len());
+        out[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+
+    /// Prepare to rest in the pool: no unread bytes may remain, and a buffer
+    /// grown for a large head goes back to its resting size.
+    pub(crate) fn make_idle(&mut self) -> bool {
+        if self.start != self.end {
+            return false;
+        }
+        self.start = 0;
+        self.end = 0;
+        if self.buf.len() > READ_BUF {
+            self.buf.truncate(READ_BUF);
+            self.buf.shrink_to_fit();
+        }
+        if self.wbuf.capacity() > 4 * 1024 {
+            self.wbuf = Vec::new();
+        }
+        self.end_request();
+        self.info.idle_since = Some(Instant::now());
+        true
+    }
+
+    /// Check, without blocking, that an idle connection is still usable: the
+    /// server has not closed it and has sent nothing unsolicited.
+    pub(crate) fn is_alive(&mut self) -> bool {
+        let tcp = self.sock.tcp();
+        if tcp.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let mut byte = [0u8; 1];
+        let alive = match tcp.peek(&mut byte) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
+            Ok(0) | Err(_) => false,
+            Ok(_) => self.only_tls_housekeeping_pending(),
+        };
+        let restored = self.sock.tcp().set_nonblocking(false).is_ok();
+        alive && restored
+    }
+
+    /// Bytes arrived on an idle connection. For plain HTTP that is always wrong
+    /// (an unsolicited 408, say). Over TLS they may be session tickets, which are
+    /// fine; a close_notify or application data is not.
+    #[cfg(feature = "tls")]
+    fn only_tls_housekeeping_pending(&mut self) -> bool {
+        let Some(tls) = self.tls.as_mut() else {
+            return false;
+        };
+        let mut tcp: &TcpStream = self.sock.tcp();
+        loop {
+            match tls.read_tls(&mut tcp) {
+                Ok(0) => return false,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => return false,
+            }
+            match tls.process_new_packets() {
+                Ok(state) => {
+                    if state.plaintext_bytes_to_read() > 0 || state.peer_has_closed() {
+                        return false;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    #[cfg(not(feature = "tls"))]
+    fn only_tls_housekeeping_pending(&mut self) -> bool {
+        false
+    }
+
+    /// Close now, politely for TLS, without blocking for long.
+    pub(crate) fn close(mut self) {
+        self.end_request();
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls.as_mut() {
+            tls.send_close_notify();
+            let mut tcp: &TcpStream = self.sock.tcp();
+            let _ = tcp.set_nonblocking(true);
+            let _ = tls.write_tls(&mut tcp);
+        }
+        self.sock.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn pair() -> (Conn, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = TcpStream::connect(addr).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let ctx = IoCtx::new(Phase::ResponseHead, Deadline::Never, None);
+        let sock = Socket::new(client, Arc::from("test"), ctx);
+        (Conn::new(sock, 1, addr), server)
+    }
+
+    #[test]
+    fn read_times_out_with_the_phase_named() {
+        let (mut conn, _server) = pair();
+        let deadline = Deadline::after(Instant::now(), Some(Duration::from_millis(30)));
+        conn.set_phase(Phase::ResponseHead, deadline, None);
+        let err = conn.fill_buf().unwrap_err();
+        let err = Error::from_io(err);
+        assert_eq!(err.kind(), crate::ErrorKind::Timeout(Phase::ResponseHead));
+    }
+
+    #[test]
+    fn cancel_wakes_a_blocked_read() {
+        let (mut conn, _server) = pair();
+        let token = CancelToken::new();
+        assert!(conn.begin(IoCtx::new(Phase::Body, Deadline::Never, Some(&token))));
+        let other = token.clone();
+        let t = std::thread::spawn(move || {
+            let err = conn.fill_buf().map(|b| b.len()).unwrap_err();
+            Error::from_io(err).kind()
+        });
+        other.cancel();
+        assert_eq!(t.join().unwrap(), crate::ErrorKind::Cancelled);
+    }
+
+    #[test]
+    fn liveness_sees_server_close_and_unsolicited_bytes() {
+        let (mut conn, server) = pair();
+        assert!(conn.is_alive());
+        (&server)
+            .write_all(b"HTTP/1.1 408 Request Timeout\r\n\r\n")
+            .unwrap();
+        // Wait (bounded) until the bytes are visible to the peek.
+        let mut buf = [0u8; 1];
+        conn.sock
+            .tcp()
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        conn.sock.tcp().peek(&mut buf).unwrap();
+        assert!(!conn.is_alive());
+
+        let (mut conn, server) = pair();
+        drop(server);
+        conn.sock
+            .tcp()
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(conn.sock.tcp().peek(&mut buf).unwrap(), 0);
+        assert!(!conn.is_alive());
+    }
+}

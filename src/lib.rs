@@ -1,0 +1,126 @@
+//! # windlass
+//!
+//! A synchronous, blocking HTTP/1.1 client that prevents, by construction, the
+//! production failures blocking clients keep causing:
+//!
+//! - a response body returns its connection to the pool at EOF, drains a
+//!   bounded remainder when dropped early, and otherwise closes it, so unread
+//!   bodies cannot starve the pool;
+//! - every phase has a finite default timeout, requests can have an overall
+//!   deadline, and errors name the phase that ran out ([`ErrorKind::Timeout`]);
+//! - a [`CancelToken`] stops a request from another thread, in any phase;
+//! - connections per host can be capped, with a fair FIFO wait queue;
+//! - pooled connections are checked before reuse, a server's `Keep-Alive:
+//!   timeout` is honoured, and an idempotent request that hits a stale
+//!   connection is retried once on a fresh one;
+//! - idle connections are closed by a reaper thread that ends with the agent;
+//! - the pool is visible: [`Agent::pool_stats`];
+//! - credentials are dropped on cross-origin redirects, https→http redirects
+//!   are refused, and TLS verification can only be switched off through a
+//!   `danger_` method that logs a warning.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), windlass::Error> {
+//! // One-off calls share a lazily built default agent, so they reuse connections too.
+//! let body = windlass::get("http://127.0.0.1:8080/items")
+//!     .query("page", "2")
+//!     .call()?
+//!     .text()?;
+//! # drop(body); Ok(()) }
+//! ```
+//!
+//! ## Features
+//!
+//! - `tls` (default): https through rustls (ring) with the webpki roots.
+//! - `gzip` (default): transparent gzip/deflate decoding.
+//! - `json`: `send_json` and `Response::json` through serde_json.
+//! - `metrics`: also report through the `metrics` crate facade.
+//!
+//! With `default-features = false`, windlass is a plain-HTTP client with no
+//! TLS and no compression dependencies.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod agent;
+mod body;
+mod conn;
+mod connect;
+mod deadline;
+mod error;
+mod http1;
+mod observe;
+mod pool;
+mod proxy;
+mod redirect;
+mod request;
+mod resolve;
+mod response;
+mod retry;
+mod run;
+mod timings;
+#[cfg(feature = "tls")]
+mod tls;
+
+use std::sync::OnceLock;
+
+pub use agent::{Agent, AgentBuilder};
+pub use body::Body;
+pub use deadline::CancelToken;
+pub use error::{Error, ErrorKind, Phase};
+pub use pool::{CloseReason, ClosedCounts, HostLimits, HostStats, PoolStats};
+pub use proxy::Proxy;
+pub use request::{IntoUrl, RequestBuilder};
+pub use resolve::{Resolver, SystemResolver};
+pub use response::Response;
+pub use retry::Retry;
+pub use timings::Timings;
+
+/// The types of the `http` crate that windlass uses in its API.
+pub use http;
+/// The `url` crate, for [`url::Url`].
+pub use url;
+
+/// The agent behind the crate-level functions, built on first use.
+fn default_agent() -> &'static Agent {
+    static AGENT: OnceLock<Agent> = OnceLock::new();
+    AGENT.get_or_init(Agent::new)
+}
+
+macro_rules! shortcuts {
+    ($($(#[$doc:meta])* $name:ident;)*) => {
+        $(
+            $(#[$doc])*
+            #[track_caller]
+            pub fn $name(url: impl IntoUrl) -> RequestBuilder {
+                default_agent().$name(url)
+            }
+        )*
+    };
+}
+
+shortcuts! {
+    /// A GET request through the shared default agent.
+    get;
+    /// A POST request through the shared default agent.
+    post;
+    /// A PUT request through the shared default agent.
+    put;
+    /// A DELETE request through the shared default agent.
+    delete;
+    /// A HEAD request through the shared default agent.
+    head;
+    /// A PATCH request through the shared default agent.
+    patch;
+}
+
+/// A request with any method through the shared default agent.
+#[track_caller]
+pub fn request(method: impl AsRef<str>, url: impl IntoUrl) -> RequestBuilder {
+    default_agent().request(method, url)
+}
+
+/// The README's examples compile as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

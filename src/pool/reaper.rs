@@ -1,0 +1,132 @@
+//! The reaper: one thread per agent that sleeps until the next idle connection
+//! expires, closes what expired, and exits when the agent is dropped.
+//!
+//! It is started by the first connection that goes idle, so an agent that never
+//! pools a connection never starts a thread.
+
+use std::sync::{Arc, Mutex, Weak};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{RecvTimeoutError, Sender};
+
+use super::Shared;
+use crate::conn::Conn;
+
+/// More host entries than this and empty ones are forgotten by the reaper.
+const KEEP_EMPTY_HOSTS: usize = 256;
+
+#[derive(Default)]
+pub(super) struct Handle {
+    inner: Mutex<HandleState>,
+}
+
+#[derive(Default)]
+struct HandleState {
+    running: Option<Running>,
+    stopped: bool,
+}
+
+struct Running {
+    tx: Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl Handle {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HandleState> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// An earlier expiry was scheduled: wake the reaper, starting it if needed.
+pub(super) fn wake(shared: &Arc<Shared>) {
+    let mut handle = shared.reaper.lock();
+    if handle.stopped {
+        return;
+    }
+    if let Some(running) = &handle.running {
+        let _ = running.tx.try_send(());
+        return;
+    }
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let weak = Arc::downgrade(shared);
+    let spawned = std::thread::Builder::new()
+        .name("windlass-reaper".into())
+        .spawn(move || {
+            log::debug!("reaper started");
+            loop {
+                let next = match Weak::upgrade(&weak) {
+                    Some(shared) => reap(&shared),
+                    None => break,
+                };
+                let woke = match next {
+                    Some(at) => rx.recv_deadline(at),
+                    None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                };
+                if let Err(RecvTimeoutError::Disconnected) = woke {
+                    break;
+                }
+            }
+            log::debug!("reaper stopped");
+        });
+    match spawned {
+        Ok(thread) => handle.running = Some(Running { tx, thread }),
+        Err(e) => log::warn!("could not start the idle-connection reaper: {e}"),
+    }
+}
+
+/// Stop the reaper and wait for its thread to end.
+pub(super) fn stop(shared: &Shared) {
+    let running = {
+        let mut handle = shared.reaper.lock();
+        handle.stopped = true;
+        handle.running.take()
+    };
+    if let Some(Running { tx, thread }) = running {
+        drop(tx);
+        if thread.thread().id() != std::thread::current().id() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Close expired idle connections; return when the next one expires.
+fn reap(shared: &Shared) -> Option<Instant> {
+    let now = Instant::now();
+    let mut expired: Vec<Conn> = Vec::new();
+    let next = {
+        let mut state = shared.lock();
+        let mut next: Option<Instant> = None;
+        let mut removed = 0;
+        for host in state.hosts.values_mut() {
+            let mut keep = std::collections::VecDeque::with_capacity(host.idle.len());
+            for idle in host.idle.drain(..) {
+                match idle.expires {
+                    Some((at, reason)) if at <= now => {
+                        host.closed.add(reason);
+                        host.open -= 1;
+                        removed += 1;
+                        expired.push(idle.conn);
+                    }
+                    Some((at, _)) => {
+                        next = Some(next.map_or(at, |n| n.min(at)));
+                        keep.push_back(idle);
+                    }
+                    None => keep.push_back(idle),
+                }
+            }
+            host.idle = keep;
+        }
+        state.idle_total -= removed;
+        if state.hosts.len() > KEEP_EMPTY_HOSTS {
+            state.hosts.retain(|_, h| !h.is_empty());
+        }
+        state.reaper_next = next;
+        next
+    };
+    for conn in expired {
+        log::debug!("reaper closed idle connection {}", conn.info.id);
+        conn.close();
+    }
+    next
+}

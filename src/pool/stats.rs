@@ -1,0 +1,203 @@
+//! What the pool reports about itself.
+
+use std::fmt;
+
+/// Why a connection was closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// It sat idle longer than the idle timeout (or the server's keep-alive timeout).
+    IdleTimeout,
+    /// It reached `max_lifetime`.
+    Lifetime,
+    /// The server closed it, or sent something unsolicited while it was idle.
+    ServerClosed,
+    /// The idle pool (per host or in total) was full.
+    PoolFull,
+    /// An error happened on it.
+    Error,
+    /// Its request was cancelled.
+    Cancelled,
+    /// The response said not to reuse it, or its framing could not be trusted,
+    /// or the body was dropped with too much left to drain.
+    NotReusable,
+    /// The agent was dropped.
+    AgentDropped,
+}
+
+impl CloseReason {
+    /// All reasons, in a stable order.
+    pub const ALL: [CloseReason; 8] = [
+        CloseReason::IdleTimeout,
+        CloseReason::Lifetime,
+        CloseReason::ServerClosed,
+        CloseReason::PoolFull,
+        CloseReason::Error,
+        CloseReason::Cancelled,
+        CloseReason::NotReusable,
+        CloseReason::AgentDropped,
+    ];
+
+    /// A short lowercase name, as used in metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::Lifetime => "lifetime",
+            CloseReason::ServerClosed => "server_closed",
+            CloseReason::PoolFull => "pool_full",
+            CloseReason::Error => "error",
+            CloseReason::Cancelled => "cancelled",
+            CloseReason::NotReusable => "not_reusable",
+            CloseReason::AgentDropped => "agent_dropped",
+        }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Connections closed, counted by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClosedCounts {
+    /// Idle longer than the idle timeout.
+    pub idle_timeout: u64,
+    /// Reached `max_lifetime`.
+    pub lifetime: u64,
+    /// Closed by the server (seen at checkout or by the reaper).
+    pub server_closed: u64,
+    /// Did not fit in the idle pool.
+    pub pool_full: u64,
+    /// Failed with an error.
+    pub error: u64,
+    /// Their request was cancelled.
+    pub cancelled: u64,
+    /// Not reusable after their response.
+    pub not_reusable: u64,
+    /// Closed because the agent was dropped.
+    pub agent_dropped: u64,
+}
+
+impl ClosedCounts {
+    pub(crate) fn add(&mut self, reason: CloseReason) {
+        *self.get_mut(reason) += 1;
+    }
+
+    fn get_mut(&mut self, reason: CloseReason) -> &mut u64 {
+        match reason {
+            CloseReason::IdleTimeout => &mut self.idle_timeout,
+            CloseReason::Lifetime => &mut self.lifetime,
+            CloseReason::ServerClosed => &mut self.server_closed,
+            CloseReason::PoolFull => &mut self.pool_full,
+            CloseReason::Error => &mut self.error,
+            CloseReason::Cancelled => &mut self.cancelled,
+            CloseReason::NotReusable => &mut self.not_reusable,
+            CloseReason::AgentDropped => &mut self.agent_dropped,
+        }
+    }
+
+    /// The count for one reason.
+    pub fn get(&self, reason: CloseReason) -> u64 {
+        let mut copy = *self;
+        *copy.get_mut(reason)
+    }
+
+    /// All closes together.
+    pub fn total(&self) -> u64 {
+        CloseReason::ALL.iter().map(|r| self.get(*r)).sum()
+    }
+}
+
+/// The state of one pool key (scheme, host, port, proxy, TLS settings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostStats {
+    /// The key, as `scheme://host:port`, with ` via PROXY` or ` (unverified tls)` when they apply.
+    pub key: String,
+    /// Connections resting in the pool.
+    pub idle: usize,
+    /// Connections checked out by a request (including bodies not yet read).
+    pub active: usize,
+    /// Connections being opened (DNS, TCP, TLS).
+    pub connecting: usize,
+    /// Requests waiting for a connection slot.
+    pub waiting: usize,
+    /// Connections opened since the agent was built.
+    pub opened: u64,
+    /// Times an idle connection was reused.
+    pub reused: u64,
+    /// Connections closed, by reason.
+    pub closed: ClosedCounts,
+}
+
+impl HostStats {
+    /// Connections counted against `max_connections_per_host`: idle, active and connecting.
+    pub fn open(&self) -> usize {
+        self.idle + self.active + self.connecting
+    }
+}
+
+/// A snapshot of the whole pool, from [`Agent::pool_stats`](crate::Agent::pool_stats).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// One entry per pool key, sorted by key.
+    pub hosts: Vec<HostStats>,
+}
+
+impl PoolStats {
+    /// The entry for a key such as `"http://127.0.0.1:8080"`.
+    pub fn host(&self, key: &str) -> Option<&HostStats> {
+        self.hosts.iter().find(|h| h.key == key)
+    }
+
+    /// Idle connections over all hosts.
+    pub fn idle(&self) -> usize {
+        self.hosts.iter().map(|h| h.idle).sum()
+    }
+
+    /// Active connections over all hosts.
+    pub fn active(&self) -> usize {
+        self.hosts.iter().map(|h| h.active).sum()
+    }
+
+    /// Requests waiting over all hosts.
+    pub fn waiting(&self) -> usize {
+        self.hosts.iter().map(|h| h.waiting).sum()
+    }
+
+    /// Connections opened over all hosts.
+    pub fn opened(&self) -> u64 {
+        self.hosts.iter().map(|h| h.opened).sum()
+    }
+
+    /// Reuses over all hosts.
+    pub fn reused(&self) -> u64 {
+        self.hosts.iter().map(|h| h.reused).sum()
+    }
+}
+
+impl fmt::Display for PoolStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{:<40} {:>5} {:>6} {:>10} {:>7} {:>8} {:>8} {:>8}",
+            "host", "idle", "active", "connecting", "waiting", "opened", "reused", "closed"
+        )?;
+        for h in &self.hosts {
+            writeln!(
+                f,
+                "{:<40} {:>5} {:>6} {:>10} {:>7} {:>8} {:>8} {:>8}",
+                h.key,
+                h.idle,
+                h.active,
+                h.connecting,
+                h.waiting,
+                h.opened,
+                h.reused,
+                h.closed.total()
+            )?;
+        }
+        Ok(())
+    }
+}

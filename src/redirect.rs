@@ -1,0 +1,137 @@
+//! The redirect policy: which responses are followed, how the method and body
+//! change, and which credentials are dropped on the way (curl's rule).
+
+use http::header::{AUTHORIZATION, COOKIE, LOCATION, PROXY_AUTHORIZATION};
+use http::{HeaderMap, Method, StatusCode};
+use url::Url;
+
+use crate::error::{Error, ErrorKind};
+
+/// What to do with a 3xx response.
+#[derive(Debug)]
+pub(crate) enum Next {
+    /// Not a redirect we follow: hand the response to the caller.
+    Stop,
+    /// Follow to `url`; `to_get` turns the request into a GET without body.
+    Follow { url: Url, to_get: bool },
+}
+
+/// Decide whether and where to follow a response.
+pub(crate) fn next(
+    status: StatusCode,
+    headers: &HeaderMap,
+    method: &Method,
+    current: &Url,
+    https_to_http: bool,
+) -> Result<Next, Error> {
+    let to_get = match status.as_u16() {
+        // RFC 9110 §15.4: 301/302 may turn POST into GET, and every client does;
+        // 303 means "see other" with GET for anything but HEAD.
+        301 | 302 => *method == Method::POST,
+        303 => *method != Method::HEAD && *method != Method::GET,
+        307 | 308 => false,
+        _ => return Ok(Next::Stop),
+    };
+    let Some(location) = headers.get(LOCATION) else {
+        return Ok(Next::Stop);
+    };
+    let location = std::str::from_utf8(location.as_bytes())
+        .map_err(|_| Error::protocol("redirect Location is not valid UTF-8"))?;
+    let url = current.join(location).map_err(|e| {
+        Error::with_source(
+            ErrorKind::InvalidUrl,
+            format!("invalid redirect Location {location:?}"),
+            e,
+        )
+    })?;
+    match url.scheme() {
+        "http" | "https" => {}
+        other => {
+            return Err(Error::new(
+                ErrorKind::InvalidUrl,
+                format!("refusing to follow a redirect to a {other}: URL"),
+            ))
+        }
+    }
+    if current.scheme() == "https" && url.scheme() == "http" && !https_to_http {
+        return Err(Error::new(
+            ErrorKind::InsecureRedirect,
+            format!("refusing to follow a redirect from https to {url}; enable https_to_http_redirects to allow it"),
+        ));
+    }
+    Ok(Next::Follow { url, to_get })
+}
+
+/// Whether two URLs have the same scheme, host and port.
+pub(crate) fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// Drop credentials before a redirect to another scheme, host or port.
+pub(crate) fn strip_credentials(headers: &mut HeaderMap) {
+    headers.remove(AUTHORIZATION);
+    headers.remove(COOKIE);
+    headers.remove(PROXY_AUTHORIZATION);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loc(l: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(LOCATION, l.parse().unwrap());
+        h
+    }
+
+    fn follow(status: u16, method: Method, from: &str, to: &str) -> Result<Next, Error> {
+        next(
+            StatusCode::from_u16(status).unwrap(),
+            &loc(to),
+            &method,
+            &Url::parse(from).unwrap(),
+            false,
+        )
+    }
+
+    #[test]
+    fn method_rewrites() {
+        let get = |s, m| match follow(s, m, "http://a/x", "/y").unwrap() {
+            Next::Follow { to_get, .. } => to_get,
+            Next::Stop => panic!("should follow"),
+        };
+        assert!(get(301, Method::POST));
+        assert!(get(302, Method::POST));
+        assert!(get(303, Method::PUT));
+        assert!(!get(303, Method::HEAD));
+        assert!(!get(307, Method::POST));
+        assert!(!get(308, Method::PUT));
+    }
+
+    #[test]
+    fn relative_locations_resolve_against_the_current_url() {
+        match follow(302, Method::GET, "http://a/dir/x", "y?z=1").unwrap() {
+            Next::Follow { url, .. } => assert_eq!(url.as_str(), "http://a/dir/y?z=1"),
+            Next::Stop => panic!("should follow"),
+        }
+    }
+
+    #[test]
+    fn downgrade_and_odd_schemes_are_refused() {
+        let e = follow(302, Method::GET, "https://a/", "http://a/").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InsecureRedirect);
+        let e = follow(302, Method::GET, "http://a/", "file:///etc/passwd").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidUrl);
+    }
+
+    #[test]
+    fn origin_comparison_includes_the_port() {
+        let u = |s| Url::parse(s).unwrap();
+        assert!(same_origin(&u("http://a/x"), &u("http://a:80/y")));
+        assert!(!same_origin(&u("http://a/"), &u("http://a:81/")));
+        assert!(!same_origin(&u("http://a/"), &u("https://a/")));
+        assert!(!same_origin(&u("http://a/"), &u("http://b/")));
+    }
+}

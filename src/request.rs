@@ -1,0 +1,434 @@
+//! `RequestBuilder`: method, URL, query, headers, body and per-request overrides.
+//!
+//! Mistakes in what the caller builds (a bad URL, a header with CR or LF) are
+//! kept and returned by the terminal call, before any byte is sent.
+
+use std::io::Read;
+use std::panic::Location;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use url::Url;
+
+use crate::agent::Agent;
+use crate::deadline::CancelToken;
+use crate::error::{Error, ErrorKind};
+use crate::response::Response;
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// Anything that can be a request URL: `&str`, `String`, `&String`, [`url::Url`], `&Url`.
+pub trait IntoUrl: sealed::Sealed {
+    /// Parse and check the URL.
+    fn into_url(self) -> Result<Url, Error>;
+}
+
+fn parse_url(text: &str) -> Result<Url, Error> {
+    // The url crate silently drops tabs and newlines; a URL that carries them
+    // is a mistake or an injection attempt, so refuse it instead.
+    if let Some(c) = text.chars().find(|c| c.is_control()) {
+        return Err(Error::new(
+            ErrorKind::InvalidUrl,
+            format!("URL contains the control character {c:?}"),
+        ));
+    }
+    let url = Url::parse(text).map_err(|e| {
+        Error::with_source(ErrorKind::InvalidUrl, format!("invalid URL {text:?}"), e)
+    })?;
+    check_url(url)
+}
+
+pub(crate) fn check_url(url: Url) -> Result<Url, Error> {
+    match url.scheme() {
+        "http" | "https" => {}
+        other => {
+            return Err(Error::new(
+                ErrorKind::InvalidUrl,
+                format!("unsupported URL scheme {other:?}: windlass speaks http and https"),
+            ))
+        }
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(Error::new(ErrorKind::InvalidUrl, "URL has no host").at_url(&url));
+    }
+    Ok(url)
+}
+
+impl sealed::Sealed for &str {}
+impl IntoUrl for &str {
+    fn into_url(self) -> Result<Url, Error> {
+        parse_url(self)
+    }
+}
+impl sealed::Sealed for String {}
+impl IntoUrl for String {
+    fn into_url(self) -> Result<Url, Error> {
+        parse_url(&self)
+    }
+}
+impl sealed::Sealed for &String {}
+impl IntoUrl for &String {
+    fn into_url(self) -> Result<Url, Error> {
+        parse_url(self)
+    }
+}
+impl sealed::Sealed for Url {}
+impl IntoUrl for Url {
+    fn into_url(self) -> Result<Url, Error> {
+        check_url(self)
+    }
+}
+impl sealed::Sealed for &Url {}
+impl IntoUrl for &Url {
+    fn into_url(self) -> Result<Url, Error> {
+        check_url(self.clone())
+    }
+}
+
+/// A request body.
+pub(crate) enum SendBody {
+    Empty,
+    Bytes(Vec<u8>),
+    /// A reader and, when the caller set Content-Length, its length.
+    Reader(Box<dyn Read + Send>, Option<u64>),
+    /// A reader body already sent once: it cannot be sent again.
+    Spent,
+}
+
+impl SendBody {
+    /// Whether the body can be sent again (for a retry or a 307/308).
+    pub(crate) fn replayable(&self) -> bool {
+        matches!(self, SendBody::Empty | SendBody::Bytes(_))
+    }
+}
+
+/// Per-request settings that override the agent's.
+#[derive(Default, Clone)]
+pub(crate) struct Overrides {
+    pub timeout: Option<Duration>,
+    pub deadline: Option<Instant>,
+    pub cancel: Option<CancelToken>,
+    pub idempotent: Option<bool>,
+    pub max_redirects: Option<u32>,
+}
+
+/// A request ready to run.
+pub(crate) struct Request {
+    pub method: Method,
+    pub url: Url,
+    pub headers: HeaderMap,
+    pub body: SendBody,
+    pub overrides: Overrides,
+    pub call_site: &'static Location<'static>,
+}
+
+/// Builds and sends one request. Made by [`Agent::get`](crate::Agent::get) and
+/// friends, or the crate-level [`get`](crate::get) etc.
+///
+/// ```no_run
+/// # fn main() -> Result<(), windlass::Error> {
+/// let text = windlass::get("http://127.0.0.1:8080/items")
+///     .query("page", "2")
+///     .header("accept", "application/json")
+///     .timeout(std::time::Duration::from_secs(5))
+///     .call()?
+///     .text()?;
+/// # drop(text); Ok(()) }
+/// ```
+#[must_use = "a request does nothing until call() or a send_* method runs it"]
+pub struct RequestBuilder {
+    agent: Agent,
+    method: Method,
+    url: Result<Url, Error>,
+    headers: HeaderMap,
+    overrides: Overrides,
+    error: Option<Error>,
+    call_site: &'static Location<'static>,
+}
+
+impl std::fmt::Debug for RequestBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestBuilder")
+            .field("method", &self.method)
+            .field("url", &self.url.as_ref().map(crate::error::redacted).ok())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RequestBuilder {
+    #[track_caller]
+    pub(crate) fn new(
+        agent: Agent,
+        method: Result<Method, Error>,
+        url: Result<Url, Error>,
+    ) -> Self {
+        let (method, error) = match method {
+            Ok(m) => (m, None),
+            Err(e) => (Method::GET, Some(e)),
+        };
+        RequestBuilder {
+            agent,
+            method,
+            url,
+            headers: HeaderMap::new(),
+            overrides: Overrides::default(),
+            error,
+            call_site: Location::caller(),
+        }
+    }
+
+    fn fail(&mut self, err: Error) {
+        if self.error.is_none() {
+            self.error = Some(err);
+        }
+    }
+
+    /// Append a query parameter, percent-encoded.
+    pub fn query(mut self, name: &str, value: &str) -> Self {
+        if let Ok(url) = self.url.as_mut() {
+            url.query_pairs_mut().append_pair(name, value);
+        }
+        self
+    }
+
+    /// Add a header. Names and values are checked: CR, LF, NUL and other bytes
+    /// that could inject into the request make the call fail with
+    /// [`ErrorKind::InvalidHeader`] before anything is sent.
+    pub fn header<K, V>(mut self, name: K, value: V) -> Self
+    where
+        HeaderName: TryFrom<K>,
+        HeaderValue: TryFrom<V>,
+    {
+        let name = match HeaderName::try_from(name) {
+            Ok(n) => n,
+            Err(_) => {
+                self.fail(Error::new(ErrorKind::InvalidHeader, "invalid header name"));
+                return self;
+            }
+        };
+        match HeaderValue::try_from(value) {
+            Ok(v) => {
+                self.headers.append(name, v);
+            }
+            Err(_) => self.fail(Error::new(
+                ErrorKind::InvalidHeader,
+                format!("invalid value for header {name}"),
+            )),
+        }
+        self
+    }
+
+    /// HTTP basic authentication.
+    pub fn basic_auth(mut self, user: &str, password: Option<&str>) -> Self {
+        let value = basic_auth_value(user, password.unwrap_or(""));
+        self.headers.insert(AUTHORIZATION, value);
+        self
+    }
+
+    /// An overall limit for this request, from now: redirects, retries and
+    /// reading the body included (like Go's `Client.Timeout`).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.overrides.timeout = Some(timeout);
+        self
+    }
+
+    /// An absolute deadline for this request, body included.
+    pub fn deadline(mut self, deadline: Instant) -> Self {
+        self.overrides.deadline = Some(deadline);
+        self
+    }
+
+    /// Make the request stoppable from another thread with `token.cancel()`.
+    pub fn cancel_token(mut self, token: &CancelToken) -> Self {
+        self.overrides.cancel = Some(token.clone());
+        self
+    }
+
+    /// Declare whether the request may safely be sent twice, overriding the
+    /// method's own idempotency for retries.
+    pub fn idempotent(mut self, idempotent: bool) -> Self {
+        self.overrides.idempotent = Some(idempotent);
+        self
+    }
+
+    /// Most redirects to follow for this request; 0 returns the 3xx response.
+    pub fn max_redirects(mut self, max: u32) -> Self {
+        self.overrides.max_redirects = Some(max);
+        self
+    }
+
+    /// Send the request without a body.
+    pub fn call(self) -> Result<Response, Error> {
+        self.send(SendBody::Empty)
+    }
+
+    /// Send `bytes` as the body, with a Content-Length.
+    pub fn send_bytes(self, bytes: &[u8]) -> Result<Response, Error> {
+        self.send(SendBody::Bytes(bytes.to_vec()))
+    }
+
+    /// Send a string (`text/plain; charset=utf-8` unless a Content-Type is set).
+    pub fn send_string(self, text: &str) -> Result<Response, Error> {
+        self.with_default_type("text/plain; charset=utf-8")
+            .send(SendBody::Bytes(text.as_bytes().to_vec()))
+    }
+
+    /// Send form fields as `application/x-www-form-urlencoded`.
+    pub fn send_form(self, fields: &[(&str, &str)]) -> Result<Response, Error> {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        self.with_default_type("application/x-www-form-urlencoded")
+            .send(SendBody::Bytes(body.into_bytes()))
+    }
+
+    /// Stream a body from a reader: chunked, unless a Content-Length header was
+    /// set, in which case exactly that many bytes are sent. A reader body
+    /// cannot be replayed, so it is neither retried nor sent again on a 307/308.
+    pub fn send_reader(self, reader: impl Read + Send + 'static) -> Result<Response, Error> {
+        let length = match crate::http1::content_length(&self.headers) {
+            Ok(length) => length,
+            Err(_) => {
+                let mut me = self;
+                me.fail(Error::new(
+                    ErrorKind::InvalidHeader,
+                    "invalid Content-Length",
+                ));
+                return me.send(SendBody::Empty);
+            }
+        };
+        self.send(SendBody::Reader(Box::new(reader), length))
+    }
+
+    /// Send a value as JSON (`application/json`).
+    #[cfg(feature = "json")]
+    pub fn send_json(self, value: &impl serde::Serialize) -> Result<Response, Error> {
+        match serde_json::to_vec(value) {
+            Ok(body) => self
+                .with_default_type("application/json")
+                .send(SendBody::Bytes(body)),
+            Err(e) => {
+                let mut me = self;
+                me.fail(Error::with_source(
+                    ErrorKind::InvalidHeader,
+                    "the value cannot be serialized as JSON",
+                    e,
+                ));
+                me.send(SendBody::Empty)
+            }
+        }
+    }
+
+    fn with_default_type(mut self, content_type: &'static str) -> Self {
+        if !self.headers.contains_key(CONTENT_TYPE) {
+            self.headers
+                .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        }
+        self
+    }
+
+    fn send(self, body: SendBody) -> Result<Response, Error> {
+        let RequestBuilder {
+            agent,
+            method,
+            url,
+            mut headers,
+            overrides,
+            error,
+            call_site,
+        } = self;
+        let mut url = url?;
+        if let Some(err) = error {
+            return Err(err.at_url(&url));
+        }
+        if !headers.contains_key(AUTHORIZATION) {
+            if let Some(auth) = basic_auth_from_url(&url) {
+                headers.insert(AUTHORIZATION, auth);
+            }
+        }
+        // Credentials travel in the header; the URL we keep and report has none.
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        let request = Request {
+            method,
+            url,
+            headers,
+            body,
+            overrides,
+            call_site,
+        };
+        crate::run::run(&agent, request)
+    }
+}
+
+/// `Basic base64(user:password)`, marked sensitive so it is never logged.
+pub(crate) fn basic_auth_value(user: &str, password: &str) -> HeaderValue {
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let mut value =
+        HeaderValue::from_str(&format!("Basic {token}")).expect("base64 is a valid header value");
+    value.set_sensitive(true);
+    value
+}
+
+/// Credentials from a URL's userinfo, percent-decoded.
+pub(crate) fn basic_auth_from_url(url: &Url) -> Option<HeaderValue> {
+    if url.username().is_empty() && url.password().is_none() {
+        return None;
+    }
+    Some(basic_auth_value(
+        &percent_decode(url.username()),
+        &percent_decode(url.password().unwrap_or("")),
+    ))
+}
+
+fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Parse a method name, refusing anything that is not an HTTP token.
+pub(crate) fn parse_method(method: &str) -> Result<Method, Error> {
+    Method::from_bytes(method.as_bytes()).map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidHeader,
+            format!("invalid HTTP method {method:?}"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_in_urls_are_refused() {
+        for bad in ["http://a/\r\nx", "http://a/\tb", "http://a/\0"] {
+            assert_eq!(bad.into_url().unwrap_err().kind(), ErrorKind::InvalidUrl);
+        }
+        assert_eq!(
+            "ftp://a/".into_url().unwrap_err().kind(),
+            ErrorKind::InvalidUrl
+        );
+        assert!("http://a/b c".into_url().is_ok());
+    }
+
+    #[test]
+    fn methods_must_be_tokens() {
+        assert!(parse_method("PATCH").is_ok());
+        assert!(parse_method("GET /x HTTP/1.1\r\n").is_err());
+        assert!(parse_method("GE T").is_err());
+    }
+
+    #[test]
+    fn userinfo_is_percent_decoded() {
+        let url = Url::parse("http://us%40er:p%3Ass@a/").unwrap();
+        let value = basic_auth_from_url(&url).unwrap();
+        let expected = basic_auth_value("us@er", "p:ss");
+        assert_eq!(value, expected);
+    }
+}

@@ -1,0 +1,134 @@
+//! `Response`: status, headers, final URL, timings, and the body with helpers.
+
+use http::{HeaderMap, StatusCode, Version};
+use url::Url;
+
+use crate::body::Body;
+use crate::error::{Error, ErrorKind};
+use crate::timings::Timings;
+
+/// A response: any status, 2xx or not, is a response and not an error (see
+/// [`error_for_status`](Response::error_for_status)).
+///
+/// The body is read through [`into_body`](Response::into_body) (streaming) or
+/// [`text`](Response::text) / [`bytes`](Response::bytes) (bounded by the
+/// agent's body limit, 10 MiB by default).
+pub struct Response {
+    pub(crate) status: StatusCode,
+    pub(crate) version: Version,
+    pub(crate) headers: HeaderMap,
+    pub(crate) url: Url,
+    pub(crate) timings: Timings,
+    pub(crate) body: Body,
+    pub(crate) body_limit: u64,
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("version", &self.version)
+            .field("url", &crate::error::redacted(&self.url))
+            .field("headers", &self.headers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Response {
+    /// The status code.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The HTTP version the server answered with.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// All response headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The first value of a header, if present and valid UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The URL that answered, after any redirects (without credentials).
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The declared Content-Length, if any.
+    pub fn content_length(&self) -> Option<u64> {
+        crate::http1::content_length(&self.headers).ok().flatten()
+    }
+
+    /// How long each phase took.
+    pub fn timings(&self) -> &Timings {
+        &self.timings
+    }
+
+    /// The body as a stream. Reading it to the end returns the connection to the pool.
+    pub fn into_body(self) -> Body {
+        self.body
+    }
+
+    /// The whole body (decoded), at most the agent's body limit.
+    pub fn bytes(self) -> Result<Vec<u8>, Error> {
+        let limit = self.body_limit;
+        self.bytes_with_limit(limit)
+    }
+
+    /// The whole body (decoded), at most `limit` bytes, else [`ErrorKind::BodyTooLarge`].
+    pub fn bytes_with_limit(mut self, limit: u64) -> Result<Vec<u8>, Error> {
+        let url = self.url.clone();
+        self.body.read_limited(limit).map_err(|e| e.at_url(&url))
+    }
+
+    /// The whole body as text (invalid UTF-8 is replaced), at most the agent's body limit.
+    pub fn text(self) -> Result<String, Error> {
+        let limit = self.body_limit;
+        self.text_with_limit(limit)
+    }
+
+    /// The whole body as text, at most `limit` bytes.
+    pub fn text_with_limit(self, limit: u64) -> Result<String, Error> {
+        let bytes = self.bytes_with_limit(limit)?;
+        Ok(match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        })
+    }
+
+    /// The body parsed as JSON, at most the agent's body limit.
+    #[cfg(feature = "json")]
+    pub fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, Error> {
+        let url = self.url.clone();
+        let bytes = self.bytes()?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Error::with_source(
+                ErrorKind::Protocol,
+                "the response body is not the expected JSON",
+                e,
+            )
+            .at_url(&url)
+        })
+    }
+
+    /// Turn a 4xx or 5xx response into an error of kind [`ErrorKind::Status`];
+    /// any other response is returned unchanged.
+    pub fn error_for_status(self) -> Result<Response, Error> {
+        if self.status.is_client_error() || self.status.is_server_error() {
+            let err = Error::new(
+                ErrorKind::Status(self.status),
+                format!("HTTP status {}", self.status),
+            )
+            .at_url(&self.url)
+            .with_timings(self.timings.clone());
+            return Err(err);
+        }
+        Ok(self)
+    }
+}

@@ -1,0 +1,486 @@
+//! One request from start to finish, top to bottom:
+//! redirects ► retries ► pool checkout ► connect ► write request ► read head ► hand over the body.
+
+use std::io::Read;
+use std::time::Instant;
+
+use http::header::{
+    ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HOST,
+    PROXY_AUTHORIZATION, TRANSFER_ENCODING, USER_AGENT,
+};
+use http::{HeaderMap, Method, StatusCode};
+use url::Url;
+
+use crate::agent::{Agent, AgentInner};
+use crate::body::{Body, Encoding, Held, RawBody};
+use crate::conn::{Conn, IoCtx};
+use crate::deadline::{CancelToken, Deadline};
+use crate::error::{Error, ErrorKind, Phase};
+use crate::http1::{self, Decoder, Framing};
+use crate::observe::Observer;
+use crate::pool::{CloseReason, Lease, PoolKey};
+use crate::redirect::{self, Next};
+use crate::request::{Request, SendBody};
+use crate::response::Response;
+use crate::retry;
+use crate::timings::Timings;
+
+/// Request bodies up to this size go out in the same write as the head.
+const COALESCE_BODY: usize = 16 * 1024;
+/// Most 1xx responses skipped before the final one.
+const MAX_INFORMATIONAL: usize = 16;
+/// Chunk size for streaming a reader body.
+const UPLOAD_CHUNK: usize = 16 * 1024;
+
+/// Run a request: follow redirects, retry what may be retried.
+pub(crate) fn run(agent: &Agent, mut req: Request) -> Result<Response, Error> {
+    let inner = &*agent.inner;
+    let started = Instant::now();
+    let overall = Deadline::after(
+        started,
+        req.overrides.timeout.or(inner.config.timeouts.overall),
+    )
+    .min(req.overrides.deadline.map_or(Deadline::Never, Deadline::At));
+    let max_redirects = req
+        .overrides
+        .max_redirects
+        .unwrap_or(inner.config.max_redirects);
+    let mut redirects = 0;
+    loop {
+        let mut resp =
+            with_retries(inner, &mut req, overall, started).map_err(|e| e.at_url(&req.url))?;
+        resp.timings.redirects = redirects;
+        let next = redirect::next(
+            resp.status,
+            &resp.headers,
+            &req.method,
+            &req.url,
+            inner.config.https_to_http,
+        )
+        .map_err(|e| e.at_url(&req.url))?;
+        let Next::Follow { url, to_get } = next else {
+            return Ok(resp);
+        };
+        if max_redirects == 0 {
+            return Ok(resp);
+        }
+        if redirects >= max_redirects {
+            return Err(Error::new(
+                ErrorKind::TooManyRedirects,
+                format!("stopped after {redirects} redirects"),
+            )
+            .at_url(&req.url));
+        }
+        if !to_get && !req.body.replayable() {
+            // A 307/308 wants the same body again, and a streamed body is gone:
+            // the caller gets the redirect and decides.
+            return Ok(resp);
+        }
+        drop(resp);
+        if to_get {
+            req.method = Method::GET;
+            req.body = SendBody::Empty;
+            req.headers.remove(CONTENT_TYPE);
+            req.headers.remove(CONTENT_LENGTH);
+            req.headers.remove(TRANSFER_ENCODING);
+        }
+        if !redirect::same_origin(&req.url, &url) {
+            redirect::strip_credentials(&mut req.headers);
+        }
+        log::debug!("following redirect to {}", crate::error::redacted(&url));
+        req.url = url;
+        redirects += 1;
+    }
+}
+
+/// One hop, with the stale-connection retry and the agent's retry policy.
+fn with_retries(
+    inner: &AgentInner,
+    req: &mut Request,
+    overall: Deadline,
+    started: Instant,
+) -> Result<Response, Error> {
+    let policy = &inner.config.retry;
+    let idempotent = retry::is_idempotent(&req.method, &req.headers, req.overrides.idempotent);
+    let cancel = req.overrides.cancel.clone();
+    let mut attempts = 0;
+    let mut retries = 0;
+    let mut fresh = false;
+    let mut stale_retry_used = false;
+    loop {
+        attempts += 1;
+        let mut timings = Timings {
+            attempts,
+            ..Timings::default()
+        };
+        let outcome = send(inner, req, overall, fresh, started, &mut timings);
+        let may_repeat = idempotent && req.body.replayable();
+        let wait = match outcome {
+            Ok(resp) => {
+                if may_repeat
+                    && retries < policy.max_retries()
+                    && policy.retries_status(resp.status)
+                {
+                    retries += 1;
+                    policy.delay(retries, retry::retry_after(&resp.headers))
+                } else {
+                    return Ok(resp);
+                }
+            }
+            Err(failure) => {
+                let err = failure.err.with_timings(timings.clone());
+                // The server most likely closed the idle connection as we took
+                // it; nothing reached it, so try once more on a new one.
+                if failure.reused
+                    && !failure.got_bytes
+                    && may_repeat
+                    && !stale_retry_used
+                    && !matches!(err.kind(), ErrorKind::Cancelled | ErrorKind::Timeout(_))
+                {
+                    stale_retry_used = true;
+                    fresh = true;
+                    log::debug!("retrying on a new connection after a stale one failed: {err}");
+                    continue;
+                }
+                if may_repeat && retries < policy.max_retries() && policy.retries_error(&err) {
+                    retries += 1;
+                    log::debug!("retry {retries} after: {err}");
+                    policy.delay(retries, None)
+                } else {
+                    return Err(err);
+                }
+            }
+        };
+        if overall.remaining().is_some_and(|left| left <= wait) {
+            return Err(Error::timeout(
+                Phase::RetryWait,
+                req.url.host_str().unwrap_or(""),
+                started.elapsed(),
+            ));
+        }
+        if crate::deadline::sleep(wait, cancel.as_ref()).is_err() {
+            return Err(Error::cancelled(Phase::RetryWait));
+        }
+        fresh = false;
+    }
+}
+
+/// Why an attempt failed, and whether it may be repeated safely.
+struct Failure {
+    err: Error,
+    /// The connection came from the pool.
+    reused: bool,
+    /// Some response byte arrived.
+    got_bytes: bool,
+}
+
+impl From<Error> for Failure {
+    fn from(err: Error) -> Failure {
+        Failure {
+            err,
+            reused: false,
+            got_bytes: false,
+        }
+    }
+}
+
+/// One attempt on one connection.
+fn send(
+    inner: &AgentInner,
+    req: &mut Request,
+    overall: Deadline,
+    fresh: bool,
+    started: Instant,
+    timings: &mut Timings,
+) -> Result<Response, Failure> {
+    let timeouts = &inner.config.timeouts;
+    let cancel = req.overrides.cancel.as_ref();
+    if cancel.is_some_and(CancelToken::is_cancelled) {
+        return Err(Error::cancelled(Phase::PoolWait).into());
+    }
+    let key = inner.pool_key(&req.url)?;
+
+    let pool_deadline = overall.min(Deadline::after(Instant::now(), timeouts.pool_wait));
+    let checkout = inner.pool.checkout(&key, fresh, pool_deadline, cancel)?;
+    timings.pool_wait = Some(checkout.waited);
+    let mut lease = checkout.lease;
+    let reused = checkout.conn.is_some();
+    let mut conn = match checkout.conn {
+        Some(conn) => {
+            timings.reused = true;
+            timings.idle_before_reuse = conn.info.idle_since.map(|t| t.elapsed());
+            timings.remote_addr = Some(conn.info.remote);
+            conn
+        }
+        None => {
+            let conn = crate::connect::open(inner, &key, overall, cancel, timings)?;
+            lease.connected();
+            conn
+        }
+    };
+
+    let fail = |conn: Conn, lease: Lease, err: Error, got_bytes: bool| {
+        let reason = if conn.was_cancelled() || err.kind() == ErrorKind::Cancelled {
+            CloseReason::Cancelled
+        } else {
+            CloseReason::Error
+        };
+        inner.pool.discard(lease, conn, reason);
+        Failure {
+            err,
+            reused,
+            got_bytes,
+        }
+    };
+
+    if !conn.begin(IoCtx::new(Phase::Write, overall, cancel)) {
+        return Err(fail(conn, lease, Error::cancelled(Phase::Write), false));
+    }
+    conn.set_phase(Phase::Write, overall, timeouts.write);
+    if let Err(err) = write_request(inner, &key, req, &mut conn) {
+        return Err(fail(conn, lease, err, false));
+    }
+    timings.request_written = Some(started.elapsed());
+
+    let head_deadline = overall.min(Deadline::after(Instant::now(), timeouts.response_head));
+    conn.set_phase(Phase::ResponseHead, head_deadline, None);
+    let mut got_bytes = false;
+    let mut informational = 0;
+    let head = loop {
+        match http1::read_head(&mut conn, inner.config.max_head_size, &mut got_bytes) {
+            Ok(head)
+                if head.status.is_informational()
+                    && head.status != StatusCode::SWITCHING_PROTOCOLS =>
+            {
+                informational += 1;
+                if informational > MAX_INFORMATIONAL {
+                    let err = Error::protocol(format!(
+                        "more than {MAX_INFORMATIONAL} informational (1xx) responses"
+                    ));
+                    return Err(fail(conn, lease, err, true));
+                }
+            }
+            Ok(head) => break head,
+            Err(err) => return Err(fail(conn, lease, err, got_bytes)),
+        }
+    };
+    timings.first_byte = Some(started.elapsed());
+    timings.total = started.elapsed();
+
+    let (framing, mut reusable) = match http1::framing(&req.method, &head) {
+        Ok(f) => f,
+        Err(err) => return Err(fail(conn, lease, err, true)),
+    };
+    if head.status == StatusCode::SWITCHING_PROTOCOLS || request_closes(&req.headers) {
+        reusable = false;
+    }
+    conn.info.server_keep_alive = http1::keep_alive_timeout(&head.headers);
+    log::trace!(
+        "{} {} (called at {}) -> {} {:?}",
+        req.method,
+        crate::error::redacted(&req.url),
+        req.call_site,
+        head.status,
+        crate::observe::redact_headers(&head.headers)
+    );
+
+    conn.set_phase(Phase::Body, overall, timeouts.read);
+    let held = Held {
+        conn,
+        lease,
+        pool: inner.pool.clone(),
+        reusable,
+        overall,
+        observer: Observer::default(),
+    };
+    let raw = RawBody::new(Some(held), Decoder::new(framing));
+    let encoding = if framing != Framing::Empty && decoding_wanted(inner, &req.headers) {
+        Encoding::from_header(head.headers.get(CONTENT_ENCODING))
+    } else {
+        Encoding::Identity
+    };
+    Ok(Response {
+        status: head.status,
+        version: head.version,
+        headers: head.headers,
+        url: req.url.clone(),
+        timings: std::mem::take(timings),
+        body: Body::new(raw, encoding),
+        body_limit: inner.config.body_limit,
+    })
+}
+
+fn decoding_wanted(inner: &AgentInner, headers: &HeaderMap) -> bool {
+    inner.config.decompress && !headers.contains_key(ACCEPT_ENCODING)
+}
+
+fn request_closes(headers: &HeaderMap) -> bool {
+    headers.get_all(http::header::CONNECTION).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
+    })
+}
+
+/// The request target: origin form, or absolute form through a proxy for http.
+fn target(url: &Url, absolute: bool) -> String {
+    if absolute {
+        let mut u = url.clone();
+        u.set_fragment(None);
+        return u.to_string();
+    }
+    match url.query() {
+        Some(q) => format!("{}?{}", url.path(), q),
+        None => url.path().to_string(),
+    }
+}
+
+/// Write a header line with the name in the conventional Title-Case: names are
+/// case-insensitive, but some old servers are not.
+fn put_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    let mut upper = true;
+    for b in name.bytes() {
+        out.push(if upper { b.to_ascii_uppercase() } else { b });
+        upper = b == b'-';
+    }
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Write the head and the body. Small bodies share the head's write.
+fn write_request(
+    inner: &AgentInner,
+    key: &PoolKey,
+    req: &mut Request,
+    conn: &mut Conn,
+) -> Result<(), Error> {
+    let via_proxy = inner.config.proxy.is_some() && key.scheme == crate::pool::Scheme::Http;
+    let mut out = std::mem::take(&mut conn.wbuf);
+    out.clear();
+    out.extend_from_slice(req.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target(&req.url, via_proxy).as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let headers = &req.headers;
+    if !headers.contains_key(HOST) {
+        let host = req.url.host_str().unwrap_or("");
+        match req.url.port() {
+            Some(port) => put_header(&mut out, "host", format!("{host}:{port}").as_bytes()),
+            None => put_header(&mut out, "host", host.as_bytes()),
+        }
+    }
+    for (name, value) in headers {
+        put_header(&mut out, name.as_str(), value.as_bytes());
+    }
+    if !headers.contains_key(USER_AGENT) {
+        put_header(&mut out, "user-agent", inner.config.user_agent.as_bytes());
+    }
+    if !headers.contains_key(ACCEPT) {
+        put_header(&mut out, "accept", b"*/*");
+    }
+    if inner.config.decompress && !headers.contains_key(ACCEPT_ENCODING) {
+        put_header(&mut out, "accept-encoding", b"gzip, deflate");
+    }
+    if via_proxy && !headers.contains_key(PROXY_AUTHORIZATION) {
+        if let Some(auth) = inner.config.proxy.as_ref().and_then(|p| p.auth.as_ref()) {
+            put_header(&mut out, "proxy-authorization", auth.as_bytes());
+        }
+    }
+    let has_length = headers.contains_key(CONTENT_LENGTH);
+    let body = std::mem::replace(&mut req.body, SendBody::Spent);
+    let result = match body {
+        SendBody::Empty | SendBody::Spent => {
+            if !has_length && matches!(req.method, Method::POST | Method::PUT | Method::PATCH) {
+                put_header(&mut out, "content-length", b"0");
+            }
+            out.extend_from_slice(b"\r\n");
+            req.body = SendBody::Empty;
+            conn.write_all(&out)
+        }
+        SendBody::Bytes(bytes) => {
+            if !has_length {
+                put_header(
+                    &mut out,
+                    "content-length",
+                    bytes.len().to_string().as_bytes(),
+                );
+            }
+            out.extend_from_slice(b"\r\n");
+            let result = if bytes.len() <= COALESCE_BODY {
+                out.extend_from_slice(&bytes);
+                conn.write_all(&out)
+            } else {
+                conn.write_all(&out).and_then(|()| conn.write_all(&bytes))
+            };
+            req.body = SendBody::Bytes(bytes);
+            result
+        }
+        SendBody::Reader(mut reader, length) => {
+            if length.is_none() {
+                put_header(&mut out, "transfer-encoding", b"chunked");
+            }
+            out.extend_from_slice(b"\r\n");
+            conn.write_all(&out)
+                .map_err(Error::from_io)
+                .and_then(|()| match length {
+                    Some(n) => send_sized(conn, &mut reader, n),
+                    None => send_chunked(conn, &mut reader),
+                })
+                .map_err(std::io::Error::from)
+        }
+    };
+    out.clear();
+    if out.capacity() <= 4 * 1024 {
+        conn.wbuf = out;
+    }
+    result.map_err(Error::from_io)
+}
+
+fn body_read_error(e: std::io::Error) -> Error {
+    Error::with_source(ErrorKind::Io, "cannot read the request body", e)
+}
+
+fn send_chunked(conn: &mut Conn, reader: &mut dyn Read) -> Result<(), Error> {
+    let mut buf = vec![0u8; UPLOAD_CHUNK + 32];
+    loop {
+        // Leave room for the size line in front and the CRLF behind.
+        let n = read_some(reader, &mut buf[16..16 + UPLOAD_CHUNK])?;
+        if n == 0 {
+            return conn.write_all(b"0\r\n\r\n").map_err(Error::from_io);
+        }
+        let size = format!("{n:x}\r\n");
+        let start = 16 - size.len();
+        buf[start..16].copy_from_slice(size.as_bytes());
+        buf[16 + n..16 + n + 2].copy_from_slice(b"\r\n");
+        conn.write_all(&buf[start..16 + n + 2])
+            .map_err(Error::from_io)?;
+    }
+}
+
+fn send_sized(conn: &mut Conn, reader: &mut dyn Read, length: u64) -> Result<(), Error> {
+    let mut buf = vec![0u8; UPLOAD_CHUNK];
+    let mut left = length;
+    while left > 0 {
+        let want = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+        let n = read_some(reader, &mut buf[..want])?;
+        if n == 0 {
+            return Err(Error::new(
+                ErrorKind::Io,
+                format!("the request body ended {left} bytes short of its Content-Length"),
+            ));
+        }
+        conn.write_all(&buf[..n]).map_err(Error::from_io)?;
+        left -= n as u64;
+    }
+    Ok(())
+}
+
+fn read_some(reader: &mut dyn Read, buf: &mut [u8]) -> Result<usize, Error> {
+    loop {
+        match reader.read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(body_read_error(e)),
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! Per-request timings, in the spirit of curl's `CURLINFO_*_TIME` and Go's httptrace.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How long each phase of a request took. Phases that did not run are `None`
+/// (a reused connection has no DNS, connect or TLS time).
+///
+/// With redirects or retries, the phase times describe the last attempt;
+/// `total` covers them all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Timings {
+    /// Resolving the host name (absent when cached, an IP literal, or reused).
+    pub dns: Option<Duration>,
+    /// Opening the TCP connection.
+    pub connect: Option<Duration>,
+    /// The TLS handshake.
+    pub tls: Option<Duration>,
+    /// Waiting for a connection slot in the pool.
+    pub pool_wait: Option<Duration>,
+    /// From the start of the request until the request was fully written.
+    pub request_written: Option<Duration>,
+    /// From the start of the request until the first byte of the response.
+    pub first_byte: Option<Duration>,
+    /// From the start of the request until the body was read to its end.
+    pub body_done: Option<Duration>,
+    /// From the start of the request until the response head was read
+    /// (for a response) or until the error (for an error).
+    pub total: Duration,
+    /// Whether the connection came from the pool.
+    pub reused: bool,
+    /// How long the reused connection had been idle.
+    pub idle_before_reuse: Option<Duration>,
+    /// The address connected to.
+    pub remote_addr: Option<SocketAddr>,
+    /// Attempts made for the last hop (1 without retries).
+    pub attempts: u32,
+    /// Redirects followed.
+    pub redirects: u32,
+}
+
+fn ms(d: Option<Duration>) -> String {
+    match d {
+        Some(d) => format!("{:.3} ms", d.as_secs_f64() * 1000.0),
+        None => "-".to_string(),
+    }
+}
+
+impl fmt::Display for Timings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "dns          {}", ms(self.dns))?;
+        writeln!(f, "connect      {}", ms(self.connect))?;
+        writeln!(f, "tls          {}", ms(self.tls))?;
+        writeln!(f, "pool wait    {}", ms(self.pool_wait))?;
+        writeln!(f, "written      {}", ms(self.request_written))?;
+        writeln!(f, "first byte   {}", ms(self.first_byte))?;
+        writeln!(f, "body done    {}", ms(self.body_done))?;
+        writeln!(f, "total        {}", ms(Some(self.total)))?;
+        write!(
+            f,
+            "reused       {}{}",
+            if self.reused { "yes" } else { "no" },
+            match self.idle_before_reuse {
+                Some(idle) if self.reused => format!(" (idle {})", ms(Some(idle))),
+                _ => String::new(),
+            }
+        )
+    }
+}
