@@ -9,8 +9,12 @@ use std::time::Duration;
 use http::{HeaderValue, Method};
 
 use crate::error::Error;
+use crate::inflight::{InFlightList, Registry};
+use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::observe::Hook;
 use crate::pool::{HostLimits, Pool, PoolConfig, PoolKey, PoolStats, Scheme};
 use crate::proxy::Proxy;
+use crate::ratelimit::{Limiter, RateLimit};
 use crate::request::{IntoUrl, RequestBuilder};
 use crate::resolve::{Dns, Resolver, SystemResolver};
 use crate::retry::Retry;
@@ -98,6 +102,9 @@ pub(crate) struct AgentInner {
     pub pool: Pool,
     pub dns: Dns,
     pub next_conn_id: AtomicU64,
+    pub metrics: Arc<Metrics>,
+    pub hook: Option<Arc<dyn Hook>>,
+    pub limiter: Limiter,
     #[cfg(feature = "tls")]
     tls: OnceLock<Result<Arc<rustls::ClientConfig>, String>>,
     #[cfg(not(feature = "tls"))]
@@ -252,6 +259,18 @@ impl Agent {
     pub fn pool_stats(&self) -> PoolStats {
         self.inner.pool.stats()
     }
+
+    /// Counters, gauges and histograms of everything this agent did;
+    /// [`MetricsSnapshot::to_prometheus`] renders them for a scrape.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.inner.metrics.snapshot(self.inner.pool.stats())
+    }
+
+    /// Every request in flight: host, method, path, phase, age and the call
+    /// site that built it. Print it to see what holds the pool's connections.
+    pub fn in_flight(&self) -> InFlightList {
+        self.inner.pool.in_flight().snapshot()
+    }
 }
 
 /// Configures an [`Agent`]. Every setting has a safe default.
@@ -259,9 +278,18 @@ impl Agent {
 #[must_use]
 pub struct AgentBuilder {
     config: Config,
+    hook: Option<Arc<dyn Hook>>,
+    rate_limit: Option<RateLimit>,
+    host_rate_limits: HashMap<String, RateLimit>,
     resolver: Option<Arc<dyn Resolver>>,
     overrides: HashMap<String, Vec<SocketAddr>>,
     dns_ttl: Option<Duration>,
+}
+
+impl std::fmt::Debug for dyn Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hook")
+    }
 }
 
 impl std::fmt::Debug for dyn Resolver {
@@ -468,10 +496,33 @@ impl AgentBuilder {
         self
     }
 
+    /// Limit the request rate to every host (each host has its own bucket).
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate_limit = Some(limit);
+        self
+    }
+
+    /// Limit the request rate to one host (`"api.example.com:443"`),
+    /// overriding [`rate_limit`](AgentBuilder::rate_limit) for it.
+    pub fn host_rate_limit(mut self, host_port: &str, limit: RateLimit) -> Self {
+        self.host_rate_limits
+            .insert(host_port.to_ascii_lowercase(), limit);
+        self
+    }
+
+    /// Receive every request's [`Event`](crate::Event)s.
+    pub fn hook(mut self, hook: impl Hook) -> Self {
+        self.hook = Some(Arc::new(hook));
+        self
+    }
+
     /// Build the agent.
     pub fn build(self) -> Agent {
         let AgentBuilder {
             config,
+            hook,
+            rate_limit,
+            host_rate_limits,
             resolver,
             overrides,
             dns_ttl,
@@ -489,12 +540,17 @@ impl AgentBuilder {
             overrides,
             dns_ttl.unwrap_or(Duration::from_secs(60)),
         );
+        let metrics = Arc::new(Metrics::default());
+        let registry = Arc::new(Registry::new(config.leak_warn_after, Arc::clone(&metrics)));
         Agent {
             inner: Arc::new(AgentInner {
-                pool: Pool::new(config.pool.clone()),
+                pool: Pool::new(config.pool.clone(), registry),
                 config,
                 dns,
                 next_conn_id: AtomicU64::new(1),
+                metrics,
+                hook,
+                limiter: Limiter::new(rate_limit, host_rate_limits),
                 tls: OnceLock::new(),
             }),
         }

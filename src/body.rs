@@ -43,10 +43,10 @@ impl Held {
         } = self;
         conn.info.requests += 1;
         if reusable {
-            observer.connection_returned(&conn);
+            observer.connection_returned();
             pool.release(lease, conn);
         } else {
-            observer.connection_closed(&conn, CloseReason::NotReusable);
+            observer.connection_closed(CloseReason::NotReusable);
             pool.discard(lease, conn, CloseReason::NotReusable);
         }
     }
@@ -57,7 +57,7 @@ impl Held {
         } else {
             CloseReason::Error
         };
-        self.observer.connection_closed(&self.conn, reason);
+        self.observer.connection_closed(reason);
         self.pool.discard(self.lease, self.conn, reason);
     }
 }
@@ -84,6 +84,11 @@ impl RawBody {
             body.finish();
         }
         body
+    }
+
+    /// The observer of the request whose connection this body still holds.
+    pub(crate) fn holder(&self) -> Option<&Held> {
+        self.held.as_ref()
     }
 
     fn finish(&mut self) {
@@ -157,8 +162,7 @@ impl RawBody {
             }
         }
         if let Some(held) = self.held.take() {
-            held.observer
-                .connection_closed(&held.conn, CloseReason::NotReusable);
+            held.observer.connection_closed(CloseReason::NotReusable);
             held.pool
                 .discard(held.lease, held.conn, CloseReason::NotReusable);
         }
@@ -173,6 +177,7 @@ impl Read for RawBody {
         };
         match self.decoder.read(&mut held.conn, out) {
             Ok(n) => {
+                held.observer.metrics.received(n as u64);
                 if self.decoder.is_done() {
                     self.finish();
                 }
@@ -203,6 +208,7 @@ impl BufRead for RawBody {
 
     fn consume(&mut self, n: usize) {
         if let Some(held) = self.held.as_mut() {
+            held.observer.metrics.received(n as u64);
             self.decoder.consume(&mut held.conn, n);
             if self.decoder.is_done() {
                 self.finish();

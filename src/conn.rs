@@ -242,6 +242,15 @@ impl Conn {
         self.tls = Some(tls);
     }
 
+    /// Whether the TLS handshake resumed an earlier session.
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls_resumed(&self) -> bool {
+        self.tls
+            .as_ref()
+            .and_then(|t| t.handshake_kind())
+            .is_some_and(|k| k == rustls::HandshakeKind::Resumed)
+    }
+
     #[cfg(feature = "tls")]
     pub(crate) fn tls_handshake(&mut self) -> io::Result<()> {
         if let Some(tls) = self.tls.as_mut() {

@@ -12,6 +12,8 @@ use crate::agent::AgentInner;
 use crate::conn::{Conn, IoCtx, Socket};
 use crate::deadline::{CancelToken, Deadline};
 use crate::error::{Error, ErrorKind, Phase};
+use crate::metrics::Timer;
+use crate::observe::{Event, Observer};
 use crate::pool::{PoolKey, Scheme};
 use crate::timings::Timings;
 
@@ -25,6 +27,7 @@ pub(crate) fn open(
     overall: Deadline,
     cancel: Option<&CancelToken>,
     timings: &mut Timings,
+    observer: &Observer,
 ) -> Result<Conn, Error> {
     let cfg = &agent.config.timeouts;
     let (dial_host, dial_port) = match &agent.config.proxy {
@@ -34,9 +37,14 @@ pub(crate) fn open(
 
     let started = Instant::now();
     let dns_deadline = overall.min(Deadline::after(started, cfg.dns));
+    observer.emit(Event::DnsStart { host: dial_host });
     let (addrs, looked_up) = agent
         .dns
         .lookup(dial_host, dial_port, dns_deadline, cancel)?;
+    observer.emit(Event::DnsDone {
+        addrs: &addrs,
+        elapsed: started.elapsed(),
+    });
     if looked_up {
         timings.dns = Some(started.elapsed());
     }
@@ -44,9 +52,11 @@ pub(crate) fn open(
     let connect_started = Instant::now();
     let connect_deadline = overall.min(Deadline::after(connect_started, cfg.connect));
     let authority: Arc<str> = Arc::from(key.authority());
-    let (tcp, remote) = connect_tcp(&addrs, connect_deadline, cancel, &authority)?;
-    timings.connect = Some(connect_started.elapsed());
+    let (tcp, remote) = connect_tcp(&addrs, connect_deadline, cancel, &authority, Some(observer))?;
+    let connect_time = connect_started.elapsed();
+    timings.connect = Some(connect_time);
     timings.remote_addr = Some(remote);
+    observer.time(Timer::Connect, connect_time);
 
     let ctx = IoCtx::new(Phase::Connect, connect_deadline, cancel);
     let sock = Socket::new(tcp, Arc::clone(&authority), ctx);
@@ -60,7 +70,7 @@ pub(crate) fn open(
         if let Some(proxy) = &agent.config.proxy {
             crate::proxy::tunnel(&mut conn, proxy, key, agent.config.max_head_size)?;
         }
-        handshake(agent, &mut conn, key, overall, timings)?;
+        handshake(agent, &mut conn, key, overall, timings, observer)?;
     }
     log::debug!("opened connection {id} to {key} ({remote})");
     Ok(conn)
@@ -73,6 +83,7 @@ fn handshake(
     key: &PoolKey,
     overall: Deadline,
     timings: &mut Timings,
+    observer: &Observer,
 ) -> Result<(), Error> {
     let config = agent.tls_config()?;
     let name = crate::tls::server_name(&key.host)?;
@@ -80,11 +91,17 @@ fn handshake(
         .map_err(|e| Error::with_source(ErrorKind::Tls, "cannot start TLS", e))?;
     let started = Instant::now();
     let deadline = overall.min(Deadline::after(started, agent.config.timeouts.tls));
+    observer.emit(Event::TlsStart);
     conn.set_phase(Phase::Tls, deadline, None);
     conn.set_tls(Box::new(tls));
     conn.tls_handshake()
         .map_err(|e| crate::tls::handshake_error(e, &key.authority()))?;
-    timings.tls = Some(started.elapsed());
+    let elapsed = started.elapsed();
+    let resumed = conn.tls_resumed();
+    timings.tls = Some(elapsed);
+    observer.time(Timer::Tls, elapsed);
+    observer.metrics.tls_handshake(resumed);
+    observer.emit(Event::TlsDone { resumed, elapsed });
     Ok(())
 }
 
@@ -95,6 +112,7 @@ fn handshake(
     _key: &PoolKey,
     _overall: Deadline,
     _timings: &mut Timings,
+    _observer: &Observer,
 ) -> Result<(), Error> {
     Err(Error::new(
         ErrorKind::InvalidUrl,
@@ -123,14 +141,21 @@ pub(crate) fn connect_tcp(
     deadline: Deadline,
     cancel: Option<&CancelToken>,
     host: &str,
+    observer: Option<&Observer>,
 ) -> Result<(TcpStream, SocketAddr), Error> {
     let started = Instant::now();
+    let report = |event: Event<'_>| {
+        if let Some(o) = observer {
+            o.emit(event);
+        }
+    };
     if cancel.is_some_and(|c| c.is_cancelled()) {
         return Err(Error::cancelled(Phase::Connect));
     }
     // The common case, one address and nobody to cancel: connect on this
     // thread, bounded by the deadline, without paying for a thread.
     if let ([addr], None) = (addrs, cancel) {
+        report(Event::ConnectStart { addr: *addr });
         let result = match deadline.remaining() {
             None => TcpStream::connect(addr),
             Some(Duration::ZERO) => {
@@ -138,6 +163,11 @@ pub(crate) fn connect_tcp(
             }
             Some(left) => TcpStream::connect_timeout(addr, left),
         };
+        report(Event::ConnectDone {
+            addr: *addr,
+            ok: result.is_ok(),
+            elapsed: started.elapsed(),
+        });
         return match result {
             Ok(tcp) => Ok((tcp, *addr)),
             Err(e) if is_timeout(&e) => {
@@ -146,7 +176,7 @@ pub(crate) fn connect_tcp(
             Err(e) => Err(connect_error(host, *addr, e)),
         };
     }
-    race(&interleave(addrs), deadline, cancel, host, started)
+    race(&interleave(addrs), deadline, cancel, host, started, &report)
 }
 
 /// Alternate address families, starting with the resolver's first choice.
@@ -182,6 +212,7 @@ fn race(
     cancel: Option<&CancelToken>,
     host: &str,
     started: Instant,
+    report: &dyn Fn(Event<'_>),
 ) -> Result<(TcpStream, SocketAddr), Error> {
     if addrs.is_empty() {
         return Err(Error::new(
@@ -217,6 +248,7 @@ fn race(
             next += 1;
             running += 1;
             next_start = Instant::now() + ATTEMPT_DELAY;
+            report(Event::ConnectStart { addr });
             let tx = tx.clone();
             let budget = deadline.remaining();
             let spawned = std::thread::Builder::new()
@@ -253,8 +285,20 @@ fn race(
             },
         };
         match got {
-            Some(Attempt::Done(addr, Ok(tcp))) => return Ok((tcp, addr)),
+            Some(Attempt::Done(addr, Ok(tcp))) => {
+                report(Event::ConnectDone {
+                    addr,
+                    ok: true,
+                    elapsed: started.elapsed(),
+                });
+                return Ok((tcp, addr));
+            }
             Some(Attempt::Done(addr, Err(e))) => {
+                report(Event::ConnectDone {
+                    addr,
+                    ok: false,
+                    elapsed: started.elapsed(),
+                });
                 running -= 1;
                 last_error = Some(if is_timeout(&e) {
                     Error::timeout(Phase::Connect, host, started.elapsed())
@@ -292,7 +336,8 @@ mod tests {
             .unwrap();
         let token = CancelToken::new();
         let deadline = Deadline::after(Instant::now(), Some(Duration::from_secs(5)));
-        let (_, addr) = connect_tcp(&[refused, good], deadline, Some(&token), "test").unwrap();
+        let (_, addr) =
+            connect_tcp(&[refused, good], deadline, Some(&token), "test", None).unwrap();
         assert_eq!(addr, good);
     }
 
@@ -303,7 +348,7 @@ mod tests {
             .local_addr()
             .unwrap();
         let deadline = Deadline::after(Instant::now(), Some(Duration::from_secs(5)));
-        let err = connect_tcp(&[refused], deadline, None, "test").unwrap_err();
+        let err = connect_tcp(&[refused], deadline, None, "test", None).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Connect);
     }
 }

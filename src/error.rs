@@ -31,6 +31,8 @@ pub enum Phase {
     Body,
     /// Waiting before a retry.
     RetryWait,
+    /// Waiting for the host's rate limit.
+    RateLimit,
 }
 
 impl Phase {
@@ -45,6 +47,7 @@ impl Phase {
             Phase::ResponseHead => "response_head",
             Phase::Body => "body",
             Phase::RetryWait => "retry_wait",
+            Phase::RateLimit => "rate_limit",
         }
     }
 
@@ -58,6 +61,7 @@ impl Phase {
             Phase::ResponseHead => "waiting for the response head from",
             Phase::Body => "reading the response body from",
             Phase::RetryWait => "waiting to retry",
+            Phase::RateLimit => "waiting for the rate limit of",
         }
     }
 }

@@ -38,6 +38,8 @@ pub(crate) struct Head {
     pub status: StatusCode,
     pub version: Version,
     pub headers: HeaderMap,
+    /// Bytes the head took on the wire.
+    pub size: usize,
 }
 
 /// Read one response head (possibly a 1xx). `got_bytes` is set as soon as any
@@ -121,6 +123,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, Error> {
             status,
             version,
             headers,
+            size: used,
         },
         used,
     )))
@@ -471,6 +474,7 @@ mod tests {
             status: StatusCode::OK,
             version,
             headers: map,
+            size: 0,
         }
     }
 

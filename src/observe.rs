@@ -1,29 +1,184 @@
-//! Where a request reports what happens to it: the agent's metrics and the
-//! caller's hooks. Costs a branch when nobody listens.
+//! Where a request reports what happens to it: the agent's metrics, the
+//! in-flight list, and the caller's hooks. With no hook set, reporting costs a
+//! few relaxed atomic adds.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::conn::Conn;
+use http::Method;
+use url::Url;
+
+use crate::inflight::{InFlightPhase, TrackGuard};
+use crate::metrics::{Metrics, Timer};
 use crate::pool::CloseReason;
 
-/// The reporting handle a request and its body carry.
-#[derive(Clone, Default)]
+/// Which request an [`Event`] belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestInfo<'a> {
+    /// A number unique within the agent (one per attempt).
+    pub id: u64,
+    /// The method.
+    pub method: &'a Method,
+    /// The URL.
+    pub url: &'a Url,
+}
+
+/// Something that happened to a request, in the order it happens.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// Started waiting for a pool slot (only when the host is at its limit).
+    PoolWaitStart,
+    /// Got a slot or a connection from the pool.
+    PoolWaitEnd {
+        /// Time spent waiting.
+        waited: Duration,
+    },
+    /// Started resolving a host name.
+    DnsStart {
+        /// The name.
+        host: &'a str,
+    },
+    /// Finished resolving.
+    DnsDone {
+        /// The addresses found.
+        addrs: &'a [SocketAddr],
+        /// Time taken.
+        elapsed: Duration,
+    },
+    /// Started a TCP connect to one address.
+    ConnectStart {
+        /// The address.
+        addr: SocketAddr,
+    },
+    /// A TCP connect finished.
+    ConnectDone {
+        /// The address.
+        addr: SocketAddr,
+        /// Whether it connected.
+        ok: bool,
+        /// Time since the connect phase began.
+        elapsed: Duration,
+    },
+    /// Started the TLS handshake.
+    TlsStart,
+    /// Finished the TLS handshake.
+    TlsDone {
+        /// Whether a previous session was resumed.
+        resumed: bool,
+        /// Time taken.
+        elapsed: Duration,
+    },
+    /// A connection is ready for the request.
+    GotConnection {
+        /// It came from the pool.
+        reused: bool,
+        /// How long it had been idle, when reused.
+        idle: Option<Duration>,
+        /// The remote address.
+        remote: SocketAddr,
+    },
+    /// The request head was written.
+    WroteHeaders,
+    /// The whole request, body included, was written.
+    WroteRequest,
+    /// The first response byte arrived (the final response head was parsed).
+    FirstByte,
+    /// The response body was read to its end.
+    ResponseDone {
+        /// Time from the response head to the end of the body.
+        body: Duration,
+    },
+    /// The connection went back to the pool.
+    ConnectionReturned,
+    /// The connection was closed.
+    ConnectionClosed {
+        /// Why.
+        reason: CloseReason,
+    },
+}
+
+/// Receives the [`Event`]s of requests, on the thread that makes them happen
+/// (the request's own thread, or the thread reading the body).
+///
+/// Set one on the agent with [`AgentBuilder::hook`](crate::AgentBuilder::hook)
+/// or on a request with [`RequestBuilder::hook`](crate::RequestBuilder::hook).
+/// Keep it quick: it runs inside the request.
+///
+/// ```
+/// struct Print;
+/// impl windlass::Hook for Print {
+///     fn on_event(&self, request: &windlass::RequestInfo<'_>, event: &windlass::Event<'_>) {
+///         eprintln!("#{} {} {:?}", request.id, request.url, event);
+///     }
+/// }
+/// let agent = windlass::Agent::builder().hook(Print).build();
+/// # drop(agent);
+/// ```
+pub trait Hook: Send + Sync + 'static {
+    /// Called for each event.
+    fn on_event(&self, request: &RequestInfo<'_>, event: &Event<'_>);
+}
+
+/// The reporting handle a request attempt and its body carry.
 pub(crate) struct Observer {
-    inner: Option<Arc<()>>,
+    pub metrics: Arc<Metrics>,
+    hooks: [Option<Arc<dyn Hook>>; 2],
+    track: TrackGuard,
 }
 
 impl Observer {
-    pub(crate) fn connection_returned(&self, conn: &Conn) {
-        let _ = (&self.inner, conn);
+    pub(crate) fn new(
+        metrics: Arc<Metrics>,
+        agent_hook: Option<Arc<dyn Hook>>,
+        request_hook: Option<Arc<dyn Hook>>,
+        track: TrackGuard,
+    ) -> Observer {
+        Observer {
+            metrics,
+            hooks: [agent_hook, request_hook],
+            track,
+        }
     }
 
-    pub(crate) fn connection_closed(&self, conn: &Conn, reason: CloseReason) {
-        let _ = (&self.inner, conn, reason);
+    pub(crate) fn emit(&self, event: Event<'_>) {
+        if self.hooks.iter().all(Option::is_none) {
+            return;
+        }
+        let t = &self.track.tracked;
+        let info = RequestInfo {
+            id: t.id,
+            method: &t.method,
+            url: &t.url,
+        };
+        for hook in self.hooks.iter().flatten() {
+            hook.on_event(&info, &event);
+        }
+    }
+
+    pub(crate) fn phase(&self, phase: InFlightPhase) {
+        self.track.tracked.set_phase(phase);
+    }
+
+    pub(crate) fn tracked(&self) -> &crate::inflight::Tracked {
+        &self.track.tracked
+    }
+
+    pub(crate) fn time(&self, timer: Timer, d: Duration) {
+        self.metrics.time(timer, d);
+    }
+
+    pub(crate) fn connection_returned(&self) {
+        self.emit(Event::ConnectionReturned);
+    }
+
+    pub(crate) fn connection_closed(&self, reason: CloseReason) {
+        self.emit(Event::ConnectionClosed { reason });
     }
 
     pub(crate) fn body_done(&self, elapsed: Duration) {
-        let _ = (&self.inner, elapsed);
+        self.emit(Event::ResponseDone { body: elapsed });
     }
 }
 

@@ -109,6 +109,7 @@ impl SendBody {
 /// Per-request settings that override the agent's.
 #[derive(Default, Clone)]
 pub(crate) struct Overrides {
+    pub hook: Option<std::sync::Arc<dyn crate::observe::Hook>>,
     pub timeout: Option<Duration>,
     pub deadline: Option<Instant>,
     pub cancel: Option<CancelToken>,
@@ -258,6 +259,12 @@ impl RequestBuilder {
     /// Most redirects to follow for this request; 0 returns the 3xx response.
     pub fn max_redirects(mut self, max: u32) -> Self {
         self.overrides.max_redirects = Some(max);
+        self
+    }
+
+    /// Receive this request's [`Event`](crate::Event)s (in addition to the agent's hook).
+    pub fn hook(mut self, hook: impl crate::observe::Hook) -> Self {
+        self.overrides.hook = Some(std::sync::Arc::new(hook));
         self
     }
 

@@ -17,7 +17,9 @@ use crate::conn::{Conn, IoCtx};
 use crate::deadline::{CancelToken, Deadline};
 use crate::error::{Error, ErrorKind, Phase};
 use crate::http1::{self, Decoder, Framing};
-use crate::observe::Observer;
+use crate::inflight::InFlightPhase;
+use crate::metrics::Timer;
+use crate::observe::{Event, Observer};
 use crate::pool::{CloseReason, Lease, PoolKey};
 use crate::redirect::{self, Next};
 use crate::request::{Request, SendBody};
@@ -33,8 +35,16 @@ const MAX_INFORMATIONAL: usize = 16;
 const UPLOAD_CHUNK: usize = 16 * 1024;
 
 /// Run a request: follow redirects, retry what may be retried.
-pub(crate) fn run(agent: &Agent, mut req: Request) -> Result<Response, Error> {
+pub(crate) fn run(agent: &Agent, req: Request) -> Result<Response, Error> {
     let inner = &*agent.inner;
+    let result = follow(inner, req);
+    if let Err(err) = &result {
+        inner.metrics.error(err.kind());
+    }
+    result
+}
+
+fn follow(inner: &AgentInner, mut req: Request) -> Result<Response, Error> {
     let started = Instant::now();
     let overall = Deadline::after(
         started,
@@ -88,6 +98,7 @@ pub(crate) fn run(agent: &Agent, mut req: Request) -> Result<Response, Error> {
             redirect::strip_credentials(&mut req.headers);
         }
         log::debug!("following redirect to {}", crate::error::redacted(&url));
+        inner.metrics.redirect();
         req.url = url;
         redirects += 1;
     }
@@ -199,10 +210,27 @@ fn send(
         return Err(Error::cancelled(Phase::PoolWait).into());
     }
     let key = inner.pool_key(&req.url)?;
+    let observer = Observer::new(
+        std::sync::Arc::clone(&inner.metrics),
+        inner.hook.clone(),
+        req.overrides.hook.clone(),
+        inner
+            .pool
+            .in_flight()
+            .track(&req.method, &req.url, req.call_site),
+    );
 
+    if inner.limiter.is_active() {
+        inner.limiter.acquire(&key.authority(), overall, cancel)?;
+    }
     let pool_deadline = overall.min(Deadline::after(Instant::now(), timeouts.pool_wait));
+    observer.emit(Event::PoolWaitStart);
     let checkout = inner.pool.checkout(&key, fresh, pool_deadline, cancel)?;
     timings.pool_wait = Some(checkout.waited);
+    observer.time(Timer::PoolWait, checkout.waited);
+    observer.emit(Event::PoolWaitEnd {
+        waited: checkout.waited,
+    });
     let mut lease = checkout.lease;
     let reused = checkout.conn.is_some();
     let mut conn = match checkout.conn {
@@ -213,11 +241,17 @@ fn send(
             conn
         }
         None => {
-            let conn = crate::connect::open(inner, &key, overall, cancel, timings)?;
+            observer.phase(InFlightPhase::Connecting);
+            let conn = crate::connect::open(inner, &key, overall, cancel, timings, &observer)?;
             lease.connected();
             conn
         }
     };
+    observer.emit(Event::GotConnection {
+        reused,
+        idle: timings.idle_before_reuse,
+        remote: conn.info.remote,
+    });
 
     let fail = |conn: Conn, lease: Lease, err: Error, got_bytes: bool| {
         let reason = if conn.was_cancelled() || err.kind() == ErrorKind::Cancelled {
@@ -225,6 +259,7 @@ fn send(
         } else {
             CloseReason::Error
         };
+        observer.connection_closed(reason);
         inner.pool.discard(lease, conn, reason);
         Failure {
             err,
@@ -237,35 +272,43 @@ fn send(
         return Err(fail(conn, lease, Error::cancelled(Phase::Write), false));
     }
     conn.set_phase(Phase::Write, overall, timeouts.write);
-    if let Err(err) = write_request(inner, &key, req, &mut conn) {
-        return Err(fail(conn, lease, err, false));
+    observer.phase(InFlightPhase::Writing);
+    match write_request(inner, &key, req, &mut conn) {
+        Ok(sent) => inner.metrics.sent(sent),
+        Err(err) => return Err(fail(conn, lease, err, false)),
     }
+    observer.emit(Event::WroteHeaders);
+    observer.emit(Event::WroteRequest);
     timings.request_written = Some(started.elapsed());
+    observer.phase(InFlightPhase::AwaitingHead);
 
     let head_deadline = overall.min(Deadline::after(Instant::now(), timeouts.response_head));
     conn.set_phase(Phase::ResponseHead, head_deadline, None);
     let mut got_bytes = false;
     let mut informational = 0;
     let head = loop {
-        match http1::read_head(&mut conn, inner.config.max_head_size, &mut got_bytes) {
-            Ok(head)
-                if head.status.is_informational()
-                    && head.status != StatusCode::SWITCHING_PROTOCOLS =>
-            {
-                informational += 1;
-                if informational > MAX_INFORMATIONAL {
-                    let err = Error::protocol(format!(
-                        "more than {MAX_INFORMATIONAL} informational (1xx) responses"
-                    ));
-                    return Err(fail(conn, lease, err, true));
-                }
-            }
-            Ok(head) => break head,
+        let head = match http1::read_head(&mut conn, inner.config.max_head_size, &mut got_bytes) {
+            Ok(head) => head,
             Err(err) => return Err(fail(conn, lease, err, got_bytes)),
+        };
+        inner.metrics.received(head.size as u64);
+        if !head.status.is_informational() || head.status == StatusCode::SWITCHING_PROTOCOLS {
+            break head;
+        }
+        informational += 1;
+        if informational > MAX_INFORMATIONAL {
+            let err = Error::protocol(format!(
+                "more than {MAX_INFORMATIONAL} informational (1xx) responses"
+            ));
+            return Err(fail(conn, lease, err, true));
         }
     };
     timings.first_byte = Some(started.elapsed());
     timings.total = started.elapsed();
+    observer.emit(Event::FirstByte);
+    observer.time(Timer::FirstByte, timings.total);
+    observer.time(Timer::Request, timings.total);
+    inner.metrics.response(&req.method, head.status);
 
     let (framing, mut reusable) = match http1::framing(&req.method, &head) {
         Ok(f) => f,
@@ -291,9 +334,14 @@ fn send(
         pool: inner.pool.clone(),
         reusable,
         overall,
-        observer: Observer::default(),
+        observer,
     };
     let raw = RawBody::new(Some(held), Decoder::new(framing));
+    if let Some(held) = raw.holder() {
+        if let Some(due) = inner.pool.in_flight().body_held(held.observer.tracked()) {
+            inner.pool.watch_leak(due);
+        }
+    }
     let encoding = if framing != Framing::Empty && decoding_wanted(inner, &req.headers) {
         Encoding::from_header(head.headers.get(CONTENT_ENCODING))
     } else {
@@ -353,7 +401,7 @@ fn write_request(
     key: &PoolKey,
     req: &mut Request,
     conn: &mut Conn,
-) -> Result<(), Error> {
+) -> Result<u64, Error> {
     let via_proxy = inner.config.proxy.is_some() && key.scheme == crate::pool::Scheme::Http;
     let mut out = std::mem::take(&mut conn.wbuf);
     out.clear();
@@ -386,6 +434,14 @@ fn write_request(
             put_header(&mut out, "proxy-authorization", auth.as_bytes());
         }
     }
+    if log::log_enabled!(log::Level::Trace) {
+        log::trace!(
+            "request head to {key}: {} {} {:?}",
+            req.method,
+            req.url.path(),
+            crate::observe::redact_headers(headers)
+        );
+    }
     let has_length = headers.contains_key(CONTENT_LENGTH);
     let body = std::mem::replace(&mut req.body, SendBody::Spent);
     let result = match body {
@@ -395,7 +451,7 @@ fn write_request(
             }
             out.extend_from_slice(b"\r\n");
             req.body = SendBody::Empty;
-            conn.write_all(&out)
+            conn.write_all(&out).map(|()| out.len() as u64)
         }
         SendBody::Bytes(bytes) => {
             if !has_length {
@@ -408,9 +464,11 @@ fn write_request(
             out.extend_from_slice(b"\r\n");
             let result = if bytes.len() <= COALESCE_BODY {
                 out.extend_from_slice(&bytes);
-                conn.write_all(&out)
+                conn.write_all(&out).map(|()| out.len() as u64)
             } else {
-                conn.write_all(&out).and_then(|()| conn.write_all(&bytes))
+                conn.write_all(&out)
+                    .and_then(|()| conn.write_all(&bytes))
+                    .map(|()| (out.len() + bytes.len()) as u64)
             };
             req.body = SendBody::Bytes(bytes);
             result
@@ -426,6 +484,7 @@ fn write_request(
                     Some(n) => send_sized(conn, &mut reader, n),
                     None => send_chunked(conn, &mut reader),
                 })
+                .map(|body| out.len() as u64 + body)
                 .map_err(std::io::Error::from)
         }
     };
@@ -440,13 +499,15 @@ fn body_read_error(e: std::io::Error) -> Error {
     Error::with_source(ErrorKind::Io, "cannot read the request body", e)
 }
 
-fn send_chunked(conn: &mut Conn, reader: &mut dyn Read) -> Result<(), Error> {
+fn send_chunked(conn: &mut Conn, reader: &mut dyn Read) -> Result<u64, Error> {
     let mut buf = vec![0u8; UPLOAD_CHUNK + 32];
+    let mut sent = 0u64;
     loop {
         // Leave room for the size line in front and the CRLF behind.
         let n = read_some(reader, &mut buf[16..16 + UPLOAD_CHUNK])?;
         if n == 0 {
-            return conn.write_all(b"0\r\n\r\n").map_err(Error::from_io);
+            conn.write_all(b"0\r\n\r\n").map_err(Error::from_io)?;
+            return Ok(sent + 5);
         }
         let size = format!("{n:x}\r\n");
         let start = 16 - size.len();
@@ -454,10 +515,11 @@ fn send_chunked(conn: &mut Conn, reader: &mut dyn Read) -> Result<(), Error> {
         buf[16 + n..16 + n + 2].copy_from_slice(b"\r\n");
         conn.write_all(&buf[start..16 + n + 2])
             .map_err(Error::from_io)?;
+        sent += (16 + n + 2 - start) as u64;
     }
 }
 
-fn send_sized(conn: &mut Conn, reader: &mut dyn Read, length: u64) -> Result<(), Error> {
+fn send_sized(conn: &mut Conn, reader: &mut dyn Read, length: u64) -> Result<u64, Error> {
     let mut buf = vec![0u8; UPLOAD_CHUNK];
     let mut left = length;
     while left > 0 {
@@ -472,7 +534,7 @@ fn send_sized(conn: &mut Conn, reader: &mut dyn Read, length: u64) -> Result<(),
         conn.write_all(&buf[..n]).map_err(Error::from_io)?;
         left -= n as u64;
     }
-    Ok(())
+    Ok(length)
 }
 
 fn read_some(reader: &mut dyn Read, buf: &mut [u8]) -> Result<usize, Error> {

@@ -156,6 +156,8 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     cfg: PoolConfig,
     reaper: reaper::Handle,
+    /// Requests in flight, for `in_flight()` and the reaper's leak warnings.
+    pub(crate) in_flight: Arc<crate::inflight::Registry>,
 }
 
 /// A handle to the pool; cheap to clone.
@@ -203,13 +205,33 @@ pub(crate) struct Checkout {
 }
 
 impl Pool {
-    pub(crate) fn new(cfg: PoolConfig) -> Pool {
+    pub(crate) fn new(cfg: PoolConfig, in_flight: Arc<crate::inflight::Registry>) -> Pool {
         Pool {
             shared: Arc::new(Shared {
                 state: Mutex::new(State::default()),
                 cfg,
                 reaper: reaper::Handle::default(),
+                in_flight,
             }),
+        }
+    }
+
+    pub(crate) fn in_flight(&self) -> &Arc<crate::inflight::Registry> {
+        &self.shared.in_flight
+    }
+
+    /// A body was handed to the caller: make sure the reaper looks at it by `due`.
+    pub(crate) fn watch_leak(&self, due: Instant) {
+        let wake = {
+            let mut state = self.shared.lock();
+            let wake = !state.closed && state.reaper_next.is_none_or(|next| due < next);
+            if wake {
+                state.reaper_next = Some(due);
+            }
+            wake
+        };
+        if wake {
+            reaper::wake(&self.shared);
         }
     }
 

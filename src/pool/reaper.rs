@@ -121,6 +121,11 @@ fn reap(shared: &Shared) -> Option<Instant> {
         if state.hosts.len() > KEEP_EMPTY_HOSTS {
             state.hosts.retain(|_, h| !h.is_empty());
         }
+        let leaks = shared.in_flight.check_leaks(now);
+        let next = match (next, leaks) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         state.reaper_next = next;
         next
     };

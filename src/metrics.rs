@@ -1,0 +1,498 @@
+//! Counters and fixed-bucket histograms kept with atomics, a snapshot of them,
+//! and the Prometheus text exposition format.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+
+use crate::error::ErrorKind;
+use crate::pool::{CloseReason, PoolStats};
+
+/// Upper bounds of the histogram buckets, in seconds.
+pub const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+const METHODS: [&str; 8] = [
+    "GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "other",
+];
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+fn method_index(m: &Method) -> usize {
+    METHODS[..7]
+        .iter()
+        .position(|name| *name == m.as_str())
+        .unwrap_or(7)
+}
+
+#[derive(Default)]
+struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_nanos.fetch_add(
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    fn snapshot(&self) -> HistogramSnapshot {
+        let mut cumulative = 0;
+        let buckets = std::array::from_fn(|i| {
+            cumulative += self.buckets[i].load(Ordering::Relaxed);
+            cumulative
+        });
+        HistogramSnapshot {
+            buckets,
+            count: self.count.load(Ordering::Relaxed),
+            sum: Duration::from_nanos(self.sum_nanos.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+/// Which duration a histogram measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Timer {
+    Request,
+    PoolWait,
+    Connect,
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    Tls,
+    FirstByte,
+}
+
+/// The live metrics of one agent.
+#[derive(Default)]
+pub(crate) struct Metrics {
+    requests: [[AtomicU64; 5]; 8],
+    errors: Mutex<Vec<(ErrorKind, u64)>>,
+    redirects: AtomicU64,
+    tls_full: AtomicU64,
+    tls_resumed: AtomicU64,
+    bytes_sent: AtomicU64,
+    bytes_received: AtomicU64,
+    leaks: AtomicU64,
+    request: Histogram,
+    pool_wait: Histogram,
+    connect: Histogram,
+    tls: Histogram,
+    first_byte: Histogram,
+}
+
+impl Metrics {
+    pub(crate) fn response(&self, method: &Method, status: StatusCode) {
+        let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
+        self.requests[method_index(method)][class].fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        metrics::counter!("windlass_requests_total", "method" => METHODS[method_index(method)], "status" => CLASSES[class]).increment(1);
+    }
+
+    pub(crate) fn error(&self, kind: ErrorKind) {
+        let mut errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        match errors.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => errors.push((kind, 1)),
+        }
+        #[cfg(feature = "metrics")]
+        metrics::counter!("windlass_errors_total", "kind" => error_labels(kind).0, "phase" => error_labels(kind).1).increment(1);
+    }
+
+    pub(crate) fn redirect(&self) {
+        self.redirects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub(crate) fn tls_handshake(&self, resumed: bool) {
+        if resumed {
+            self.tls_resumed.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.tls_full.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn sent(&self, n: u64) {
+        self.bytes_sent.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn received(&self, n: u64) {
+        self.bytes_received.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn leak(&self) {
+        self.leaks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn time(&self, timer: Timer, d: Duration) {
+        let h = match timer {
+            Timer::Request => &self.request,
+            Timer::PoolWait => &self.pool_wait,
+            Timer::Connect => &self.connect,
+            Timer::Tls => &self.tls,
+            Timer::FirstByte => &self.first_byte,
+        };
+        h.observe(d);
+        #[cfg(feature = "metrics")]
+        metrics::histogram!(timer_name(timer)).record(d.as_secs_f64());
+    }
+
+    pub(crate) fn snapshot(&self, pool: PoolStats) -> MetricsSnapshot {
+        let mut requests = Vec::new();
+        for (m, row) in self.requests.iter().enumerate() {
+            for (c, n) in row.iter().enumerate() {
+                let n = n.load(Ordering::Relaxed);
+                if n > 0 {
+                    requests.push((METHODS[m], CLASSES[c], n));
+                }
+            }
+        }
+        let errors = self
+            .errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        MetricsSnapshot {
+            requests,
+            errors,
+            redirects: self.redirects.load(Ordering::Relaxed),
+            tls_full: self.tls_full.load(Ordering::Relaxed),
+            tls_resumed: self.tls_resumed.load(Ordering::Relaxed),
+            bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
+            bytes_received: self.bytes_received.load(Ordering::Relaxed),
+            leaks: self.leaks.load(Ordering::Relaxed),
+            request_duration: self.request.snapshot(),
+            pool_wait: self.pool_wait.snapshot(),
+            connect: self.connect.snapshot(),
+            tls: self.tls.snapshot(),
+            first_byte: self.first_byte.snapshot(),
+            pool,
+        }
+    }
+}
+
+#[cfg(feature = "metrics")]
+fn timer_name(timer: Timer) -> &'static str {
+    match timer {
+        Timer::Request => "windlass_request_duration_seconds",
+        Timer::PoolWait => "windlass_pool_wait_seconds",
+        Timer::Connect => "windlass_connect_seconds",
+        Timer::Tls => "windlass_tls_handshake_seconds",
+        Timer::FirstByte => "windlass_first_byte_seconds",
+    }
+}
+
+fn error_labels(kind: ErrorKind) -> (&'static str, &'static str) {
+    match kind {
+        ErrorKind::Timeout(phase) => ("timeout", phase.as_str()),
+        ErrorKind::Cancelled => ("cancelled", ""),
+        ErrorKind::Dns => ("dns", ""),
+        ErrorKind::Connect => ("connect", ""),
+        ErrorKind::Tls => ("tls", ""),
+        ErrorKind::Protocol => ("protocol", ""),
+        ErrorKind::TooManyRedirects => ("too_many_redirects", ""),
+        ErrorKind::InsecureRedirect => ("insecure_redirect", ""),
+        ErrorKind::BodyTooLarge => ("body_too_large", ""),
+        ErrorKind::InvalidUrl => ("invalid_url", ""),
+        ErrorKind::InvalidHeader => ("invalid_header", ""),
+        ErrorKind::Io => ("io", ""),
+        ErrorKind::Status(_) => ("status", ""),
+    }
+}
+
+/// A histogram at one moment: cumulative bucket counts for [`BUCKETS`], count and sum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistogramSnapshot {
+    /// Observations at or below each bound of [`BUCKETS`], cumulative.
+    pub buckets: [u64; BUCKETS.len()],
+    /// All observations (the `+Inf` bucket).
+    pub count: u64,
+    /// The sum of all observations.
+    pub sum: Duration,
+}
+
+/// An agent's metrics at one moment, from [`Agent::metrics`](crate::Agent::metrics).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct MetricsSnapshot {
+    /// Responses by method and status class (`"GET"`, `"2xx"`, count); zero rows omitted.
+    pub requests: Vec<(&'static str, &'static str, u64)>,
+    /// Errors by kind.
+    pub errors: Vec<(ErrorKind, u64)>,
+    /// Redirects followed.
+    pub redirects: u64,
+    /// Full TLS handshakes.
+    pub tls_full: u64,
+    /// Resumed TLS handshakes.
+    pub tls_resumed: u64,
+    /// Request bytes written (heads and bodies).
+    pub bytes_sent: u64,
+    /// Response bytes read (heads and framed bodies, before decompression).
+    pub bytes_received: u64,
+    /// Bodies held longer than `leak_warn_after`.
+    pub leaks: u64,
+    /// From the start of a request to its response head.
+    pub request_duration: HistogramSnapshot,
+    /// Waiting for a pool slot.
+    pub pool_wait: HistogramSnapshot,
+    /// TCP connect.
+    pub connect: HistogramSnapshot,
+    /// TLS handshakes.
+    pub tls: HistogramSnapshot,
+    /// From the start of a request to the first response byte.
+    pub first_byte: HistogramSnapshot,
+    /// The pool's gauges and connection counters.
+    pub pool: PoolStats,
+}
+
+/// Escape a label value for the Prometheus text format.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn histogram(out: &mut String, name: &str, help: &str, h: &HistogramSnapshot) {
+    header(out, name, "histogram", help);
+    for (bound, n) in BUCKETS.iter().zip(h.buckets.iter()) {
+        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {n}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.count);
+    let _ = writeln!(out, "{name}_sum {}", h.sum.as_secs_f64());
+    let _ = writeln!(out, "{name}_count {}", h.count);
+}
+
+impl MetricsSnapshot {
+    /// The Prometheus text exposition format (version 0.0.4).
+    pub fn to_prometheus(&self) -> String {
+        let mut out = String::new();
+        header(
+            &mut out,
+            "windlass_requests_total",
+            "counter",
+            "Responses received, by method and status class.",
+        );
+        for (method, class, n) in &self.requests {
+            let _ = writeln!(
+                out,
+                "windlass_requests_total{{method=\"{method}\",status=\"{class}\"}} {n}"
+            );
+        }
+        header(
+            &mut out,
+            "windlass_errors_total",
+            "counter",
+            "Failed requests, by error kind and phase.",
+        );
+        for (kind, n) in &self.errors {
+            let (k, phase) = error_labels(*kind);
+            let _ = writeln!(
+                out,
+                "windlass_errors_total{{kind=\"{k}\",phase=\"{phase}\"}} {n}"
+            );
+        }
+        let counters: [(&str, &str, u64); 5] = [
+            (
+                "windlass_redirects_total",
+                "Redirects followed.",
+                self.redirects,
+            ),
+            (
+                "windlass_bytes_sent_total",
+                "Request bytes written.",
+                self.bytes_sent,
+            ),
+            (
+                "windlass_bytes_received_total",
+                "Response bytes read before decoding.",
+                self.bytes_received,
+            ),
+            (
+                "windlass_leaked_bodies_total",
+                "Response bodies held longer than leak_warn_after.",
+                self.leaks,
+            ),
+            (
+                "windlass_tls_handshakes_resumed_total",
+                "TLS handshakes that resumed a session.",
+                self.tls_resumed,
+            ),
+        ];
+        for (name, help, value) in counters {
+            header(&mut out, name, "counter", help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+        header(
+            &mut out,
+            "windlass_tls_handshakes_total",
+            "counter",
+            "TLS handshakes, full or resumed.",
+        );
+        let _ = writeln!(
+            out,
+            "windlass_tls_handshakes_total{{kind=\"full\"}} {}",
+            self.tls_full
+        );
+        let _ = writeln!(
+            out,
+            "windlass_tls_handshakes_total{{kind=\"resumed\"}} {}",
+            self.tls_resumed
+        );
+
+        type Gauge = fn(&crate::pool::HostStats) -> u64;
+        let gauges: [(&str, &str, Gauge); 4] = [
+            ("windlass_pool_idle", "Idle pooled connections.", |h| {
+                h.idle as u64
+            }),
+            (
+                "windlass_pool_active",
+                "Connections checked out by requests.",
+                |h| h.active as u64,
+            ),
+            (
+                "windlass_pool_connecting",
+                "Connections being opened.",
+                |h| h.connecting as u64,
+            ),
+            (
+                "windlass_pool_waiting",
+                "Requests waiting for a connection slot.",
+                |h| h.waiting as u64,
+            ),
+        ];
+        for (name, help, get) in gauges {
+            header(&mut out, name, "gauge", help);
+            for h in &self.pool.hosts {
+                let _ = writeln!(out, "{name}{{host=\"{}\"}} {}", escape(&h.key), get(h));
+            }
+        }
+        header(
+            &mut out,
+            "windlass_connections_opened_total",
+            "counter",
+            "Connections opened.",
+        );
+        for h in &self.pool.hosts {
+            let _ = writeln!(
+                out,
+                "windlass_connections_opened_total{{host=\"{}\"}} {}",
+                escape(&h.key),
+                h.opened
+            );
+        }
+        header(
+            &mut out,
+            "windlass_connections_reused_total",
+            "counter",
+            "Idle connections reused.",
+        );
+        for h in &self.pool.hosts {
+            let _ = writeln!(
+                out,
+                "windlass_connections_reused_total{{host=\"{}\"}} {}",
+                escape(&h.key),
+                h.reused
+            );
+        }
+        header(
+            &mut out,
+            "windlass_connections_closed_total",
+            "counter",
+            "Connections closed, by reason.",
+        );
+        for h in &self.pool.hosts {
+            for reason in CloseReason::ALL {
+                let _ = writeln!(
+                    out,
+                    "windlass_connections_closed_total{{host=\"{}\",reason=\"{reason}\"}} {}",
+                    escape(&h.key),
+                    h.closed.get(reason)
+                );
+            }
+        }
+        histogram(
+            &mut out,
+            "windlass_request_duration_seconds",
+            "Time from the start of a request to its response head.",
+            &self.request_duration,
+        );
+        histogram(
+            &mut out,
+            "windlass_pool_wait_seconds",
+            "Time spent waiting for a pool slot.",
+            &self.pool_wait,
+        );
+        histogram(
+            &mut out,
+            "windlass_connect_seconds",
+            "TCP connect time.",
+            &self.connect,
+        );
+        histogram(
+            &mut out,
+            "windlass_tls_handshake_seconds",
+            "TLS handshake time.",
+            &self.tls,
+        );
+        histogram(
+            &mut out,
+            "windlass_first_byte_seconds",
+            "Time to the first response byte.",
+            &self.first_byte,
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let h = Histogram::default();
+        h.observe(Duration::from_micros(100));
+        h.observe(Duration::from_millis(3));
+        h.observe(Duration::from_secs(60));
+        let s = h.snapshot();
+        assert_eq!(s.buckets[0], 1);
+        assert_eq!(s.buckets[3], 2);
+        assert_eq!(s.buckets[BUCKETS.len() - 1], 2);
+        assert_eq!(s.count, 3);
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn requests_are_counted_by_method_and_class() {
+        let m = Metrics::default();
+        m.response(&Method::GET, StatusCode::OK);
+        m.response(
+            &Method::from_bytes(b"PROPFIND").unwrap(),
+            StatusCode::NOT_FOUND,
+        );
+        let s = m.snapshot(PoolStats::default());
+        assert_eq!(s.requests, vec![("GET", "2xx", 1), ("other", "4xx", 1)]);
+        let text = s.to_prometheus();
+        assert!(text.contains("windlass_requests_total{method=\"GET\",status=\"2xx\"} 1"));
+    }
+}
