@@ -49,7 +49,10 @@ pub(crate) fn read_head(conn: &mut Conn, max: usize, got_bytes: &mut bool) -> Re
         let buf = conn.buffered();
         if !buf.is_empty() {
             *got_bytes = true;
-            if let Some((head, used)) = parse_head(buf)? {
+            // Only the first `max` bytes may hold the head: a head that
+            // arrived whole in one large read is still held to the limit.
+            let window = &buf[..buf.len().min(max)];
+            if let Some((head, used)) = parse_head(window)? {
                 conn.consume(used);
                 return Ok(head);
             }

@@ -1,0 +1,365 @@
+//! The command line, declared with clap's derive API.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::exit;
+
+/// A curl-shaped HTTP/1.1 client, load tester and batch downloader built on
+/// the windlass library.
+#[derive(Parser, Debug)]
+#[command(
+    name = "windlass",
+    version,
+    about = "A curl-shaped HTTP/1.1 client, load tester and batch downloader",
+    long_about = "A curl-shaped HTTP/1.1 client, load tester and batch downloader.\n\n\
+                  `windlass URL` writes the response body to stdout. Responses with \
+                  4xx/5xx statuses are not errors unless --fail is given; gzip and \
+                  deflate bodies are decoded. Ctrl-C cancels the transfers in flight.",
+    after_help = exit::HELP,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+}
+
+impl Cli {
+    /// Whether `-v` was given, wherever it was.
+    pub fn verbose(&self) -> bool {
+        match &self.command {
+            Some(Command::Bench(b)) => b.client.verbose,
+            Some(Command::Fetch(f)) => f.client.verbose,
+            None => self.transfer.client.verbose,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Load-test a URL through one shared agent (no URL: an embedded server)
+    #[command(after_help = exit::HELP)]
+    Bench(BenchArgs),
+    /// Download many URLs in parallel, each into its own file
+    #[command(after_help = exit::HELP)]
+    Fetch(FetchArgs),
+}
+
+/// Options every command shares: how to connect and what to send.
+#[derive(Args, Debug, Clone)]
+pub struct ClientArgs {
+    /// Extra request header, e.g. -H 'Accept: text/plain' (repeatable)
+    #[arg(
+        short = 'H',
+        long = "header",
+        value_name = "NAME: VALUE",
+        help_heading = "Request"
+    )]
+    pub headers: Vec<String>,
+
+    /// User-Agent to send
+    #[arg(
+        short = 'A',
+        long = "user-agent",
+        value_name = "AGENT",
+        help_heading = "Request"
+    )]
+    pub user_agent: Option<String>,
+
+    /// Basic authentication credentials
+    #[arg(
+        short = 'u',
+        long = "user",
+        value_name = "USER:PASS",
+        help_heading = "Request"
+    )]
+    pub user: Option<String>,
+
+    /// Follow redirects (credentials are dropped when the host changes)
+    #[arg(short = 'L', long = "location", help_heading = "Request")]
+    pub location: bool,
+
+    /// Most redirects to follow with -L
+    #[arg(
+        long = "max-redirs",
+        value_name = "N",
+        default_value_t = 10,
+        help_heading = "Request"
+    )]
+    pub max_redirs: u32,
+
+    /// Accepted for curl compatibility: gzip/deflate decoding is always on
+    #[arg(long = "compressed", help_heading = "Request")]
+    pub compressed: bool,
+
+    /// Give up on the whole transfer after this long (fractions allowed)
+    #[arg(short = 'm', long = "max-time", value_name = "SECS", value_parser = parse_secs, help_heading = "Connection")]
+    pub max_time: Option<Duration>,
+
+    /// Give up connecting after this long
+    #[arg(long = "connect-timeout", value_name = "SECS", value_parser = parse_secs, help_heading = "Connection")]
+    pub connect_timeout: Option<Duration>,
+
+    /// Retry failed idempotent requests this many times (connect errors,
+    /// timeouts before a response, 429/502/503/504) [default: 2]
+    #[arg(long = "retry", value_name = "N", help_heading = "Connection")]
+    pub retry: Option<u32>,
+
+    /// Send requests through this HTTP proxy
+    #[arg(
+        short = 'x',
+        long = "proxy",
+        value_name = "URL",
+        help_heading = "Connection"
+    )]
+    pub proxy: Option<String>,
+
+    /// Also trust the CA certificates in this PEM file
+    #[arg(long = "cacert", value_name = "FILE", help_heading = "TLS")]
+    pub cacert: Option<PathBuf>,
+
+    /// Do not verify the server's certificate (dangerous; prints a warning)
+    #[arg(short = 'k', long = "insecure", help_heading = "TLS")]
+    pub insecure: bool,
+
+    /// Log what happens on stderr (RUST_LOG=... for finer control)
+    #[arg(short = 'v', long = "verbose", help_heading = "Output")]
+    pub verbose: bool,
+}
+
+/// `windlass [OPTIONS] URL`.
+#[derive(Args, Debug)]
+pub struct TransferArgs {
+    /// The URL to request
+    #[arg(value_name = "URL", required = true)]
+    pub url: Option<String>,
+
+    /// Request method [default: GET, POST with data, HEAD with -I]
+    #[arg(
+        short = 'X',
+        long = "request",
+        value_name = "METHOD",
+        help_heading = "Request"
+    )]
+    pub method: Option<String>,
+
+    /// Form body to POST; @FILE reads a file minus newlines, @- stdin (repeatable)
+    #[arg(
+        short = 'd',
+        long = "data",
+        value_name = "DATA",
+        help_heading = "Request"
+    )]
+    pub data: Vec<String>,
+
+    /// Like -d, but @FILE is sent byte for byte
+    #[arg(long = "data-binary", value_name = "DATA", help_heading = "Request")]
+    pub data_binary: Vec<String>,
+
+    /// Send DATA (or @FILE) as JSON, with JSON Content-Type and Accept headers
+    #[arg(long = "json", value_name = "DATA", conflicts_with_all = ["data", "data_binary"], help_heading = "Request")]
+    pub json: Option<String>,
+
+    /// Send a HEAD request and print the response head
+    #[arg(short = 'I', long = "head", conflicts_with_all = ["data", "data_binary", "json"], help_heading = "Request")]
+    pub head: bool,
+
+    /// Print the status line and headers before the body
+    #[arg(short = 'i', long = "include", help_heading = "Output")]
+    pub include: bool,
+
+    /// Write the body to FILE instead of stdout (progress bar on a terminal)
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        help_heading = "Output"
+    )]
+    pub output: Option<PathBuf>,
+
+    /// Exit with code 22 on a 4xx/5xx status, writing no body
+    #[arg(short = 'f', long = "fail", help_heading = "Output")]
+    pub fail: bool,
+
+    /// No progress bar
+    #[arg(short = 's', long = "silent", help_heading = "Output")]
+    pub silent: bool,
+
+    /// After the transfer, print where the time went on stderr
+    #[arg(long = "trace", help_heading = "Output")]
+    pub trace: bool,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `windlass bench [URL]`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// URL to load-test; without one, an embedded server on 127.0.0.1 is used
+    #[arg(value_name = "URL")]
+    pub url: Option<String>,
+
+    /// Worker threads, all sharing one agent
+    #[arg(short = 'c', long = "concurrency", value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub concurrency: u32,
+
+    /// Total requests [default: 20000, or no limit with -d]
+    #[arg(short = 'n', long = "requests", value_name = "N")]
+    pub requests: Option<u64>,
+
+    /// Run for this long instead of a fixed number of requests
+    #[arg(short = 'd', long = "duration", value_name = "SECS", value_parser = parse_secs)]
+    pub duration: Option<Duration>,
+
+    /// Request method
+    #[arg(
+        short = 'X',
+        long = "request",
+        value_name = "METHOD",
+        default_value = "GET"
+    )]
+    pub method: String,
+
+    /// At the end, print the agent's metrics (Prometheus text format)
+    #[arg(long = "metrics")]
+    pub metrics: bool,
+
+    /// Most connections per host (callers beyond it wait in line)
+    #[arg(long = "max-conns-per-host", value_name = "N", help_heading = "Pool")]
+    pub max_conns_per_host: Option<usize>,
+
+    /// Most idle connections kept per host
+    #[arg(long = "max-idle-per-host", value_name = "N", help_heading = "Pool")]
+    pub max_idle_per_host: Option<usize>,
+
+    /// Close connections idle for longer than this
+    #[arg(long = "idle-timeout", value_name = "SECS", value_parser = parse_secs, help_heading = "Pool")]
+    pub idle_timeout: Option<Duration>,
+
+    /// Response body size (suffixes k, M, G)
+    #[arg(long = "body-size", value_name = "BYTES", default_value = "128", value_parser = parse_size, help_heading = "Embedded server")]
+    pub body_size: u64,
+
+    /// Wait this many milliseconds before each answer
+    #[arg(
+        long = "delay-ms",
+        value_name = "MS",
+        default_value_t = 0,
+        help_heading = "Embedded server"
+    )]
+    pub delay_ms: u64,
+
+    /// Close each connection after this many requests (exercises reconnects)
+    #[arg(
+        long = "max-requests-per-conn",
+        value_name = "N",
+        value_parser = clap::value_parser!(u64).range(1..),
+        help_heading = "Embedded server"
+    )]
+    pub max_requests_per_conn: Option<u64>,
+
+    /// Serve HTTPS with a throwaway certificate
+    #[arg(long = "tls", help_heading = "Embedded server")]
+    pub tls: bool,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `windlass fetch URL...`.
+#[derive(Args, Debug)]
+pub struct FetchArgs {
+    /// URLs to download
+    #[arg(value_name = "URL")]
+    pub urls: Vec<String>,
+
+    /// Read more URLs from FILE, one a line (# starts a comment; - is stdin)
+    #[arg(short = 'i', long = "input", value_name = "FILE")]
+    pub input: Option<PathBuf>,
+
+    /// Downloads running at once
+    #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub jobs: u32,
+
+    /// Directory to write the files into (created if missing)
+    #[arg(long = "dir", value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+
+    /// Count 4xx/5xx responses as failures and do not save them
+    #[arg(short = 'f', long = "fail")]
+    pub fail: bool,
+
+    /// No progress display
+    #[arg(short = 's', long = "silent")]
+    pub silent: bool,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Seconds, fractions allowed: `2`, `0.5`.
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
+        return Err(format!("`{s}` must be a positive number of seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Bytes with an optional binary suffix: `128`, `64k`, `100M`, `1G`.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (digits, mult) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 1u64 << 10),
+        Some((i, 'm' | 'M')) => (&t[..i], 1 << 20),
+        Some((i, 'g' | 'G')) => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("`{s}` is not a size (e.g. 128, 64k, 100M)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_and_seconds_parse() {
+        assert_eq!(parse_size("128"), Ok(128));
+        assert_eq!(parse_size("64k"), Ok(65536));
+        assert_eq!(parse_size("100M"), Ok(100 << 20));
+        assert!(parse_size("x").is_err());
+        assert_eq!(parse_secs("0.5"), Ok(Duration::from_millis(500)));
+        assert!(parse_secs("-1").is_err());
+        assert!(parse_secs("0").is_err());
+    }
+
+    #[test]
+    fn subcommands_and_transfer_options_parse() {
+        let cli = Cli::try_parse_from(["windlass", "-i", "-H", "A: b", "http://x/"]).unwrap();
+        assert!(cli.command.is_none());
+        assert!(cli.transfer.include);
+        let cli = Cli::try_parse_from(["windlass", "bench", "-c", "2", "-n", "10"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Bench(ref b)) if b.concurrency == 2));
+        let cli = Cli::try_parse_from(["windlass", "fetch", "-j", "3", "http://x/a"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Fetch(ref f)) if f.jobs == 3));
+        assert!(Cli::try_parse_from(["windlass"]).is_err());
+    }
+}

@@ -1,0 +1,400 @@
+//! `windlass fetch`: many URLs on worker threads through one agent, each
+//! saved to its own file, with a summary of what finished.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::{self, BufRead, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use windlass::CancelToken;
+
+use crate::args::FetchArgs;
+use crate::client::{self, Client};
+use crate::exit::{self, Failure};
+use crate::progress::{self, duration};
+
+struct Job {
+    url: String,
+    /// File name inside the output directory, unique within this run.
+    name: String,
+}
+
+enum Outcome {
+    NotStarted,
+    Saved {
+        status: u16,
+        bytes: u64,
+        elapsed: Duration,
+    },
+    Failed {
+        status: Option<u16>,
+        code: u8,
+        message: String,
+        elapsed: Duration,
+    },
+}
+
+pub fn run(args: &FetchArgs, token: &CancelToken) -> Result<(), Failure> {
+    let urls = read_urls(args)?;
+    if urls.is_empty() {
+        return Err(Failure::usage(
+            "no URLs given (as arguments or with -i FILE)",
+        ));
+    }
+    fs::create_dir_all(&args.dir).map_err(|e| {
+        Failure::new(
+            exit::WRITE,
+            format!("cannot create {}: {e}", args.dir.display()),
+        )
+    })?;
+    let jobs = name_jobs(urls);
+    let agent = client::builder(&args.client)?.build();
+    let client = Client::new(agent, &args.client, token)?;
+
+    let started = Instant::now();
+    let show = !args.silent && progress::stderr_is_terminal();
+    let outcomes = run_jobs(&client, &jobs, args, token, show);
+    let elapsed = started.elapsed();
+    print_summary(&jobs, &outcomes, elapsed);
+
+    if token.is_cancelled() {
+        return Err(Failure::new(
+            exit::CANCELLED,
+            "cancelled; the summary above says what finished",
+        ));
+    }
+    match outcomes.iter().find_map(|o| match o {
+        Outcome::Failed { code, .. } => Some(*code),
+        _ => None,
+    }) {
+        Some(code) => Err(Failure::silent(code)),
+        None => Ok(()),
+    }
+}
+
+fn read_urls(args: &FetchArgs) -> Result<Vec<String>, Failure> {
+    let mut urls = args.urls.clone();
+    if let Some(path) = &args.input {
+        let what = path.display().to_string();
+        let reader: Box<dyn BufRead> = if what == "-" {
+            Box::new(io::stdin().lock())
+        } else {
+            Box::new(io::BufReader::new(
+                File::open(path).map_err(|e| Failure::read(&what, e))?,
+            ))
+        };
+        for line in reader.lines() {
+            let line = line.map_err(|e| Failure::read(&what, e))?;
+            let line = line.trim();
+            if !line.is_empty() && !line.starts_with('#') {
+                urls.push(line.to_string());
+            }
+        }
+    }
+    Ok(urls)
+}
+
+/// Gives every URL a distinct file name, decided before anything starts so
+/// that the names do not depend on which download finishes first.
+fn name_jobs(urls: Vec<String>) -> Vec<Job> {
+    let mut taken = HashSet::new();
+    urls.into_iter()
+        .map(|url| {
+            let base = file_name(&url);
+            let (stem, ext) = match base.rfind('.') {
+                Some(i) if i > 0 => (base[..i].to_string(), base[i..].to_string()),
+                _ => (base.clone(), String::new()),
+            };
+            let mut name = base;
+            let mut n = 1;
+            while !taken.insert(name.clone()) {
+                name = format!("{stem}.{n}{ext}");
+                n += 1;
+            }
+            Job { url, name }
+        })
+        .collect()
+}
+
+/// The last path segment of the URL, made safe as a file name;
+/// `index.html` when there is none.
+fn file_name(url: &str) -> String {
+    let last = url::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            u.path_segments()
+                .and_then(|mut s| s.next_back().map(String::from))
+        })
+        .unwrap_or_default();
+    let safe: String = last
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let safe = safe.trim_start_matches('.');
+    if safe.is_empty() {
+        "index.html".to_string()
+    } else {
+        safe.to_string()
+    }
+}
+
+fn run_jobs(
+    client: &Client,
+    jobs: &[Job],
+    args: &FetchArgs,
+    token: &CancelToken,
+    show: bool,
+) -> Vec<Outcome> {
+    let next = AtomicUsize::new(0);
+    let bytes = AtomicU64::new(0);
+    let (tx, rx) = mpsc::channel::<(usize, Outcome)>();
+    let mut outcomes: Vec<Outcome> = jobs.iter().map(|_| Outcome::NotStarted).collect();
+    let workers = (args.jobs as usize).min(jobs.len());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (next, bytes) = (&next, &bytes);
+            scope.spawn(move || loop {
+                if token.is_cancelled() {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(job) = jobs.get(i) else { break };
+                let outcome = fetch_one(client, job, &args.dir, args.fail, bytes);
+                if tx.send((i, outcome)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        let started = Instant::now();
+        let (mut saved, mut failed) = (0, 0);
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok((i, outcome)) => {
+                    match outcome {
+                        Outcome::Saved { .. } => saved += 1,
+                        Outcome::Failed { .. } => failed += 1,
+                        Outcome::NotStarted => {}
+                    }
+                    outcomes[i] = outcome;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            if show {
+                let got = bytes.load(Ordering::Relaxed);
+                let line = format!(
+                    "fetch: {}/{} done, {failed} failed  {}  {}{}",
+                    saved + failed,
+                    jobs.len(),
+                    progress::bytes(got),
+                    progress::rate(got, started.elapsed()),
+                    if token.is_cancelled() {
+                        "  cancelling…"
+                    } else {
+                        ""
+                    }
+                );
+                eprint!("\r{:<w$}", line, w = progress::term_width() - 1);
+            }
+        }
+        if show {
+            eprintln!();
+        }
+    });
+    outcomes
+}
+
+/// Downloads one URL into `dir/name.part`, renamed to `dir/name` when complete.
+fn fetch_one(client: &Client, job: &Job, dir: &Path, fail: bool, bytes: &AtomicU64) -> Outcome {
+    let started = Instant::now();
+    let failed = |status, code, message: String| Outcome::Failed {
+        status,
+        code,
+        message,
+        elapsed: started.elapsed(),
+    };
+    let from_error = |status, err: windlass::Error| {
+        let f = Failure::from(err);
+        failed(status, f.code, f.message.unwrap_or_default())
+    };
+    let resp = match client.request("GET", &job.url).call() {
+        Ok(r) => r,
+        Err(e) => return from_error(None, e),
+    };
+    let status = resp.status().as_u16();
+    if fail && status >= 400 {
+        return failed(Some(status), exit::HTTP_ERROR, format!("HTTP {status}"));
+    }
+    let path = dir.join(&job.name);
+    let part: PathBuf = dir.join(format!("{}.part", job.name));
+    let mut file = match File::create(&part) {
+        Ok(f) => f,
+        Err(e) => {
+            return failed(
+                Some(status),
+                exit::WRITE,
+                format!("cannot create {}: {e}", part.display()),
+            )
+        }
+    };
+    let mut body = resp.into_body();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    let result = loop {
+        match body.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => {
+                if let Err(e) = file.write_all(&buf[..n]) {
+                    break Err(failed(
+                        Some(status),
+                        exit::WRITE,
+                        format!("cannot write {}: {e}", part.display()),
+                    ));
+                }
+                total += n as u64;
+                bytes.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(from_error(Some(status), windlass::Error::from_io(e))),
+        }
+    };
+    drop(file);
+    if let Err(outcome) = result {
+        let _ = fs::remove_file(&part);
+        return outcome;
+    }
+    if let Err(e) = fs::rename(&part, &path) {
+        let _ = fs::remove_file(&part);
+        return failed(
+            Some(status),
+            exit::WRITE,
+            format!("cannot rename to {}: {e}", path.display()),
+        );
+    }
+    Outcome::Saved {
+        status,
+        bytes: total,
+        elapsed: started.elapsed(),
+    }
+}
+
+fn print_summary(jobs: &[Job], outcomes: &[Outcome], elapsed: Duration) {
+    let name_w = jobs
+        .iter()
+        .map(|j| j.name.len())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 40);
+    println!(
+        "{:<7} {:>10} {:>9}  {:<name_w$}  URL",
+        "STATUS", "SIZE", "TIME", "FILE"
+    );
+    let (mut saved, mut failed, mut not_started, mut total) = (0, 0, 0, 0u64);
+    for (job, outcome) in jobs.iter().zip(outcomes) {
+        let (status, size, time, file, note) = match outcome {
+            Outcome::Saved {
+                status,
+                bytes,
+                elapsed,
+            } => {
+                saved += 1;
+                total += bytes;
+                (
+                    status.to_string(),
+                    progress::bytes(*bytes),
+                    duration(*elapsed),
+                    job.name.as_str(),
+                    String::new(),
+                )
+            }
+            Outcome::Failed {
+                status,
+                code,
+                message,
+                elapsed,
+            } => {
+                failed += 1;
+                let label = if *code == exit::CANCELLED {
+                    "CANCEL"
+                } else {
+                    "FAILED"
+                };
+                let status = status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| label.to_string());
+                (
+                    status,
+                    "-".into(),
+                    duration(*elapsed),
+                    "-",
+                    format!("  {message}"),
+                )
+            }
+            Outcome::NotStarted => {
+                not_started += 1;
+                (
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-",
+                    "  not started".to_string(),
+                )
+            }
+        };
+        println!(
+            "{status:<7} {size:>10} {time:>9}  {file:<name_w$}  {}{note}",
+            job.url
+        );
+    }
+    let mut line = format!(
+        "{} URLs: {saved} saved ({}), {failed} failed",
+        jobs.len(),
+        progress::bytes(total)
+    );
+    if not_started > 0 {
+        line.push_str(&format!(", {not_started} not started"));
+    }
+    println!("{line}, in {}", duration(elapsed));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_come_from_the_path_and_are_safe() {
+        assert_eq!(file_name("http://h/a/b.tar.gz?x=1"), "b.tar.gz");
+        assert_eq!(file_name("http://h/"), "index.html");
+        assert_eq!(file_name("http://h"), "index.html");
+        assert_eq!(file_name("http://h/..%2Fetc"), "_2Fetc");
+        assert_eq!(file_name("http://h/a%20b"), "a_20b");
+        assert_eq!(file_name("not a url"), "index.html");
+    }
+
+    #[test]
+    fn duplicate_names_get_a_counter_before_the_extension() {
+        let jobs = name_jobs(vec![
+            "http://h/a.txt".into(),
+            "http://g/a.txt".into(),
+            "http://h/".into(),
+            "http://g/".into(),
+            "http://h/a.txt".into(),
+        ]);
+        let names: Vec<_> = jobs.iter().map(|j| j.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["a.txt", "a.1.txt", "index.html", "index.1.html", "a.2.txt"]
+        );
+    }
+}

@@ -1,0 +1,221 @@
+//! Test support: a scripted HTTP server on 127.0.0.1 that answers with exact
+//! bytes, and a bounded way to run the `windlass` binary.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+/// Longest any test waits for anything before failing.
+pub const BOUND: Duration = Duration::from_secs(30);
+
+/// What the scripted server does with a request.
+pub enum Reply {
+    /// Write these bytes and close the connection.
+    Bytes(Vec<u8>),
+    /// Keep the connection open and never answer.
+    Hang,
+}
+
+/// A response with a Content-Length and `Connection: close`.
+pub fn ok(body: &[u8]) -> Reply {
+    status(200, "OK", &[], body)
+}
+
+/// Any status, extra header lines, and a body.
+pub fn status(code: u16, reason: &str, headers: &[&str], body: &[u8]) -> Reply {
+    let mut r = format!(
+        "HTTP/1.1 {code} {reason}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for h in headers {
+        r.push_str(h);
+        r.push_str("\r\n");
+    }
+    r.push_str("Connection: close\r\n\r\n");
+    let mut bytes = r.into_bytes();
+    bytes.extend_from_slice(body);
+    Reply::Bytes(bytes)
+}
+
+/// A server that reads each request (head and Content-Length body), reports
+/// it on `requests`, and answers with what the handler says.
+pub struct TestServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    /// Every request received, head and body, as text.
+    pub requests: Receiver<String>,
+}
+
+impl TestServer {
+    pub fn start(handler: impl Fn(&str) -> Reply + Send + 'static) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, requests) = mpsc::channel();
+        let thread_stop = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                if thread_stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut stream) = stream else { continue };
+                let Some(request) = read_request(&mut stream) else {
+                    continue;
+                };
+                let reply = handler(&request);
+                let _ = tx.send(request);
+                match reply {
+                    Reply::Bytes(bytes) => {
+                        let _ = stream.write_all(&bytes);
+                        // The whole request was read, so closing sends a FIN, not a reset.
+                        let _ = stream.shutdown(std::net::Shutdown::Write);
+                    }
+                    Reply::Hang => held.push(stream),
+                }
+            }
+        });
+        TestServer {
+            addr,
+            stop,
+            thread: Some(thread),
+            requests,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The next request received, within [`BOUND`].
+    pub fn next_request(&self) -> String {
+        self.requests
+            .recv_timeout(BOUND)
+            .expect("the server got no request")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        if TcpStream::connect(self.addr).is_ok() {
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// Reads one request: the head, then a Content-Length body if any.
+fn read_request(stream: &mut TcpStream) -> Option<String> {
+    stream.set_read_timeout(Some(BOUND)).ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        if buf.len() > 64 * 1024 {
+            return None;
+        }
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let length = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some(String::from_utf8_lossy(&buf).to_string())
+}
+
+/// The binary with stdin closed.
+pub fn windlass(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_windlass"));
+    cmd.args(args).stdin(Stdio::null()).env_remove("RUST_LOG");
+    cmd
+}
+
+/// Runs the binary to completion, failing the test if it takes longer than [`BOUND`].
+pub fn run(args: &[&str]) -> Output {
+    let child = windlass(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_bounded(child)
+}
+
+/// Waits for a child on a helper thread, so the wait itself is bounded.
+pub fn wait_bounded(child: Child) -> Output {
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(BOUND) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            signal(pid, Signal::SIGKILL);
+            panic!("windlass did not finish within {BOUND:?}");
+        }
+    }
+}
+
+/// Sends a signal to a process.
+pub fn signal(pid: u32, sig: Signal) {
+    nix::sys::signal::kill(Pid::from_raw(pid as i32), sig).expect("kill failed");
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// A port on 127.0.0.1 with nothing listening (bound, then released).
+pub fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A fresh, empty directory under the target's temporary directory.
+pub fn tempdir(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -1,0 +1,502 @@
+//! Response framing: how windlass finds where a response ends, and what it
+//! refuses. Every test shows the exact bytes the server sends.
+
+mod common;
+
+use std::io::Read;
+
+use common::{Reply, Server};
+#[cfg(feature = "gzip")]
+use flate2::write::{GzEncoder, ZlibEncoder};
+#[cfg(feature = "gzip")]
+use flate2::Compression;
+use windlass::http::Version;
+use windlass::{Agent, ErrorKind, Response};
+
+fn get(agent: &Agent, server: &Server) -> Response {
+    agent.get(server.url("/")).call().expect("request failed")
+}
+
+fn get_err(agent: &Agent, server: &Server) -> ErrorKind {
+    match agent.get(server.url("/")).call() {
+        Ok(resp) => panic!("expected an error, got {}", resp.status()),
+        Err(e) => e.kind(),
+    }
+}
+
+/// The kind of the error reading the body, after the head was accepted.
+fn body_err(resp: Response) -> ErrorKind {
+    match resp.text() {
+        Ok(text) => panic!("expected a body error, got the body {text:?}"),
+        Err(e) => e.kind(),
+    }
+}
+
+#[cfg(feature = "gzip")]
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+#[cfg(feature = "gzip")]
+fn zlib(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = ZlibEncoder::new(Vec::new(), Compression::default());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+#[cfg(feature = "gzip")]
+fn with_body(head: &str, body: &[u8]) -> Vec<u8> {
+    let mut bytes = head.as_bytes().to_vec();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+// --- lengths --------------------------------------------------------------
+
+#[test]
+fn content_length_body_is_read_exactly() {
+    let server = Server::fixed("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+    let agent = common::agent();
+    let resp = get(&agent, &server);
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.content_length(), Some(5));
+    assert_eq!(resp.header("content-length"), Some("5"));
+    assert_eq!(resp.text().unwrap(), "hello");
+}
+
+#[test]
+fn chunked_body_is_decoded() {
+    let server = Server::fixed(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+         5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+    );
+    let agent = common::agent();
+    let resp = get(&agent, &server);
+    assert_eq!(resp.content_length(), None);
+    assert_eq!(resp.text().unwrap(), "hello world");
+}
+
+#[test]
+fn chunk_extensions_are_skipped() {
+    let server = Server::fixed(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+         5;name=value\r\nhello\r\n6;a;b=\"c\"\r\n world\r\n0;last\r\n\r\n",
+    );
+    let agent = common::agent();
+    assert_eq!(get(&agent, &server).text().unwrap(), "hello world");
+}
+
+#[test]
+fn chunked_trailers_are_consumed_and_the_connection_reused() {
+    let server = Server::fixed(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+         5\r\nhello\r\n0\r\nX-Checksum: abc\r\nX-Other: 1\r\n\r\n",
+    );
+    let agent = common::agent();
+    assert_eq!(get(&agent, &server).text().unwrap(), "hello");
+    // Trailers left unread would be parsed as the next response head.
+    assert_eq!(get(&agent, &server).text().unwrap(), "hello");
+    assert_eq!(server.accepted(), 1);
+}
+
+#[test]
+fn body_without_length_is_read_until_close() {
+    let server = Server::serve(|_| Reply::close("HTTP/1.1 200 OK\r\n\r\nuntil the end"));
+    let agent = common::agent();
+    let resp = get(&agent, &server);
+    assert_eq!(resp.content_length(), None);
+    assert_eq!(resp.text().unwrap(), "until the end");
+    // A close-delimited connection cannot be reused.
+    assert_eq!(get(&agent, &server).text().unwrap(), "until the end");
+    assert_eq!(server.accepted(), 2);
+}
+
+// --- responses without a body -----------------------------------------------
+
+#[test]
+fn head_response_has_no_body_despite_content_length() {
+    let server = Server::serve(|req| {
+        if req.method == "HEAD" {
+            Reply::keep("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+        } else {
+            Reply::keep("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        }
+    });
+    let agent = common::agent();
+    let resp = agent.head(server.url("/")).call().unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.bytes().unwrap(), b"");
+    // The connection is at a message boundary: the next GET reuses it.
+    assert_eq!(get(&agent, &server).text().unwrap(), "ok");
+    assert_eq!(server.accepted(), 1);
+}
+
+#[test]
+fn no_content_204_has_no_body() {
+    let server = Server::serve(|req| {
+        if req.target == "/empty" {
+            Reply::keep("HTTP/1.1 204 No Content\r\n\r\n")
+        } else {
+            Reply::keep("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        }
+    });
+    let agent = common::agent();
+    let resp = agent.get(server.url("/empty")).call().unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    assert_eq!(resp.bytes().unwrap(), b"");
+    assert_eq!(get(&agent, &server).text().unwrap(), "ok");
+    assert_eq!(server.accepted(), 1);
+}
+
+#[test]
+fn not_modified_304_has_no_body_despite_content_length() {
+    let server = Server::serve(|req| {
+        if req.target == "/cached" {
+            Reply::keep("HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nContent-Length: 100\r\n\r\n")
+        } else {
+            Reply::keep("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        }
+    });
+    let agent = common::agent();
+    let resp = agent.get(server.url("/cached")).call().unwrap();
+    assert_eq!(resp.status().as_u16(), 304);
+    assert_eq!(resp.header("etag"), Some("\"v1\""));
+    assert_eq!(resp.bytes().unwrap(), b"");
+    assert_eq!(get(&agent, &server).text().unwrap(), "ok");
+    assert_eq!(server.accepted(), 1);
+}
+
+// --- informational responses -----------------------------------------------
+
+#[test]
+fn continue_100_before_the_final_response_is_skipped() {
+    let server = Server::fixed(
+        "HTTP/1.1 100 Continue\r\n\r\n\
+         HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal",
+    );
+    let agent = common::agent();
+    let resp = get(&agent, &server);
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.text().unwrap(), "final");
+}
+
+#[test]
+fn early_hints_103_before_the_final_response_are_skipped() {
+    let server = Server::fixed(
+        "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n\
+         HTTP/1.1 103 Early Hints\r\nLink: </app.js>; rel=preload\r\n\r\n\
+         HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal",
+    );
+    let agent = common::agent();
+    let resp = get(&agent, &server);
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.header("link"), None);
+    assert_eq!(resp.text().unwrap(), "final");
+}
+
+#[test]
+fn too_many_informational_responses_is_a_protocol_error() {
+    let mut bytes = "HTTP/1.1 100 Continue\r\n\r\n".repeat(1000);
+    bytes.push_str("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal");
+    let server = Server::fixed(bytes);
+    let agent = common::agent();
+    assert_eq!(get_err(&agent, &server), ErrorKind::Protocol);
+}
+
+// --- ambiguous or malformed lengths ------------------------------------------
+
+#[test]
+fn transfer_encoding_with_content_length_uses_chunked_and_closes() {
+    let server = Server::fixed(
+        "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n\
+         5\r\nhello\r\n0\r\n\r\n",
+    );
+    let agent = common::agent();
+    assert_eq!(get(&agent, &server).text().unwrap(), "hello");
+    // A message with both is a smuggling attempt or a broken proxy: the
+    // connection is not trusted with a second request.
+    assert_eq!(get(&agent, &server).text().unwrap(), "hello");
+    assert_eq!(server.accepted(), 2);
+}
+
+#[test]
+fn differing_duplicate_content_length_is_a_protocol_error() {
+    let server =
+        Server::fixed("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!");
+    let agent = common::agent();
+    assert_eq!(get_err(&agent, &server), ErrorKind::Protocol);
+}
+
+#[test]
+fn identical_duplicate_content_length_is_accepted() {
+    let server =
+        Server::fixed("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello");
+    let agent = common::agent();
+    assert_eq!(get(&agent, &server).text().unwrap(), "hello");
+}
+
+#[test]
+fn content_length_with_plus_sign_is_a_protocol_error() {
+    let server = Server::fixed("HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\nhello");
+    let agent = common::agent();
+    assert_eq!(get_err(&agent, &server), ErrorKind::Protocol);
+}
+
+#[test]
+fn negative_content_length_is_a_protocol_error() {
+    let server = Server::fixed("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\nhello");
+    let agent = common::agent();
+    assert_eq!(get_err(&agent, &server), ErrorKind::Protocol);
+}
+
+#[test]
+fn content_length_with_trailing_garbage_is_a_protocol_error() {
+    let server = Server::fixed("HTTP/1.1 200 OK\r\nContent-Length: 5a\r\n\r\nhello");
+    let agent = common::agent();
+    assert_eq!(get_err(&agent, &server), ErrorKind::Protocol);
+}
+
+// --- truncated and broken bodies -------------------------------------------
+
+#[test]
+fn body_shorter_than_content_length_is_an_error() {
+    let server =
+        Server::serve(|_| Reply::close("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello"));
+    let agent = common::agent();
+    let resp = get(&agent, &server);
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(body_err(resp), ErrorKind::Protocol);
+}
+
+#[test]
+fn body_shorter_than_content_length_fails_the_stream_read() {
+    let server =
+        Server::serve(|_| Reply::close("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello"));
+    let agent = common::agent();
+    let mut body = get(&agent, &server).into_body();
+    let mut out = Vec::new();
+    let err = body
+        .read_to_end(&mut out)
+        .expect_err("a truncated body must not read as EOF");
+    assert_eq!(out, b"hello");
+    assert_eq!(windlass::Error::from_io(err).kind(), ErrorKind::Protocol);
+}
+
+#[test]
+fn chunked_body_cut_off_is_an_error() {
+    // A complete chunk, then the connection closes without the last chunk.
+    let server = Server::serve(|_| {
+        Reply::close("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+    });
+    let agent = common::agent();
+    assert_eq!(body_err(get(&agent, &server)), ErrorKind::Protocol);
+}
+
+#[test]
+fn chunked_body_cut_off_inside_a_chunk_is_an_error() {
+    let server = Server::serve(|_| {
+        Reply::close("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\na\r\nhello")
+    });
+    let agent = common::agent();
+    assert_eq!(body_err(get(&agent, &server)), ErrorKind::Protocol);
+}
+
+#[test]
+fn invalid_chunk_size_is_a_protocol_error() {
+    let server = Server::fixed(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+    );
+    let agent = common::agent();
+    assert_eq!(body_err(get(&agent, &server)), ErrorKind::Protocol);
+}
+
+#[test]
+fn garbage_status_line_is_a_protocol_error() {
+    let server = Server::fixed("SSH-2.0-OpenSSH_9.6\r\n\r\n");
+    let agent = common::agent();
+    assert_eq!(get_err(&agent, &server), ErrorKind::Protocol);
+}
+
+#[test]
+fn non_numeric_status_code_is_a_protocol_error() {
+    let server = Server::fixed("HTTP/1.1 abc OK\r\nContent-Length: 0\r\n\r\n");
+    let agent = common::agent();
+    assert_eq!(get_err(&agent, &server), ErrorKind::Protocol);
+}
+
+// --- head size -----------------------------------------------------------------
+
+#[test]
+fn response_head_under_the_default_limit_is_accepted() {
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: 2\r\n\r\nok",
+        "a".repeat(60 * 1024)
+    );
+    let server = Server::fixed(head);
+    let agent = common::agent();
+    let resp = get(&agent, &server);
+    assert_eq!(resp.header("x-big").map(str::len), Some(60 * 1024));
+    assert_eq!(resp.text().unwrap(), "ok");
+}
+
+#[test]
+fn response_head_over_the_default_64_kib_limit_is_an_error() {
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: 2\r\n\r\nok",
+        "a".repeat(70 * 1024)
+    );
+    let server = Server::fixed(head);
+    let agent = common::agent();
+    assert_eq!(get_err(&agent, &server), ErrorKind::Protocol);
+}
+
+#[test]
+fn response_head_over_a_configured_max_head_size_is_an_error() {
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: 2\r\n\r\nok",
+        "a".repeat(2048)
+    );
+    let server = Server::fixed(head);
+    let agent = common::builder().max_head_size(1024).build();
+    assert_eq!(get_err(&agent, &server), ErrorKind::Protocol);
+}
+
+// --- content coding -----------------------------------------------------------
+
+#[cfg(feature = "gzip")]
+#[test]
+fn gzip_body_is_decoded() {
+    let original = "hello gzip ".repeat(100);
+    let compressed = gzip(original.as_bytes());
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+        compressed.len()
+    );
+    let server = Server::fixed(with_body(&head, &compressed));
+    let agent = common::agent();
+    assert_eq!(get(&agent, &server).text().unwrap(), original);
+}
+
+#[cfg(feature = "gzip")]
+#[test]
+fn deflate_zlib_body_is_decoded() {
+    let original = "hello deflate ".repeat(100);
+    let compressed = zlib(original.as_bytes());
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\nContent-Length: {}\r\n\r\n",
+        compressed.len()
+    );
+    let server = Server::fixed(with_body(&head, &compressed));
+    let agent = common::agent();
+    assert_eq!(get(&agent, &server).text().unwrap(), original);
+}
+
+#[cfg(feature = "gzip")]
+#[test]
+fn chunked_gzip_body_is_decoded() {
+    let original = "chunked and gzipped ".repeat(50);
+    let compressed = gzip(original.as_bytes());
+    let (a, b) = compressed.split_at(compressed.len() / 2);
+    let mut bytes =
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for part in [a, b] {
+        bytes.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+        bytes.extend_from_slice(part);
+        bytes.extend_from_slice(b"\r\n");
+    }
+    bytes.extend_from_slice(b"0\r\n\r\n");
+    let server = Server::fixed(bytes);
+    let agent = common::agent();
+    assert_eq!(get(&agent, &server).text().unwrap(), original);
+}
+
+#[cfg(feature = "gzip")]
+#[test]
+fn decoded_size_beyond_body_limit_is_body_too_large() {
+    // 100 KB of zeros compresses to a few hundred bytes: the limit applies to
+    // what the caller receives, not to what crossed the wire.
+    let compressed = gzip(&vec![0u8; 100_000]);
+    assert!(compressed.len() < 1000);
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+        compressed.len()
+    );
+    let server = Server::fixed(with_body(&head, &compressed));
+    let agent = common::builder().body_limit(10_000).build();
+    let err = get(&agent, &server).bytes().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BodyTooLarge);
+}
+
+// --- body limit ---------------------------------------------------------------
+
+#[test]
+fn text_beyond_body_limit_is_body_too_large() {
+    let server = Server::fixed("HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world");
+    let agent = common::builder().body_limit(10).build();
+    let err = get(&agent, &server).text().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BodyTooLarge);
+}
+
+#[test]
+fn chunked_text_beyond_body_limit_is_body_too_large() {
+    let server = Server::fixed(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+         6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n",
+    );
+    let agent = common::builder().body_limit(10).build();
+    let err = get(&agent, &server).text().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BodyTooLarge);
+}
+
+#[test]
+fn text_exactly_at_body_limit_is_accepted() {
+    let server = Server::fixed("HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world");
+    let agent = common::builder().body_limit(11).build();
+    assert_eq!(get(&agent, &server).text().unwrap(), "hello world");
+}
+
+#[test]
+fn text_with_limit_overrides_the_agent_body_limit() {
+    let server = Server::fixed("HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world");
+    let agent = common::agent();
+    let err = get(&agent, &server).text_with_limit(5).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BodyTooLarge);
+}
+
+// --- connection persistence -------------------------------------------------
+
+#[test]
+fn http10_response_without_keep_alive_is_not_reused() {
+    // The server leaves the connection open: reusing it would be the client's mistake.
+    let server = Server::fixed("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    let agent = common::agent();
+    let resp = get(&agent, &server);
+    assert_eq!(resp.version(), Version::HTTP_10);
+    assert_eq!(resp.text().unwrap(), "ok");
+    assert_eq!(get(&agent, &server).text().unwrap(), "ok");
+    assert_eq!(server.accepted(), 2);
+}
+
+#[test]
+fn connection_close_response_is_not_reused() {
+    // The server leaves the connection open: reusing it would be the client's mistake.
+    let server =
+        Server::fixed("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok");
+    let agent = common::agent();
+    assert_eq!(get(&agent, &server).text().unwrap(), "ok");
+    assert_eq!(get(&agent, &server).text().unwrap(), "ok");
+    assert_eq!(server.accepted(), 2);
+}
+
+#[test]
+fn keep_alive_response_is_reused() {
+    let server = Server::fixed("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    let agent = common::agent();
+    assert_eq!(get(&agent, &server).text().unwrap(), "ok");
+    assert_eq!(get(&agent, &server).text().unwrap(), "ok");
+    assert_eq!(server.accepted(), 1);
+}

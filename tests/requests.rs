@@ -1,0 +1,539 @@
+//! Requests on the wire: the bytes the server receives for each way of
+//! building a request, and the requests windlass refuses to send at all.
+
+mod common;
+
+use std::io::Read;
+
+use common::{Reply, Server};
+use windlass::{Agent, Error, ErrorKind, Response};
+
+const OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+/// A reader whose length windlass cannot know in advance.
+struct Unsized(std::io::Cursor<Vec<u8>>);
+
+impl Read for Unsized {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+// --- the request head ------------------------------------------------------------
+
+// The default Accept-Encoding names what the `gzip` feature decodes.
+#[cfg(feature = "gzip")]
+#[test]
+fn get_request_head_is_exact() {
+    let server = Server::fixed(OK);
+    let agent = common::agent();
+    agent.get(server.url("/path/x?a=1")).call().unwrap();
+    let req = server.request();
+    assert_eq!(
+        req.head_str(),
+        format!(
+            "GET /path/x?a=1 HTTP/1.1\r\n\
+             Host: 127.0.0.1:{}\r\n\
+             User-Agent: windlass/0.1.0\r\n\
+             Accept: */*\r\n\
+             Accept-Encoding: gzip, deflate\r\n\
+             \r\n",
+            server.port()
+        )
+    );
+    assert!(req.body.is_empty());
+}
+
+// The default Accept-Encoding names what the `gzip` feature decodes.
+#[cfg(feature = "gzip")]
+#[test]
+fn post_request_head_with_bytes_is_exact() {
+    let server = Server::fixed(OK);
+    let agent = common::agent();
+    agent
+        .post(server.url("/upload"))
+        .send_bytes(b"hello")
+        .unwrap();
+    let req = server.request();
+    assert_eq!(
+        req.head_str(),
+        format!(
+            "POST /upload HTTP/1.1\r\n\
+             Host: 127.0.0.1:{}\r\n\
+             User-Agent: windlass/0.1.0\r\n\
+             Accept: */*\r\n\
+             Accept-Encoding: gzip, deflate\r\n\
+             Content-Length: 5\r\n\
+             \r\n",
+            server.port()
+        )
+    );
+    assert_eq!(req.body, b"hello");
+}
+
+#[test]
+fn each_method_is_sent_by_name() {
+    let server = Server::fixed(OK);
+    let agent = common::agent();
+    let url = server.url("/m");
+    let calls: Vec<(&str, Result<Response, Error>)> = vec![
+        ("GET", agent.get(&url).call()),
+        ("POST", agent.post(&url).call()),
+        ("PUT", agent.put(&url).call()),
+        ("DELETE", agent.delete(&url).call()),
+        ("HEAD", agent.head(&url).call()),
+        ("PATCH", agent.patch(&url).call()),
+        ("OPTIONS", agent.request("OPTIONS", &url).call()),
+    ];
+    for (method, result) in calls {
+        let resp = result.unwrap();
+        if method != "HEAD" {
+            assert_eq!(resp.text().unwrap(), "ok");
+        }
+        assert_eq!(
+            server.request().request_line(),
+            format!("{method} /m HTTP/1.1")
+        );
+    }
+}
+
+#[test]
+fn send_bytes_sends_content_length_and_the_body() {
+    let server = Server::fixed(OK);
+    let agent = common::agent();
+    agent
+        .post(server.url("/upload"))
+        .send_bytes(b"hello")
+        .unwrap();
+    let req = server.request();
+    assert_eq!(req.request_line(), "POST /upload HTTP/1.1");
+    assert_eq!(req.header_all("content-length"), ["5"]);
+    assert_eq!(req.header("transfer-encoding"), None);
+    assert_eq!(req.body, b"hello");
+}
+
+#[test]
+fn send_string_sends_content_length_and_the_body() {
+    let server = Server::fixed(OK);
+    let agent = common::agent();
+    agent.put(server.url("/doc")).send_string("héllo").unwrap();
+    let req = server.request();
+    assert_eq!(req.request_line(), "PUT /doc HTTP/1.1");
+    assert_eq!(req.header_all("content-length"), ["6"]);
+    assert_eq!(req.body, "héllo".as_bytes());
+}
+
+#[test]
+fn send_reader_uses_chunked_transfer_encoding() {
+    let server = Server::fixed(OK);
+    let agent = common::agent();
+    let reader = Unsized(std::io::Cursor::new(b"hello world".to_vec()));
+    agent
+        .post(server.url("/stream"))
+        .send_reader(reader)
+        .unwrap();
+    let req = server.request();
+    assert_eq!(req.request_line(), "POST /stream HTTP/1.1");
+    assert_eq!(req.header_all("transfer-encoding"), ["chunked"]);
+    assert_eq!(req.header("content-length"), None);
+    assert!(req.chunked);
+    assert_eq!(req.body, b"hello world");
+    assert!(req.raw_body.ends_with(b"0\r\n\r\n"));
+}
+
+#[test]
+fn send_form_is_urlencoded_with_its_content_type() {
+    let server = Server::fixed(OK);
+    let agent = common::agent();
+    agent
+        .post(server.url("/form"))
+        .send_form(&[("name", "a b"), ("x", "&="), ("é", "1")])
+        .unwrap();
+    let req = server.request();
+    let body = "name=a+b&x=%26%3D&%C3%A9=1";
+    assert_eq!(
+        req.header_all("content-type"),
+        ["application/x-www-form-urlencoded"]
+    );
+    assert_eq!(req.header_all("content-length"), [body.len().to_string()]);
+    assert_eq!(String::from_utf8(req.body).unwrap(), body);
+}
+
+// --- query -------------------------------------------------------------------------
+
+#[test]
+fn query_pairs_are_percent_encoded() {
+    let server = Server::fixed(OK);
+    let agent = common::agent();
+    agent
+        .get(server.url("/search"))
+        .query("q", "a b&c=d/é")
+        .query("x", "1")
+        .call()
+        .unwrap();
+    assert_eq!(
+        server.request().target,
+        "/search?q=a+b%26c%3Dd%2F%C3%A9&x=1"
+    );
+}
+
+#[test]
+fn query_pairs_are_appended_to_the_url_query() {
+    let server = Server::fixed(OK);
+    let agent = common::agent();
+    agent
+        .get(server.url("/search?a=1"))
+        .query("b", "2")
+        .call()
+        .unwrap();
+    assert_eq!(server.request().target, "/search?a=1&b=2");
+}
+
+// --- headers -------------------------------------------------------------------------
+
+#[test]
+fn custom_user_agent_header_replaces_the_default() {
+    let server = Server::fixed(OK);
+    let agent = common::agent();
+    agent
+        .get(server.url("/"))
+        .header("User-Agent", "custom/1")
+        .call()
+        .unwrap();
+    assert_eq!(server.request().header_all("user-agent"), ["custom/1"]);
+}
+
+#[test]
+fn custom_accept_encoding_header_replaces_the_default() {
+    let server = Server::fixed(OK);
+    let agent = common::agent();
+    agent
+        .get(server.url("/"))
+        .header("accept-encoding", "identity")
+        .call()
+        .unwrap();
+    assert_eq!(server.request().header_all("accept-encoding"), ["identity"]);
+}
+
+#[test]
+fn agent_user_agent_replaces_the_default() {
+    let server = Server::fixed(OK);
+    let agent = common::builder().user_agent("agent/2").build();
+    agent.get(server.url("/")).call().unwrap();
+    assert_eq!(server.request().header_all("user-agent"), ["agent/2"]);
+}
+
+#[test]
+fn custom_headers_are_sent() {
+    let server = Server::fixed(OK);
+    let agent = common::agent();
+    agent
+        .get(server.url("/"))
+        .header("X-Request-Id", "42")
+        .header("Accept", "application/json")
+        .call()
+        .unwrap();
+    let req = server.request();
+    assert_eq!(req.header_all("x-request-id"), ["42"]);
+    assert_eq!(req.header_all("accept"), ["application/json"]);
+}
+
+#[test]
+fn basic_auth_sends_an_authorization_header() {
+    let server = Server::fixed(OK);
+    let agent = common::agent();
+    agent
+        .get(server.url("/"))
+        .basic_auth("user", Some("pass"))
+        .call()
+        .unwrap();
+    assert_eq!(
+        server.request().header_all("authorization"),
+        ["Basic dXNlcjpwYXNz"]
+    );
+}
+
+#[test]
+fn basic_auth_without_password_keeps_the_colon() {
+    let server = Server::fixed(OK);
+    let agent = common::agent();
+    agent
+        .get(server.url("/"))
+        .basic_auth("user", None)
+        .call()
+        .unwrap();
+    assert_eq!(
+        server.request().header_all("authorization"),
+        ["Basic dXNlcjo="]
+    );
+}
+
+#[test]
+fn url_userinfo_becomes_basic_authorization() {
+    let server = Server::fixed(OK);
+    let agent = common::agent();
+    let url = format!("http://user:pass@127.0.0.1:{}/private", server.port());
+    agent.get(&url).call().unwrap();
+    let req = server.request();
+    assert_eq!(req.header_all("authorization"), ["Basic dXNlcjpwYXNz"]);
+    // The credentials travel only in Authorization.
+    assert_eq!(req.target, "/private");
+    assert_eq!(
+        req.header_all("host"),
+        [format!("127.0.0.1:{}", server.port())]
+    );
+    assert!(!req.head_str().contains("pass@"));
+}
+
+#[test]
+fn url_userinfo_is_percent_decoded_before_encoding() {
+    let server = Server::fixed(OK);
+    let agent = common::agent();
+    let url = format!("http://us%40er:p%3Ass@127.0.0.1:{}/", server.port());
+    agent.get(&url).call().unwrap();
+    // base64("us@er:p:ss")
+    assert_eq!(
+        server.request().header_all("authorization"),
+        ["Basic dXNAZXI6cDpzcw=="]
+    );
+}
+
+// --- injection: rejected before a single byte is sent ----------------------
+
+/// A server that records every byte it receives.
+fn recording_server() -> Server {
+    Server::start(|conn| {
+        conn.read_to_end();
+    })
+}
+
+/// Runs `call` against a recording server; asserts it fails with `kind` and
+/// that the server received no byte at all.
+fn assert_refused_before_sending(
+    kind: ErrorKind,
+    call: impl FnOnce(&Agent, &str) -> Result<Response, Error>,
+) {
+    let mut server = recording_server();
+    let agent = common::agent();
+    let err = match call(&agent, &server.url("/")) {
+        Ok(resp) => panic!("expected {kind:?}, got {}", resp.status()),
+        Err(e) => e,
+    };
+    assert_eq!(err.kind(), kind, "{err}");
+    drop(agent);
+    server.finish();
+    assert_eq!(server.bytes_received(), 0, "bytes reached the server");
+}
+
+#[test]
+fn crlf_in_header_value_is_rejected_before_sending() {
+    assert_refused_before_sending(ErrorKind::InvalidHeader, |agent, url| {
+        agent.get(url).header("X-Test", "a\r\nX-Injected: 1").call()
+    });
+}
+
+#[test]
+fn lone_lf_in_header_value_is_rejected_before_sending() {
+    assert_refused_before_sending(ErrorKind::InvalidHeader, |agent, url| {
+        agent.get(url).header("X-Test", "a\nX-Injected: 1").call()
+    });
+}
+
+#[test]
+fn lone_cr_in_header_value_is_rejected_before_sending() {
+    assert_refused_before_sending(ErrorKind::InvalidHeader, |agent, url| {
+        agent.get(url).header("X-Test", "a\rb").call()
+    });
+}
+
+#[test]
+fn nul_in_header_value_is_rejected_before_sending() {
+    assert_refused_before_sending(ErrorKind::InvalidHeader, |agent, url| {
+        agent.get(url).header("X-Test", "a\0b").call()
+    });
+}
+
+#[test]
+fn crlf_in_header_name_is_rejected_before_sending() {
+    assert_refused_before_sending(ErrorKind::InvalidHeader, |agent, url| {
+        agent.get(url).header("X-Test\r\nX-Injected", "1").call()
+    });
+}
+
+#[test]
+fn nul_in_header_name_is_rejected_before_sending() {
+    assert_refused_before_sending(ErrorKind::InvalidHeader, |agent, url| {
+        agent.get(url).header("X-Te\0st", "1").call()
+    });
+}
+
+#[test]
+fn colon_or_space_in_header_name_is_rejected_before_sending() {
+    assert_refused_before_sending(ErrorKind::InvalidHeader, |agent, url| {
+        agent.get(url).header("X-Test: evil", "1").call()
+    });
+}
+
+#[test]
+fn invalid_header_is_rejected_even_with_a_body() {
+    assert_refused_before_sending(ErrorKind::InvalidHeader, |agent, url| {
+        agent
+            .post(url)
+            .header("X-Test", "a\r\nb")
+            .send_bytes(b"payload")
+    });
+}
+
+#[test]
+fn method_with_crlf_is_rejected_before_sending() {
+    assert_refused_before_sending(ErrorKind::InvalidHeader, |agent, url| {
+        agent
+            .request("GET / HTTP/1.1\r\nX-Injected: 1\r\n\r\nGET", url)
+            .call()
+    });
+}
+
+#[test]
+fn method_with_space_is_rejected_before_sending() {
+    assert_refused_before_sending(ErrorKind::InvalidHeader, |agent, url| {
+        agent.request("GE T", url).call()
+    });
+}
+
+#[test]
+fn url_with_crlf_never_puts_a_raw_crlf_on_the_wire() {
+    let server = Server::fixed(OK);
+    let agent = common::agent();
+    let url = format!("{}\r\nX-Injected: 1", server.url("/a b"));
+    match agent.get(&url).call() {
+        // Refusing the URL is fine...
+        Err(e) => {
+            assert_eq!(e.kind(), ErrorKind::InvalidUrl, "{e}");
+            assert_eq!(server.bytes_received(), 0);
+        }
+        // ...and so is sending it with the CR, LF and space removed or encoded.
+        Ok(_) => {
+            let req = server.request();
+            assert_eq!(req.header("x-injected"), None, "{}", req.head_str());
+            assert!(!req.target.contains([' ', '\r', '\n']), "{:?}", req.target);
+            assert_eq!(req.head_str().matches("\r\n\r\n").count(), 1);
+            assert!(req.target.starts_with("/a%20b"), "{:?}", req.target);
+        }
+    }
+}
+
+#[test]
+fn query_value_with_crlf_is_percent_encoded() {
+    let server = Server::fixed(OK);
+    let agent = common::agent();
+    agent
+        .get(server.url("/"))
+        .query("q", "a\r\nX-Injected: 1")
+        .call()
+        .unwrap();
+    let req = server.request();
+    assert_eq!(req.target, "/?q=a%0D%0AX-Injected%3A+1");
+    assert_eq!(req.header("x-injected"), None);
+}
+
+// --- URLs -------------------------------------------------------------------------
+
+#[test]
+fn non_http_scheme_is_an_invalid_url() {
+    let agent = common::agent();
+    for url in [
+        "ftp://127.0.0.1/x",
+        "file:///etc/passwd",
+        "gopher://127.0.0.1:1/",
+    ] {
+        let err = agent.get(url).call().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidUrl, "{url}: {err}");
+    }
+}
+
+#[test]
+fn unparseable_url_is_an_invalid_url() {
+    let agent = common::agent();
+    for url in ["not a url", "http://", "http://[::1"] {
+        let err = agent.get(url).call().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidUrl, "{url}: {err}");
+    }
+}
+
+// --- status codes ---------------------------------------------------------------
+
+#[test]
+fn non_2xx_responses_are_not_errors() {
+    let server = Server::serve(|req| match req.target.as_str() {
+        "/missing" => Reply::keep("HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found"),
+        _ => Reply::keep("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\noops"),
+    });
+    let agent = common::agent();
+    let resp = agent.get(server.url("/missing")).call().unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    assert_eq!(resp.text().unwrap(), "not found");
+    let resp = agent.get(server.url("/broken")).call().unwrap();
+    assert_eq!(resp.status().as_u16(), 500);
+    assert_eq!(resp.text().unwrap(), "oops");
+}
+
+#[test]
+fn error_for_status_turns_404_into_a_status_error() {
+    let server = Server::fixed("HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found");
+    let agent = common::agent();
+    let err = agent
+        .get(server.url("/missing"))
+        .call()
+        .unwrap()
+        .error_for_status()
+        .unwrap_err();
+    match err.kind() {
+        ErrorKind::Status(code) => assert_eq!(code.as_u16(), 404),
+        other => panic!("expected Status(404), got {other:?}"),
+    }
+    assert_eq!(err.url().map(|u| u.path()), Some("/missing"));
+}
+
+#[test]
+fn error_for_status_turns_503_into_a_status_error() {
+    let server = Server::fixed("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
+    let agent = common::agent();
+    let err = agent
+        .get(server.url("/"))
+        .call()
+        .unwrap()
+        .error_for_status()
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Status(windlass::http::StatusCode::SERVICE_UNAVAILABLE)
+    );
+}
+
+#[test]
+fn error_for_status_passes_2xx_and_3xx_through() {
+    let server = Server::serve(|req| match req.target.as_str() {
+        "/moved" => Reply::keep(
+            "HTTP/1.1 301 Moved Permanently\r\nLocation: /new\r\nContent-Length: 0\r\n\r\n",
+        ),
+        _ => Reply::keep("HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok"),
+    });
+    let agent = common::builder().max_redirects(0).build();
+    let resp = agent.get(server.url("/new")).call().unwrap();
+    let resp = resp.error_for_status().unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    assert_eq!(resp.text().unwrap(), "ok");
+    let resp = agent.get(server.url("/moved")).call().unwrap();
+    assert_eq!(resp.error_for_status().unwrap().status().as_u16(), 301);
+}
+
+// --- the crate-level functions ------------------------------------------------
+
+#[test]
+fn crate_level_get_reuses_one_connection_across_calls() {
+    let server = Server::fixed(OK);
+    let url = server.url("/");
+    assert_eq!(windlass::get(&url).call().unwrap().text().unwrap(), "ok");
+    assert_eq!(windlass::get(&url).call().unwrap().text().unwrap(), "ok");
+    assert_eq!(server.accepted(), 1);
+}
