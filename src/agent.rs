@@ -20,7 +20,7 @@ use crate::resolve::{Dns, Resolver, SystemResolver};
 use crate::retry::Retry;
 
 /// Time limits for each phase. `None` means no limit for that phase.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Timeouts {
     pub overall: Option<Duration>,
     pub dns: Option<Duration>,
@@ -32,9 +32,9 @@ pub(crate) struct Timeouts {
     pub pool_wait: Option<Duration>,
 }
 
-impl Default for Timeouts {
+impl Timeouts {
     /// Safe, not unlimited: a slow server cannot hang the program.
-    fn default() -> Timeouts {
+    pub(crate) fn safe_defaults() -> Timeouts {
         let s = |n| Some(Duration::from_secs(n));
         Timeouts {
             overall: None,
@@ -45,6 +45,20 @@ impl Default for Timeouts {
             response_head: s(30),
             read: s(30),
             pool_wait: s(30),
+        }
+    }
+
+    /// These limits with every limit set in `overrides` taking precedence.
+    pub(crate) fn with(self, overrides: &Timeouts) -> Timeouts {
+        Timeouts {
+            overall: overrides.overall.or(self.overall),
+            dns: overrides.dns.or(self.dns),
+            connect: overrides.connect.or(self.connect),
+            tls: overrides.tls.or(self.tls),
+            write: overrides.write.or(self.write),
+            response_head: overrides.response_head.or(self.response_head),
+            read: overrides.read.or(self.read),
+            pool_wait: overrides.pool_wait.or(self.pool_wait),
         }
     }
 }
@@ -70,7 +84,7 @@ pub(crate) struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            timeouts: Timeouts::default(),
+            timeouts: Timeouts::safe_defaults(),
             pool: PoolConfig {
                 max_idle: 100,
                 // Not Go's 2: a busy client churning through connections fills

@@ -78,13 +78,17 @@ impl Socket {
     }
 
     /// Time allowed for one operation, `Err` when it has already run out.
-    fn budget(&self) -> io::Result<Option<Duration>> {
+    fn op_deadline(&self) -> Deadline {
+        self.ctx
+            .deadline
+            .min(Deadline::after(Instant::now(), self.ctx.per_op))
+    }
+
+    fn budget(&self, until: Deadline) -> io::Result<Option<Duration>> {
         if self.ctx.is_cancelled() {
             return Err(Error::cancelled(self.ctx.phase).into());
         }
-        let now = Instant::now();
-        let per_op = Deadline::after(now, self.ctx.per_op);
-        match self.ctx.deadline.min(per_op).remaining_from(now) {
+        match until.remaining() {
             Some(Duration::ZERO) => Err(self.timeout_error()),
             other => Ok(other),
         }
@@ -149,8 +153,9 @@ impl Socket {
 
 impl Read for Socket {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let until = self.op_deadline();
         loop {
-            let budget = self.budget()?;
+            let budget = self.budget(until)?;
             self.apply_timeout(Dir::Read, budget)?;
             match (&*self.tcp).read(buf) {
                 Ok(0) if !buf.is_empty() && self.ctx.is_cancelled() => {
@@ -169,8 +174,9 @@ impl Read for Socket {
 
 impl Write for Socket {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let until = self.op_deadline();
         loop {
-            let budget = self.budget()?;
+            let budget = self.budget(until)?;
             self.apply_timeout(Dir::Write, budget)?;
             match (&*self.tcp).write(buf) {
                 Ok(n) => return Ok(n),

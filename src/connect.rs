@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::agent::AgentInner;
+use crate::agent::{AgentInner, Timeouts};
 use crate::conn::{Conn, IoCtx, Socket};
 use crate::deadline::{CancelToken, Deadline};
 use crate::error::{Error, ErrorKind, Phase};
@@ -24,12 +24,12 @@ const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
 pub(crate) fn open(
     agent: &AgentInner,
     key: &PoolKey,
+    cfg: &Timeouts,
     overall: Deadline,
     cancel: Option<&CancelToken>,
     timings: &mut Timings,
     observer: &Observer,
 ) -> Result<Conn, Error> {
-    let cfg = &agent.config.timeouts;
     let (dial_host, dial_port) = match &agent.config.proxy {
         Some(proxy) => (proxy.host.as_str(), proxy.port),
         None => (&*key.host, key.port),
@@ -70,7 +70,8 @@ pub(crate) fn open(
         if let Some(proxy) = &agent.config.proxy {
             crate::proxy::tunnel(&mut conn, proxy, key, agent.config.max_head_size)?;
         }
-        handshake(agent, &mut conn, key, overall, timings, observer)?;
+        let deadline = overall.min(Deadline::after(Instant::now(), cfg.tls));
+        handshake(agent, &mut conn, key, deadline, timings, observer)?;
     }
     log::debug!("opened connection {id} to {key} ({remote})");
     Ok(conn)
@@ -81,7 +82,7 @@ fn handshake(
     agent: &AgentInner,
     conn: &mut Conn,
     key: &PoolKey,
-    overall: Deadline,
+    deadline: Deadline,
     timings: &mut Timings,
     observer: &Observer,
 ) -> Result<(), Error> {
@@ -90,7 +91,6 @@ fn handshake(
     let tls = rustls::ClientConnection::new(config, name)
         .map_err(|e| Error::with_source(ErrorKind::Tls, "cannot start TLS", e))?;
     let started = Instant::now();
-    let deadline = overall.min(Deadline::after(started, agent.config.timeouts.tls));
     observer.emit(Event::TlsStart);
     conn.set_phase(Phase::Tls, deadline, None);
     conn.set_tls(Box::new(tls));
@@ -110,7 +110,7 @@ fn handshake(
     _agent: &AgentInner,
     _conn: &mut Conn,
     _key: &PoolKey,
-    _overall: Deadline,
+    _deadline: Deadline,
     _timings: &mut Timings,
     _observer: &Observer,
 ) -> Result<(), Error> {

@@ -249,7 +249,7 @@ impl From<Error> for io::Error {
     fn from(err: Error) -> io::Error {
         let kind = match err.kind() {
             ErrorKind::Timeout(_) => io::ErrorKind::TimedOut,
-            ErrorKind::Cancelled => io::ErrorKind::Interrupted,
+            ErrorKind::Cancelled => io::ErrorKind::Other,
             ErrorKind::Protocol => io::ErrorKind::InvalidData,
             ErrorKind::BodyTooLarge => io::ErrorKind::InvalidData,
             ErrorKind::Connect => io::ErrorKind::ConnectionRefused,

@@ -110,6 +110,8 @@ impl SendBody {
 #[derive(Default, Clone)]
 pub(crate) struct Overrides {
     pub hook: Option<std::sync::Arc<dyn crate::observe::Hook>>,
+    /// Phase limits for this request; `overall` is unused here (see `timeout`).
+    pub phases: crate::agent::Timeouts,
     pub timeout: Option<Duration>,
     pub deadline: Option<Instant>,
     pub cancel: Option<CancelToken>,
@@ -234,6 +236,48 @@ impl RequestBuilder {
     /// reading the body included (like Go's `Client.Timeout`).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.overrides.timeout = Some(timeout);
+        self
+    }
+
+    /// Limit for resolving the host name, for this request.
+    pub fn timeout_dns(mut self, timeout: Duration) -> Self {
+        self.overrides.phases.dns = Some(timeout);
+        self
+    }
+
+    /// Limit for opening the TCP connection, for this request.
+    pub fn timeout_connect(mut self, timeout: Duration) -> Self {
+        self.overrides.phases.connect = Some(timeout);
+        self
+    }
+
+    /// Limit for the TLS handshake, for this request.
+    pub fn timeout_tls(mut self, timeout: Duration) -> Self {
+        self.overrides.phases.tls = Some(timeout);
+        self
+    }
+
+    /// Longest a write may make no progress, for this request.
+    pub fn timeout_write(mut self, timeout: Duration) -> Self {
+        self.overrides.phases.write = Some(timeout);
+        self
+    }
+
+    /// Limit for the response head after the request was written, for this request.
+    pub fn timeout_response_head(mut self, timeout: Duration) -> Self {
+        self.overrides.phases.response_head = Some(timeout);
+        self
+    }
+
+    /// Longest wait between two reads of body bytes, for this request.
+    pub fn timeout_read(mut self, timeout: Duration) -> Self {
+        self.overrides.phases.read = Some(timeout);
+        self
+    }
+
+    /// Longest wait for a pool slot, for this request.
+    pub fn timeout_pool_wait(mut self, timeout: Duration) -> Self {
+        self.overrides.phases.pool_wait = Some(timeout);
         self
     }
 

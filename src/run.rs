@@ -204,7 +204,7 @@ fn send(
     started: Instant,
     timings: &mut Timings,
 ) -> Result<Response, Failure> {
-    let timeouts = &inner.config.timeouts;
+    let timeouts = &inner.config.timeouts.with(&req.overrides.phases);
     let cancel = req.overrides.cancel.as_ref();
     if cancel.is_some_and(CancelToken::is_cancelled) {
         return Err(Error::cancelled(Phase::PoolWait).into());
@@ -242,7 +242,8 @@ fn send(
         }
         None => {
             observer.phase(InFlightPhase::Connecting);
-            let conn = crate::connect::open(inner, &key, overall, cancel, timings, &observer)?;
+            let conn =
+                crate::connect::open(inner, &key, timeouts, overall, cancel, timings, &observer)?;
             lease.connected();
             conn
         }

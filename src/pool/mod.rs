@@ -308,7 +308,7 @@ impl Pool {
                 }
                 Taken::Idle(conn) => {
                     let lease = lease(false);
-                    if let Some(conn) = self.verify_idle(&lease, conn) {
+                    if let Some(conn) = self.verify_idle(key, conn) {
                         return Ok(Checkout {
                             lease,
                             conn: Some(conn),
@@ -319,29 +319,30 @@ impl Pool {
                 }
                 Taken::Wait(id, tx, rx) => {
                     let granted = self.wait(key, id, tx, rx, deadline, cancel, started)?;
-                    return Ok(match granted {
+                    let conn = match granted {
+                        // A retry after a stale connection wants a new one: close
+                        // the one handed over but keep its slot, so the retry
+                        // does not lose its place in the queue.
                         Some(conn) if fresh => {
-                            self.discard(lease(false), conn, CloseReason::NotReusable);
-                            // The slot went with the closed connection; but a
-                            // retry needs one, so queue again from the top.
-                            continue;
+                            self.reopen_slot(key, conn, CloseReason::NotReusable);
+                            None
                         }
-                        Some(conn) => {
-                            let lease = lease(false);
-                            match self.verify_idle(&lease, conn) {
-                                Some(conn) => Checkout {
-                                    lease,
-                                    conn: Some(conn),
-                                    waited: started.elapsed(),
-                                },
-                                None => continue,
+                        Some(conn) => match self.verify_idle(key, conn) {
+                            Some(conn) => Some(conn),
+                            None => {
+                                // verify_idle counted and closed it; keep the slot.
+                                let mut state = self.shared.lock();
+                                self.shared.host(&mut state.hosts, key).connecting += 1;
+                                None
                             }
-                        }
-                        None => Checkout {
-                            lease: lease(true),
-                            conn: None,
-                            waited: started.elapsed(),
                         },
+                        None => None,
+                    };
+                    let connecting = conn.is_none();
+                    return Ok(Checkout {
+                        lease: lease(connecting),
+                        conn,
+                        waited: started.elapsed(),
                     });
                 }
             }
@@ -358,8 +359,21 @@ impl Pool {
         }
     }
 
+    /// Close a connection handed to a waiter but keep its slot, now counted
+    /// as connecting: the waiter opens a new connection in it.
+    fn reopen_slot(&self, key: &PoolKey, conn: Conn, reason: CloseReason) {
+        {
+            let mut state = self.shared.lock();
+            let host = self.shared.host(&mut state.hosts, key);
+            host.closed.add(reason);
+            host.connecting += 1;
+        }
+        log::debug!("closing connection {} to {key}: {reason}", conn.info.id);
+        conn.close();
+    }
+
     /// Probe an idle connection that has rested a while; count the reuse or the close.
-    fn verify_idle(&self, lease: &Lease, mut conn: Conn) -> Option<Conn> {
+    fn verify_idle(&self, key: &PoolKey, mut conn: Conn) -> Option<Conn> {
         let rested = conn
             .info
             .idle_since
@@ -367,11 +381,11 @@ impl Pool {
             .unwrap_or_default();
         let alive = rested < PROBE_AFTER_IDLE || conn.is_alive();
         let mut state = self.shared.lock();
-        let host = self.shared.host(&mut state.hosts, &lease.key);
+        let host = self.shared.host(&mut state.hosts, key);
         if alive {
             host.reused += 1;
             drop(state);
-            log::debug!("reusing connection {} to {}", conn.info.id, lease.key);
+            log::debug!("reusing connection {} to {}", conn.info.id, key);
             Some(conn)
         } else {
             host.closed.add(CloseReason::ServerClosed);
@@ -379,7 +393,7 @@ impl Pool {
             log::debug!(
                 "idle connection {} to {} was closed by the server",
                 conn.info.id,
-                lease.key
+                key
             );
             conn.close();
             None
@@ -666,7 +680,12 @@ impl Shared {
                     open: 0,
                     connecting: 0,
                     waiters: VecDeque::new(),
-                    max_connections: limits.max_connections.or(self.cfg.max_connections_per_host),
+                    // A limit of 0 would make the host unreachable; it means 1,
+                    // as it does for max_connections_per_host.
+                    max_connections: limits
+                        .max_connections
+                        .map(|m| m.max(1))
+                        .or(self.cfg.max_connections_per_host),
                     max_idle: limits.max_idle.unwrap_or(self.cfg.max_idle_per_host),
                     opened: 0,
                     reused: 0,
