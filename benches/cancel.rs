@@ -1,2 +1,249 @@
-//! Benchmark (being built).
-fn main() {}
+//! How fast a blocked windlass call gives up.
+//!
+//! `cargo bench --bench cancel` runs a TCP server on 127.0.0.1 that reads
+//! each request and never answers, then measures
+//!
+//! - cancel latency: the call is blocked reading the response head; another
+//!   thread records an instant and calls `token.cancel()`; the latency runs
+//!   from that instant to the call's return;
+//! - deadline overshoot: a call with `.timeout(50 ms)`; the overshoot is the
+//!   time it took beyond those 50 ms.
+//!
+//! A third row, without a target, measures the same overshoot for a bare
+//! std socket with a read timeout (`SO_RCVTIMEO`): the floor of any client
+//! that times its reads out that way on this machine.
+//!
+//! Prints median and p99 of each against the targets (median < 1 ms,
+//! p99 < 10 ms) with PASS/MISS. `--quick` (or `WINDLASS_BENCH_QUICK=1`) runs
+//! 10 iterations instead of 200. The exit status reports errors (a call that
+//! did not end the way it should), never a missed target.
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use windlass::{CancelToken, ErrorKind, Phase};
+
+/// The deadline of the overshoot measurement.
+const DEADLINE: Duration = Duration::from_millis(50);
+/// How long the canceller waits after the request arrived, so that the
+/// call is surely blocked in `read` when it cancels.
+const SETTLE: Duration = Duration::from_millis(2);
+
+/// Starts the stalling server; the receiver gets one message per request
+/// head the server has read in full.
+fn stall_server() -> (SocketAddr, Receiver<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    let addr = listener.local_addr().expect("local addr");
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let tx = tx.clone();
+            thread::spawn(move || hold(stream, tx));
+        }
+    });
+    (addr, rx)
+}
+
+/// Reads requests and reports each head; answers nothing. Returns when the
+/// client closes the connection.
+fn hold(mut stream: TcpStream, heads: Sender<()>) {
+    let mut buf = [0u8; 4096];
+    let mut pending = Vec::new();
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => pending.extend_from_slice(&buf[..n]),
+        }
+        while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            pending.drain(..end + 4);
+            let _ = heads.send(());
+        }
+    }
+}
+
+/// Latencies in seconds, and the calls that ended the wrong way.
+#[derive(Default)]
+struct Sample {
+    secs: Vec<f64>,
+    errors: Vec<String>,
+}
+
+/// A call blocked on the head, cancelled from another thread.
+fn cancel_latency(agent: &windlass::Agent, url: &str, heads: &Mutex<Receiver<()>>) -> Sample {
+    let mut sample = Sample::default();
+    // A stale message from an earlier failed iteration would let the
+    // canceller fire before the request is out.
+    while heads.lock().unwrap().try_recv().is_ok() {}
+    let token = CancelToken::new();
+    let (cancelled_at, result, returned_at) = thread::scope(|s| {
+        let canceller = s.spawn(|| {
+            let arrived = heads.lock().unwrap();
+            arrived.recv_timeout(Duration::from_secs(5)).ok()?;
+            thread::sleep(SETTLE);
+            let at = Instant::now();
+            token.cancel();
+            Some(at)
+        });
+        let result = agent.get(url).cancel_token(&token).call();
+        let returned_at = Instant::now();
+        (canceller.join().expect("canceller"), result, returned_at)
+    });
+    match (cancelled_at, result) {
+        (Some(at), Err(e)) if e.kind() == ErrorKind::Cancelled => {
+            sample.secs.push((returned_at - at).as_secs_f64());
+        }
+        (None, _) => sample
+            .errors
+            .push("the request never reached the server".into()),
+        (_, Err(e)) => sample.errors.push(format!("wrong error: {e}")),
+        (_, Ok(_)) => sample.errors.push("a response from a silent server".into()),
+    }
+    sample
+}
+
+/// A call with a 50 ms timeout against the silent server.
+fn deadline_overshoot(agent: &windlass::Agent, url: &str) -> Sample {
+    let mut sample = Sample::default();
+    let start = Instant::now();
+    let result = agent.get(url).timeout(DEADLINE).call();
+    let elapsed = start.elapsed();
+    match result {
+        Err(e) if e.kind() == ErrorKind::Timeout(Phase::ResponseHead) => {
+            sample
+                .secs
+                .push(elapsed.as_secs_f64() - DEADLINE.as_secs_f64());
+        }
+        Err(e) => sample.errors.push(format!("wrong error: {e}")),
+        Ok(_) => sample.errors.push("a response from a silent server".into()),
+    }
+    sample
+}
+
+/// The overshoot floor of `SO_RCVTIMEO`: a bare std socket with
+/// `set_read_timeout(50 ms)` (`SO_RCVTIMEO`) reading from the silent server.
+/// The kernel rounds that timeout to its timer tick, so a client built on
+/// it cannot overshoot less than this.
+fn rcvtimeo_overshoot(addr: SocketAddr) -> Sample {
+    let mut sample = Sample::default();
+    let result = TcpStream::connect(addr).and_then(|mut s| {
+        s.set_read_timeout(Some(DEADLINE))?;
+        let start = Instant::now();
+        let read = s.read(&mut [0u8; 16]);
+        Ok((read, start.elapsed()))
+    });
+    match result {
+        Ok((Err(e), elapsed)) if is_timeout(&e) => {
+            sample
+                .secs
+                .push(elapsed.as_secs_f64() - DEADLINE.as_secs_f64());
+        }
+        Ok((Err(e), _)) | Err(e) => sample.errors.push(format!("std socket: {e}")),
+        Ok((Ok(_), _)) => sample
+            .errors
+            .push("std socket: data from a silent server".into()),
+    }
+    sample
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
+fn repeat(n: usize, mut f: impl FnMut() -> Sample) -> Sample {
+    let mut all = Sample::default();
+    for _ in 0..n {
+        let s = f();
+        all.secs.extend(s.secs);
+        all.errors.extend(s.errors);
+    }
+    all
+}
+
+/// The value below which `q` of the sorted values lie (nearest rank).
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(secs: f64) -> String {
+    format!("{:.3} ms", secs * 1e3)
+}
+
+/// One table row, with PASS/MISS against the targets when `judged`.
+fn row(name: &str, n: usize, sample: &Sample, judged: bool) {
+    let mut sorted = sample.secs.clone();
+    sorted.sort_by(f64::total_cmp);
+    let (median, p99) = (quantile(&sorted, 0.5), quantile(&sorted, 0.99));
+    let pass = median < 1e-3 && p99 < 10e-3;
+    let (target, result) = match (judged, pass) {
+        (false, _) => ("reference, no target", ""),
+        (true, true) => ("median < 1 ms, p99 < 10 ms", "PASS"),
+        (true, false) => ("median < 1 ms, p99 < 10 ms", "MISS"),
+    };
+    println!(
+        "| {name} | {}/{n} | {} | {} | {} | {} | {target} | {result} |",
+        sorted.len(),
+        ms(median),
+        ms(p99),
+        ms(sorted.first().copied().unwrap_or(f64::NAN)),
+        ms(sorted.last().copied().unwrap_or(f64::NAN)),
+    );
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick")
+        || std::env::var("WINDLASS_BENCH_QUICK").is_ok_and(|v| v == "1");
+    let n = if quick { 10 } else { 200 };
+
+    let (addr, heads) = stall_server();
+    let heads = Mutex::new(heads);
+    let url = format!("http://{addr}/");
+    let agent = windlass::Agent::new();
+
+    let cancel = repeat(n, || cancel_latency(&agent, &url, &heads));
+    let overshoot = repeat(n, || deadline_overshoot(&agent, &url));
+    let floor = repeat(n.min(50), || rcvtimeo_overshoot(addr));
+
+    println!("## windlass: cancel and deadline latency ({n} iterations each)\n");
+    println!("| measurement | ok/n | median | p99 | min | max | target | result |");
+    println!("|---|---:|---:|---:|---:|---:|---|---|");
+    row(
+        "cancel() → call returns, blocked reading the head",
+        n,
+        &cancel,
+        true,
+    );
+    row(
+        "deadline overshoot, `.timeout(50 ms)`, silent server",
+        n,
+        &overshoot,
+        true,
+    );
+    row(
+        "overshoot of a bare std socket, `set_read_timeout(50 ms)`",
+        n.min(50),
+        &floor,
+        false,
+    );
+
+    let errors: Vec<_> = [&cancel, &overshoot, &floor]
+        .iter()
+        .flat_map(|s| &s.errors)
+        .collect();
+    for e in &errors {
+        eprintln!("error: {e}");
+    }
+    if !errors.is_empty() {
+        std::process::exit(1);
+    }
+}

@@ -18,6 +18,13 @@ const READ_BUF: usize = 8 * 1024;
 /// deadline by less than this is kept.
 const TIMEOUT_SLACK: Duration = Duration::from_millis(2);
 
+/// The last stretch before a deadline, waited out by polling (see `run_op`).
+/// Larger than the kernel's timer tick (4 ms at HZ=250) plus the slack.
+const PRECISE_WINDOW: Duration = Duration::from_millis(8);
+
+/// How often that polling looks at the socket.
+const POLL_STEP: Duration = Duration::from_micros(200);
+
 /// What the current operation on a connection is allowed.
 #[derive(Clone)]
 pub(crate) struct IoCtx {
@@ -56,6 +63,7 @@ pub(crate) struct Socket {
     pub host: Arc<str>,
 }
 
+#[derive(Clone, Copy)]
 enum Dir {
     Read,
     Write,
@@ -151,16 +159,24 @@ impl Socket {
     }
 }
 
-impl Read for Socket {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+impl Socket {
+    /// Run one read or write under the current limits. The kernel timeout is
+    /// set to end [`PRECISE_WINDOW`] early: the kernel rounds it up to its
+    /// timer tick, which would overshoot the deadline by milliseconds, so the
+    /// last stretch is waited out by polling instead.
+    fn run_op(
+        &mut self,
+        dir: Dir,
+        mut op: impl FnMut(&TcpStream) -> io::Result<usize>,
+    ) -> io::Result<usize> {
         let until = self.op_deadline();
         loop {
             let budget = self.budget(until)?;
-            self.apply_timeout(Dir::Read, budget)?;
-            match (&*self.tcp).read(buf) {
-                Ok(0) if !buf.is_empty() && self.ctx.is_cancelled() => {
-                    return Err(Error::cancelled(self.ctx.phase).into())
-                }
+            if budget.is_some_and(|left| left <= PRECISE_WINDOW) {
+                return self.finish_precisely(until, &mut op);
+            }
+            self.apply_timeout(dir, budget.map(|left| left - PRECISE_WINDOW))?;
+            match op(&self.tcp) {
                 Ok(n) => return Ok(n),
                 Err(e) => {
                     if let Some(e) = self.map_err(e) {
@@ -170,23 +186,53 @@ impl Read for Socket {
             }
         }
     }
+
+    /// Poll a non-blocking socket until the operation succeeds, fails, is
+    /// cancelled, or `until` passes. Only ever the last few milliseconds
+    /// before a deadline.
+    fn finish_precisely(
+        &mut self,
+        until: Deadline,
+        op: &mut impl FnMut(&TcpStream) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        self.tcp.set_nonblocking(true)?;
+        let result = loop {
+            if self.ctx.is_cancelled() {
+                break Err(Error::cancelled(self.ctx.phase).into());
+            }
+            match op(&self.tcp) {
+                Ok(n) => break Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(self.map_err(e).unwrap_or_else(|| self.timeout_error())),
+            }
+            match until.remaining() {
+                Some(Duration::ZERO) => break Err(self.timeout_error()),
+                Some(left) => std::thread::sleep(left.min(POLL_STEP)),
+                None => std::thread::sleep(POLL_STEP),
+            }
+        };
+        let restored = self.tcp.set_nonblocking(false);
+        let n = result?;
+        restored?;
+        Ok(n)
+    }
+}
+
+impl Read for Socket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.run_op(Dir::Read, |mut tcp| tcp.read(buf))?;
+        // A cancel shuts the socket down, which reads as EOF.
+        if n == 0 && !buf.is_empty() && self.ctx.is_cancelled() {
+            return Err(Error::cancelled(self.ctx.phase).into());
+        }
+        Ok(n)
+    }
 }
 
 impl Write for Socket {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let until = self.op_deadline();
-        loop {
-            let budget = self.budget(until)?;
-            self.apply_timeout(Dir::Write, budget)?;
-            match (&*self.tcp).write(buf) {
-                Ok(n) => return Ok(n),
-                Err(e) => {
-                    if let Some(e) = self.map_err(e) {
-                        return Err(e);
-                    }
-                }
-            }
-        }
+        self.run_op(Dir::Write, |mut tcp| tcp.write(buf))
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -311,10 +357,15 @@ impl Conn {
         if let Some(tls) = self.tls.as_mut() {
             let mut stream = rustls::Stream::new(&mut **tls, &mut self.sock);
             return match stream.read(out) {
-                // A server that closes without close_notify after a complete,
-                // framed response is common; the framing layer decides whether
-                // the data was complete, so report a plain EOF here.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+                // Without close_notify, an EOF may be an attacker's FIN cutting
+                // the data short. A framed body never reads past its end, so
+                // this only surfaces where the data really is incomplete, or
+                // for a body delimited by the close, where it must not pass
+                // as complete.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(Error::protocol(
+                    "the TLS connection was closed without close_notify; the data may be truncated",
+                )
+                .into()),
                 other => other,
             };
         }
@@ -392,10 +443,22 @@ impl Conn {
         Ok(n)
     }
 
+    /// Forget the request's token. Returns true if it was cancelled, in which
+    /// case the connection may already be shut down and must not be reused.
+    ///
+    /// The hook is removed before the flag is read: `cancel()` sets the flag
+    /// before it takes the hooks, so a hook that still runs implies the flag.
+    pub(crate) fn detach_cancel(&mut self) -> bool {
+        drop(self.cancel_hook.take());
+        let cancelled = self.sock.ctx.is_cancelled();
+        self.sock.ctx.cancel = None;
+        cancelled
+    }
+
     /// Prepare to rest in the pool: no unread bytes may remain, and a buffer
     /// grown for a large head goes back to its resting size.
     pub(crate) fn make_idle(&mut self) -> bool {
-        if self.start != self.end {
+        if self.start != self.end || self.tls_has_unread_data() {
             return false;
         }
         self.start = 0;
@@ -410,6 +473,24 @@ impl Conn {
         self.end_request();
         self.info.idle_since = Some(Instant::now());
         true
+    }
+
+    /// Whether rustls holds decrypted bytes nobody read: the server sent more
+    /// than the response framing said.
+    #[cfg(feature = "tls")]
+    fn tls_has_unread_data(&mut self) -> bool {
+        match self.tls.as_mut() {
+            None => false,
+            Some(tls) => match tls.process_new_packets() {
+                Ok(state) => state.plaintext_bytes_to_read() > 0 || state.peer_has_closed(),
+                Err(_) => true,
+            },
+        }
+    }
+
+    #[cfg(not(feature = "tls"))]
+    fn tls_has_unread_data(&mut self) -> bool {
+        false
     }
 
     /// Check, without blocking, that an idle connection is still usable: the
@@ -472,7 +553,12 @@ impl Conn {
             let _ = tcp.set_nonblocking(true);
             let _ = tls.write_tls(&mut tcp);
         }
-        self.sock.shutdown();
+        // With the cancel hook gone this is the socket's only handle and
+        // dropping it closes the descriptor; a shutdown is only needed while
+        // another handle could keep it open.
+        if Arc::strong_count(&self.sock.tcp) > 1 {
+            self.sock.shutdown();
+        }
     }
 }
 

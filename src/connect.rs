@@ -99,6 +99,7 @@ fn handshake(
     let elapsed = started.elapsed();
     let resumed = conn.tls_resumed();
     timings.tls = Some(elapsed);
+    timings.tls_resumed = Some(resumed);
     observer.time(Timer::Tls, elapsed);
     observer.metrics.tls_handshake(resumed);
     observer.emit(Event::TlsDone { resumed, elapsed });

@@ -358,7 +358,9 @@ impl Decoder {
                     self.state = State::ChunkSize;
                 }
                 State::Trailers(seen) => {
-                    let len = read_line(conn, MAX_TRAILERS - seen, |line| Ok(line.len()))?;
+                    let len = read_line(conn, MAX_TRAILERS.saturating_sub(seen), |line| {
+                        Ok(line.len())
+                    })?;
                     self.state = if len == 0 {
                         State::Done
                     } else {
@@ -423,6 +425,10 @@ fn read_line<T>(
     loop {
         let buf = conn.buffered();
         if let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+            // A line already in the buffer is still held to the limit.
+            if pos >= max {
+                return Err(Error::protocol("chunk framing line too long").into());
+            }
             let line = &buf[..pos];
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             let value = f(line)?;

@@ -86,7 +86,7 @@ impl Tracked {
 pub(crate) struct Registry {
     epoch: Instant,
     next_id: AtomicU64,
-    entries: Mutex<HashMap<u64, Arc<Tracked>>>,
+    entries: Mutex<HashMap<u64, Arc<Tracked>, crate::fnv::BuildFnv>>,
     leak_after: Option<Duration>,
     metrics: Arc<Metrics>,
 }
@@ -114,7 +114,7 @@ impl Registry {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Tracked>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Tracked>, crate::fnv::BuildFnv>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -148,7 +148,7 @@ impl Registry {
         let now = Instant::now();
         let since = u64::try_from(now.duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
         tracked.body_since.store(since.max(1), Ordering::Relaxed);
-        self.leak_after.map(|after| now + after)
+        self.leak_after.and_then(|after| now.checked_add(after))
     }
 
     /// Warn once about each body held too long; return the next time to look.
@@ -162,15 +162,18 @@ impl Registry {
                 continue;
             }
             let held_at = self.epoch + Duration::from_nanos(since);
-            let due = held_at + after;
+            let Some(due) = held_at.checked_add(after) else {
+                continue;
+            };
             if due <= now {
                 t.warned.store(true, Ordering::Relaxed);
                 self.metrics.leak();
                 log::warn!(
-                    "response body of {} {} (requested at {}) has been held unread for {:.1} s; \
+                    "response body of {} {}{} (requested at {}) has been held unread for {:.1} s; \
                      read it to the end or drop it so its connection can be reused",
                     t.method,
-                    crate::error::redacted(&t.url),
+                    t.url.host_str().unwrap_or(""),
+                    t.url.path(),
                     t.call_site,
                     now.duration_since(held_at).as_secs_f64()
                 );

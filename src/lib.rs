@@ -48,6 +48,7 @@ mod conn;
 mod connect;
 mod deadline;
 mod error;
+mod fnv;
 mod http1;
 mod inflight;
 mod metrics;

@@ -402,8 +402,10 @@ impl RequestBuilder {
             }
         }
         // Credentials travel in the header; the URL we keep and report has none.
-        let _ = url.set_username("");
-        let _ = url.set_password(None);
+        if !url.username().is_empty() || url.password().is_some() {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+        }
         let request = Request {
             method,
             url,

@@ -68,9 +68,13 @@ fn follow(inner: &AgentInner, mut req: Request) -> Result<Response, Error> {
             inner.config.https_to_http,
         )
         .map_err(|e| e.at_url(&req.url))?;
-        let Next::Follow { url, to_get } = next else {
+        let Next::Follow { mut url, to_get } = next else {
             return Ok(resp);
         };
+        // Credentials in a Location are neither used nor kept: they would
+        // reach a proxy in the request line and show in `Response::url()`.
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
         if max_redirects == 0 {
             return Ok(resp);
         }
@@ -419,6 +423,11 @@ fn write_request(
         }
     }
     for (name, value) in headers {
+        // windlass frames the body itself (below); a caller's framing header
+        // that disagreed with the body would desynchronise the connection.
+        if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
+            continue;
+        }
         put_header(&mut out, name.as_str(), value.as_bytes());
     }
     if !headers.contains_key(USER_AGENT) {
@@ -443,11 +452,10 @@ fn write_request(
             crate::observe::redact_headers(headers)
         );
     }
-    let has_length = headers.contains_key(CONTENT_LENGTH);
     let body = std::mem::replace(&mut req.body, SendBody::Spent);
     let result = match body {
         SendBody::Empty | SendBody::Spent => {
-            if !has_length && matches!(req.method, Method::POST | Method::PUT | Method::PATCH) {
+            if matches!(req.method, Method::POST | Method::PUT | Method::PATCH) {
                 put_header(&mut out, "content-length", b"0");
             }
             out.extend_from_slice(b"\r\n");
@@ -455,13 +463,11 @@ fn write_request(
             conn.write_all(&out).map(|()| out.len() as u64)
         }
         SendBody::Bytes(bytes) => {
-            if !has_length {
-                put_header(
-                    &mut out,
-                    "content-length",
-                    bytes.len().to_string().as_bytes(),
-                );
-            }
+            put_header(
+                &mut out,
+                "content-length",
+                bytes.len().to_string().as_bytes(),
+            );
             out.extend_from_slice(b"\r\n");
             let result = if bytes.len() <= COALESCE_BODY {
                 out.extend_from_slice(&bytes);
@@ -475,8 +481,9 @@ fn write_request(
             result
         }
         SendBody::Reader(mut reader, length) => {
-            if length.is_none() {
-                put_header(&mut out, "transfer-encoding", b"chunked");
+            match length {
+                Some(n) => put_header(&mut out, "content-length", n.to_string().as_bytes()),
+                None => put_header(&mut out, "transfer-encoding", b"chunked"),
             }
             out.extend_from_slice(b"\r\n");
             conn.write_all(&out)

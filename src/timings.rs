@@ -18,6 +18,8 @@ pub struct Timings {
     pub connect: Option<Duration>,
     /// The TLS handshake.
     pub tls: Option<Duration>,
+    /// Whether that handshake resumed an earlier session (abbreviated handshake).
+    pub tls_resumed: Option<bool>,
     /// Waiting for a connection slot in the pool.
     pub pool_wait: Option<Duration>,
     /// From the start of the request until the request was fully written.
@@ -52,7 +54,11 @@ impl fmt::Display for Timings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "dns          {}", ms(self.dns))?;
         writeln!(f, "connect      {}", ms(self.connect))?;
-        writeln!(f, "tls          {}", ms(self.tls))?;
+        let resumed = match self.tls_resumed {
+            Some(true) => " (resumed)",
+            _ => "",
+        };
+        writeln!(f, "tls          {}{resumed}", ms(self.tls))?;
         writeln!(f, "pool wait    {}", ms(self.pool_wait))?;
         writeln!(f, "written      {}", ms(self.request_written))?;
         writeln!(f, "first byte   {}", ms(self.first_byte))?;

@@ -482,3 +482,40 @@ fn a_deadline_already_past_fails_at_once_without_connecting() {
     assert_eq!(server.accepted(), 0, "a connection was opened");
     assert_eq!(agent.pool_stats().opened(), 0);
 }
+
+#[test]
+fn a_per_request_phase_timeout_overrides_the_agents() {
+    let server = never_answers();
+    let agent = common::builder()
+        .timeout_response_head(Duration::from_secs(30))
+        .build();
+    let url = server.url("/slow");
+    let (result, elapsed) = timed(move || {
+        agent
+            .get(&url)
+            .timeout_response_head(LIMIT)
+            .call()
+            .map(drop)
+    });
+    assert_timeout(result, Phase::ResponseHead);
+    assert_took(elapsed, LIMIT);
+}
+
+#[test]
+fn a_per_request_read_timeout_overrides_the_agents() {
+    let server = body_stalls_after(1000, b"partial");
+    let agent = common::builder()
+        .timeout_read(Duration::from_secs(30))
+        .build();
+    let url = server.url("/stalls");
+    let (result, elapsed) = timed(move || {
+        let resp = agent.get(&url).timeout_read(LIMIT).call()?;
+        let mut body = Vec::new();
+        resp.into_body()
+            .read_to_end(&mut body)
+            .map_err(Error::from_io)
+            .map(drop)
+    });
+    assert_timeout(result, Phase::Body);
+    assert_took(elapsed, LIMIT);
+}

@@ -500,3 +500,21 @@ fn keep_alive_response_is_reused() {
     assert_eq!(get(&agent, &server).text().unwrap(), "ok");
     assert_eq!(server.accepted(), 1);
 }
+
+#[test]
+fn trailers_over_64_kib_are_a_protocol_error() {
+    let mut response =
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n".to_vec();
+    for i in 0..800 {
+        response.extend_from_slice(format!("x-t{i:05}: {}\r\n", "v".repeat(80)).as_bytes());
+    }
+    response.extend_from_slice(b"\r\n");
+    let server = Server::fixed(response);
+    let err = common::agent()
+        .get(server.url("/"))
+        .call()
+        .unwrap()
+        .text()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Protocol, "{err}");
+}

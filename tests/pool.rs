@@ -460,9 +460,9 @@ fn a_request_cancelled_while_connecting_frees_its_slot_for_the_next_waiter() {
     let err = outcome(first).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Cancelled, "{err}");
 
-    // The abandoned lookup still holds the resolver; release it, then the
-    // waiter's own.
-    gate.wait_entered();
+    // The abandoned lookup is still in the resolver. The waiter either joins
+    // it or, if it arrives after that lookup ended (this agent caches nothing),
+    // starts its own: let both through; a pass nobody takes is harmless.
     gate.let_one_through();
     gate.let_one_through();
     assert_eq!(outcome(waiter).unwrap(), "/waiter");

@@ -395,3 +395,17 @@ fn https_to_http_redirect_is_followed_when_allowed() {
     // A scheme change is a change of origin: no credentials follow.
     assert_no_credentials(&plain.request());
 }
+
+#[test]
+fn credentials_in_a_location_are_neither_used_nor_kept() {
+    let target = Server::fixed(common::ok("landed"));
+    let location = format!("http://user:secret@{}/landing", target.addr());
+    let redirect =
+        format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n");
+    let origin = Server::fixed(redirect);
+    let resp = common::agent().get(origin.url("/start")).call().unwrap();
+    assert_eq!(resp.url().password(), None);
+    assert_eq!(resp.url().username(), "");
+    assert_eq!(resp.text().unwrap(), "landed");
+    assert!(target.request().header("authorization").is_none());
+}

@@ -537,3 +537,41 @@ fn crate_level_get_reuses_one_connection_across_calls() {
     assert_eq!(windlass::get(&url).call().unwrap().text().unwrap(), "ok");
     assert_eq!(server.accepted(), 1);
 }
+
+#[test]
+fn a_callers_content_length_cannot_contradict_the_body() {
+    let server = Server::fixed(common::ok("fine"));
+    let agent = common::agent();
+    agent
+        .post(server.url("/"))
+        .header("content-length", "3")
+        .header("transfer-encoding", "chunked")
+        .send_bytes(b"hello")
+        .unwrap()
+        .text()
+        .unwrap();
+    let req = server.request();
+    assert_eq!(req.header_all("content-length"), ["5"]);
+    assert!(req.header("transfer-encoding").is_none());
+    assert_eq!(req.body, b"hello");
+    // The connection stayed in step: the next request reuses it cleanly.
+    agent.get(server.url("/")).call().unwrap().text().unwrap();
+    assert_eq!(server.accepted(), 1);
+}
+
+#[test]
+fn durations_too_large_to_add_mean_never() {
+    let server = Server::fixed(common::ok("fine"));
+    let agent = common::builder()
+        .idle_timeout(std::time::Duration::MAX)
+        .max_lifetime(std::time::Duration::MAX)
+        .leak_warn_after(std::time::Duration::MAX)
+        .dns_ttl(std::time::Duration::MAX)
+        .max_connections_per_host(1)
+        .build();
+    for _ in 0..3 {
+        let text = agent.get(server.url("/")).call().unwrap().text().unwrap();
+        assert_eq!(text, "fine");
+    }
+    assert_eq!(server.accepted(), 1);
+}

@@ -197,3 +197,61 @@ fn danger_accept_invalid_certs_is_scoped_to_its_agent() {
     let err = strict.get(server.https_url("/")).call().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Tls);
 }
+
+#[test]
+fn a_body_delimited_by_close_without_close_notify_is_an_error() {
+    // A FIN without close_notify may be an attacker cutting the body short:
+    // with no length to check against, it must not pass as complete.
+    let server = Server::start_tls(common::pki().valid.clone(), |conn| {
+        if conn.read_request().is_some() {
+            conn.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\npartial body");
+        }
+        conn.close();
+    });
+    let agent = trusting_agent(&server);
+    let resp = agent.get(server.https_url("/")).call().unwrap();
+    let err = resp.text().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Protocol, "{err}");
+    assert!(err.to_string().contains("close_notify"), "{err}");
+}
+
+#[test]
+fn bytes_beyond_the_content_length_over_tls_prevent_reuse() {
+    let server = Server::serve_tls(common::pki().valid.clone(), |_| {
+        Reply::keep("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA")
+    });
+    let agent = trusting_agent(&server);
+    for _ in 0..2 {
+        let text = agent
+            .get(server.https_url("/"))
+            .call()
+            .unwrap()
+            .text()
+            .unwrap();
+        assert_eq!(text, "ok");
+    }
+    assert_eq!(
+        server.accepted(),
+        2,
+        "the connection with stray bytes was not reused"
+    );
+}
+
+#[test]
+fn a_second_connection_resumes_the_tls_session() {
+    let server = https_server(&common::pki().valid);
+    // No idle connections kept: every request opens a new connection.
+    let agent = common::builder()
+        .add_root_certificate(common::pki().ca_pem.as_bytes())
+        .resolve("localhost", vec![server.addr()])
+        .max_idle_per_host(0)
+        .build();
+    let first = agent.get(server.https_url("/")).call().unwrap();
+    assert_eq!(first.timings().tls_resumed, Some(false));
+    first.text().unwrap();
+    let second = agent.get(server.https_url("/")).call().unwrap();
+    assert_eq!(second.timings().tls_resumed, Some(true));
+    second.text().unwrap();
+    let metrics = agent.metrics();
+    assert_eq!((metrics.tls_full, metrics.tls_resumed), (1, 1));
+}

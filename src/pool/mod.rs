@@ -140,11 +140,23 @@ impl Host {
     fn is_empty(&self) -> bool {
         self.open == 0 && self.waiters.is_empty()
     }
+
+    /// One of this host's slots is free: hand it to the longest waiter (who
+    /// will open a connection in it), or shrink the open count.
+    fn slot_freed(&mut self) {
+        while let Some(waiter) = self.waiters.pop_front() {
+            if waiter.tx.try_send(Grant::Slot).is_ok() {
+                self.connecting += 1;
+                return;
+            }
+        }
+        self.open -= 1;
+    }
 }
 
 #[derive(Default)]
 struct State {
-    hosts: HashMap<PoolKey, Host>,
+    hosts: HashMap<PoolKey, Host, crate::fnv::BuildFnv>,
     idle_total: usize,
     next_waiter: u64,
     closed: bool,
@@ -266,8 +278,8 @@ impl Pool {
                         *idle_total -= 1;
                         match idle.expires {
                             Some((at, reason)) if at <= now => {
-                                host.open -= 1;
                                 host.closed.add(reason);
+                                host.slot_freed();
                                 to_close.push((idle.conn, reason));
                             }
                             _ => {
@@ -275,6 +287,25 @@ impl Pool {
                                 break;
                             }
                         }
+                    }
+                }
+                let at_limit = host.max_connections.is_some_and(|max| host.open >= max);
+                if fresh && at_limit && host.waiters.is_empty() {
+                    // A retry that must not reuse: trade the oldest idle
+                    // connection's slot for a new connection rather than wait
+                    // behind connections nobody is using.
+                    if let Some(idle) = host.idle.pop_front() {
+                        *idle_total -= 1;
+                        host.closed.add(CloseReason::NotReusable);
+                        host.connecting += 1;
+                        to_close.push((idle.conn, CloseReason::NotReusable));
+                        close_all(std::mem::take(&mut to_close));
+                        drop(state);
+                        return Ok(Checkout {
+                            lease: self.lease(key, true),
+                            conn: None,
+                            waited: started.elapsed(),
+                        });
                     }
                 }
                 match found {
@@ -477,8 +508,13 @@ impl Pool {
         let key = lease.key.clone();
         drop(lease);
         let now = Instant::now();
-        let lifetime_end = self.shared.cfg.max_lifetime.map(|l| conn.info.created + l);
-        if conn.was_cancelled() {
+        let cancelled = conn.detach_cancel();
+        let lifetime_end = self
+            .shared
+            .cfg
+            .max_lifetime
+            .and_then(|l| conn.info.created.checked_add(l));
+        if cancelled {
             return self.close_slot(&key, conn, CloseReason::Cancelled);
         }
         if lifetime_end.is_some_and(|end| end <= now) {
@@ -576,10 +612,14 @@ impl Pool {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let idle_end = idle.map(|d| (now + d, CloseReason::IdleTimeout));
+        // A duration too large to add means "never".
+        let idle_end = idle
+            .and_then(|d| now.checked_add(d))
+            .map(|at| (at, CloseReason::IdleTimeout));
         let life_end = cfg
             .max_lifetime
-            .map(|l| (conn.info.created + l, CloseReason::Lifetime));
+            .and_then(|l| conn.info.created.checked_add(l))
+            .map(|at| (at, CloseReason::Lifetime));
         match (idle_end, life_end) {
             (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
             (a, b) => a.or(b),
@@ -665,7 +705,11 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn host<'s>(&self, hosts: &'s mut HashMap<PoolKey, Host>, key: &PoolKey) -> &'s mut Host {
+    fn host<'s>(
+        &self,
+        hosts: &'s mut HashMap<PoolKey, Host, crate::fnv::BuildFnv>,
+        key: &PoolKey,
+    ) -> &'s mut Host {
         if !hosts.contains_key(key) {
             let limits = self
                 .cfg
@@ -703,13 +747,7 @@ impl Shared {
         if was_connecting {
             host.connecting -= 1;
         }
-        while let Some(waiter) = host.waiters.pop_front() {
-            if waiter.tx.try_send(Grant::Slot).is_ok() {
-                host.connecting += 1;
-                return;
-            }
-        }
-        host.open -= 1;
+        host.slot_freed();
     }
 
     /// Remove the least recently used idle connection of any host.
@@ -722,17 +760,9 @@ impl Shared {
         let key = key.clone();
         let host = state.hosts.get_mut(&key)?;
         let idle = host.idle.pop_front()?;
-        host.open -= 1;
         host.closed.add(CloseReason::PoolFull);
+        host.slot_freed();
         state.idle_total -= 1;
-        // The slot freed may let a waiter of that host in.
-        while let Some(waiter) = host.waiters.pop_front() {
-            if waiter.tx.try_send(Grant::Slot).is_ok() {
-                host.open += 1;
-                host.connecting += 1;
-                break;
-            }
-        }
         Some(idle.conn)
     }
 }

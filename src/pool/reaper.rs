@@ -93,6 +93,9 @@ pub(super) fn stop(shared: &Shared) {
 /// Close expired idle connections; return when the next one expires.
 fn reap(shared: &Shared) -> Option<Instant> {
     let now = Instant::now();
+    // Logging happens here, so not under the pool lock: a slow logger must
+    // not stall checkouts.
+    let leaks = shared.in_flight.check_leaks(now);
     let mut expired: Vec<Conn> = Vec::new();
     let next = {
         let mut state = shared.lock();
@@ -100,12 +103,12 @@ fn reap(shared: &Shared) -> Option<Instant> {
         let mut removed = 0;
         for host in state.hosts.values_mut() {
             let mut keep = std::collections::VecDeque::with_capacity(host.idle.len());
-            for idle in host.idle.drain(..) {
+            let mut freed = 0;
+            for idle in std::mem::take(&mut host.idle) {
                 match idle.expires {
                     Some((at, reason)) if at <= now => {
                         host.closed.add(reason);
-                        host.open -= 1;
-                        removed += 1;
+                        freed += 1;
                         expired.push(idle.conn);
                     }
                     Some((at, _)) => {
@@ -116,12 +119,15 @@ fn reap(shared: &Shared) -> Option<Instant> {
                 }
             }
             host.idle = keep;
+            for _ in 0..freed {
+                host.slot_freed();
+            }
+            removed += freed;
         }
         state.idle_total -= removed;
         if state.hosts.len() > KEEP_EMPTY_HOSTS {
             state.hosts.retain(|_, h| !h.is_empty());
         }
-        let leaks = shared.in_flight.check_leaks(now);
         let next = match (next, leaks) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
