@@ -20,6 +20,8 @@ mod alloc;
 mod clients;
 #[path = "support/memory.rs"]
 mod memory;
+#[path = "support/observer.rs"]
+mod observer;
 #[path = "support/raw.rs"]
 mod raw;
 #[path = "support/report.rs"]
@@ -377,7 +379,7 @@ fn main() {
     let rounds = if quick { 2 } else { 9 };
     let big_body = big_mib(quick) * MIB;
 
-    // Positional arguments pick scenarios by id ("a" … "f", "memory").
+    // Positional arguments pick scenarios by id ("a" … "f", "memory", "observer").
     let picked: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
@@ -403,6 +405,13 @@ fn main() {
             run(sc, servers.get(sc.server), body, rounds)
         })
         .collect();
+    // Positional "observer" (or a full run) measures the cost of a hook.
+    let observer = if wanted("observer") {
+        let requests = if quick { 200 } else { 20_000 };
+        Some(observer::measure(&servers.plain.url(), requests, rounds))
+    } else {
+        None
+    };
     drop(servers);
 
     let targets = targets(&results, &memory);
@@ -415,6 +424,11 @@ fn main() {
         targets,
     };
     print!("{}", report::markdown(&run));
+    match &observer {
+        Some(Ok(cost)) => print!("{}", observer::markdown(cost)),
+        Some(Err(e)) => println!("\nobserver cost: error: {e}"),
+        None => {}
+    }
     let path = json_path();
     let json = report::json(&run);
     let written = path
@@ -432,7 +446,8 @@ fn main() {
         .iter()
         .flat_map(|s| &s.rows)
         .any(|r| r.error.is_some())
-        || run.memory.iter().any(|m| m.error.is_some());
+        || run.memory.iter().any(|m| m.error.is_some())
+        || matches!(observer, Some(Err(_)));
     if failed {
         std::process::exit(1);
     }

@@ -155,9 +155,16 @@ impl AgentInner {
         let port = url
             .port_or_known_default()
             .ok_or_else(|| Error::new(crate::ErrorKind::InvalidUrl, "URL has no port"))?;
+        // The URL parser already lowercases domain names; only an odd input
+        // (an opaque host) pays for another copy.
+        let host: Arc<str> = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            Arc::from(host.to_ascii_lowercase())
+        } else {
+            Arc::from(host)
+        };
         Ok(PoolKey {
             scheme,
-            host: Arc::from(host.to_ascii_lowercase()),
+            host,
             port,
             proxy: proxy.as_ref().map(|p| Arc::from(p.authority())),
             tls: (scheme == Scheme::Https).then(|| self.tls_mode()),

@@ -342,6 +342,10 @@ fn send(
         observer,
     };
     let raw = RawBody::new(Some(held), Decoder::new(framing));
+    if raw.holder().is_none() {
+        // No body to read (HEAD, 204, 304, an empty one): it is done already.
+        timings.body_done = Some(started.elapsed());
+    }
     if let Some(held) = raw.holder() {
         if let Some(due) = inner.pool.in_flight().body_held(held.observer.tracked()) {
             inner.pool.watch_leak(due);
@@ -375,29 +379,40 @@ fn request_closes(headers: &HeaderMap) -> bool {
 }
 
 /// The request target: origin form, or absolute form through a proxy for http.
-fn target(url: &Url, absolute: bool) -> String {
-    if absolute {
-        let mut u = url.clone();
-        u.set_fragment(None);
-        return u.to_string();
-    }
-    match url.query() {
-        Some(q) => format!("{}?{}", url.path(), q),
-        None => url.path().to_string(),
-    }
+fn put_target(out: &mut Vec<u8>, url: &Url, absolute: bool) {
+    // Everything before the fragment: scheme to query, or path and query.
+    let whole = &url[..url::Position::AfterQuery];
+    let text = if absolute {
+        whole
+    } else {
+        &url[url::Position::BeforePath..url::Position::AfterQuery]
+    };
+    out.extend_from_slice(text.as_bytes());
 }
 
 /// Write a header line with the name in the conventional Title-Case: names are
 /// case-insensitive, but some old servers are not.
 fn put_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    put_name(out, name);
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// [`put_header`] with a formatted value, written in place (no allocation).
+fn put_header_fmt(out: &mut Vec<u8>, name: &str, value: std::fmt::Arguments<'_>) {
+    put_name(out, name);
+    // Writing into a Vec cannot fail.
+    let _ = std::io::Write::write_fmt(out, value);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn put_name(out: &mut Vec<u8>, name: &str) {
     let mut upper = true;
     for b in name.bytes() {
         out.push(if upper { b.to_ascii_uppercase() } else { b });
         upper = b == b'-';
     }
     out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
 }
 
 /// Write the head and the body. Small bodies share the head's write.
@@ -412,13 +427,13 @@ fn write_request(
     out.clear();
     out.extend_from_slice(req.method.as_str().as_bytes());
     out.push(b' ');
-    out.extend_from_slice(target(&req.url, via_proxy).as_bytes());
+    put_target(&mut out, &req.url, via_proxy);
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let headers = &req.headers;
     if !headers.contains_key(HOST) {
         let host = req.url.host_str().unwrap_or("");
         match req.url.port() {
-            Some(port) => put_header(&mut out, "host", format!("{host}:{port}").as_bytes()),
+            Some(port) => put_header_fmt(&mut out, "host", format_args!("{host}:{port}")),
             None => put_header(&mut out, "host", host.as_bytes()),
         }
     }
@@ -463,11 +478,7 @@ fn write_request(
             conn.write_all(&out).map(|()| out.len() as u64)
         }
         SendBody::Bytes(bytes) => {
-            put_header(
-                &mut out,
-                "content-length",
-                bytes.len().to_string().as_bytes(),
-            );
+            put_header_fmt(&mut out, "content-length", format_args!("{}", bytes.len()));
             out.extend_from_slice(b"\r\n");
             let result = if bytes.len() <= COALESCE_BODY {
                 out.extend_from_slice(&bytes);
@@ -482,7 +493,7 @@ fn write_request(
         }
         SendBody::Reader(mut reader, length) => {
             match length {
-                Some(n) => put_header(&mut out, "content-length", n.to_string().as_bytes()),
+                Some(n) => put_header_fmt(&mut out, "content-length", format_args!("{n}")),
                 None => put_header(&mut out, "transfer-encoding", b"chunked"),
             }
             out.extend_from_slice(b"\r\n");

@@ -283,7 +283,15 @@ impl Pool {
                                 to_close.push((idle.conn, reason));
                             }
                             _ => {
-                                found = Some(idle.conn);
+                                // Trusted without a probe: count the reuse
+                                // now, under this lock, rather than lock again.
+                                let fresh_enough = idle.conn.info.idle_since.is_some_and(|t| {
+                                    now.saturating_duration_since(t) < PROBE_AFTER_IDLE
+                                });
+                                if fresh_enough {
+                                    host.reused += 1;
+                                }
+                                found = Some((idle.conn, fresh_enough));
                                 break;
                             }
                         }
@@ -309,7 +317,7 @@ impl Pool {
                     }
                 }
                 match found {
-                    Some(conn) => Taken::Idle(conn),
+                    Some((conn, counted)) => Taken::Idle(conn, counted),
                     None if host.waiters.is_empty()
                         && host.max_connections.is_none_or(|max| host.open < max) =>
                     {
@@ -337,9 +345,15 @@ impl Pool {
                         waited: started.elapsed(),
                     })
                 }
-                Taken::Idle(conn) => {
+                Taken::Idle(conn, counted) => {
                     let lease = lease(false);
-                    if let Some(conn) = self.verify_idle(key, conn) {
+                    let checked = if counted {
+                        log::debug!("reusing connection {} to {key}", conn.info.id);
+                        Some(conn)
+                    } else {
+                        self.verify_idle(key, conn)
+                    };
+                    if let Some(conn) = checked {
                         return Ok(Checkout {
                             lease,
                             conn: Some(conn),
@@ -675,7 +689,8 @@ impl Pool {
 // allocation per checkout for nothing.
 #[allow(clippy::large_enum_variant)]
 enum Taken {
-    Idle(Conn),
+    /// An idle connection, and whether its reuse is already counted.
+    Idle(Conn, bool),
     Slot,
     Wait(u64, Sender<Grant>, Receiver<Grant>),
 }
