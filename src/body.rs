@@ -23,7 +23,7 @@ const DRAIN_BUDGET: Duration = Duration::from_millis(100);
 
 /// A connection on loan to a body.
 pub(crate) struct Held {
-    pub conn: Conn,
+    pub conn: Box<Conn>,
     pub lease: Lease,
     pub pool: Pool,
     pub reusable: bool,

@@ -544,7 +544,7 @@ impl Conn {
     }
 
     /// Close now, politely for TLS, without blocking for long.
-    pub(crate) fn close(mut self) {
+    pub(crate) fn close(mut self: Box<Self>) {
         self.end_request();
         #[cfg(feature = "tls")]
         if let Some(tls) = self.tls.as_mut() {

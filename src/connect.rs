@@ -29,7 +29,7 @@ pub(crate) fn open(
     cancel: Option<&CancelToken>,
     timings: &mut Timings,
     observer: &Observer,
-) -> Result<Conn, Error> {
+) -> Result<Box<Conn>, Error> {
     let (dial_host, dial_port) = match &agent.config.proxy {
         Some(proxy) => (proxy.host.as_str(), proxy.port),
         None => (&*key.host, key.port),
@@ -61,7 +61,7 @@ pub(crate) fn open(
     let ctx = IoCtx::new(Phase::Connect, connect_deadline, cancel);
     let sock = Socket::new(tcp, Arc::clone(&authority), ctx);
     let id = agent.next_conn_id.fetch_add(1, Ordering::Relaxed);
-    let mut conn = Conn::new(sock, id, remote);
+    let mut conn = Box::new(Conn::new(sock, id, remote));
     if !conn.begin(IoCtx::new(Phase::Connect, connect_deadline, cancel)) {
         return Err(Error::cancelled(Phase::Connect));
     }

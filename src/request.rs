@@ -27,7 +27,46 @@ pub trait IntoUrl: sealed::Sealed {
     fn into_url(self) -> Result<Url, Error>;
 }
 
+/// Longest URL text the parse cache keeps.
+const CACHED_URL_MAX: usize = 2048;
+
+thread_local! {
+    /// The last URL text this thread parsed, and the result. Programs call the
+    /// same endpoint over and over (`get(base).query(..)`, polling, health
+    /// checks), and parsing is a third of a keep-alive request's instructions.
+    /// Parsing is deterministic, so a hit is always right; one entry per
+    /// thread needs no lock.
+    static LAST_PARSED: std::cell::RefCell<Option<(String, Url)>> = const { std::cell::RefCell::new(None) };
+}
+
 fn parse_url(text: &str) -> Result<Url, Error> {
+    let hit = LAST_PARSED.with(|last| match &*last.borrow() {
+        Some((cached, url)) if cached == text => Some(url.clone()),
+        _ => None,
+    });
+    if let Some(url) = hit {
+        return Ok(url);
+    }
+    let url = parse_url_uncached(text)?;
+    if text.len() <= CACHED_URL_MAX {
+        LAST_PARSED.with(|last| {
+            if let Ok(mut last) = last.try_borrow_mut() {
+                match &mut *last {
+                    // Reuse the cached String's allocation.
+                    Some((cached, cached_url)) => {
+                        cached.clear();
+                        cached.push_str(text);
+                        *cached_url = url.clone();
+                    }
+                    None => *last = Some((text.to_string(), url.clone())),
+                }
+            }
+        });
+    }
+    Ok(url)
+}
+
+fn parse_url_uncached(text: &str) -> Result<Url, Error> {
     // The url crate silently drops tabs and newlines; a URL that carries them
     // is a mistake or an injection attempt, so refuse it instead.
     if let Some(c) = text.chars().find(|c| c.is_control()) {
@@ -457,6 +496,21 @@ pub(crate) fn parse_method(method: &str) -> Result<Method, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_parse_cache_returns_what_a_parse_would() {
+        for text in [
+            "http://a/x?y=1",
+            "http://a/x?y=1",
+            "https://b:8443/",
+            "http://a/x?y=1",
+        ] {
+            assert_eq!(text.into_url().unwrap(), Url::parse(text).unwrap());
+        }
+        // A refused URL is never cached as a success.
+        assert!("http://a/\r\n".into_url().is_err());
+        assert!("http://a/\r\n".into_url().is_err());
+    }
 
     #[test]
     fn control_characters_in_urls_are_refused() {

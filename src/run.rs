@@ -258,7 +258,7 @@ fn send(
         remote: conn.info.remote,
     });
 
-    let fail = |conn: Conn, lease: Lease, err: Error, got_bytes: bool| {
+    let fail = |conn: Box<Conn>, lease: Lease, err: Error, got_bytes: bool| {
         let reason = if conn.was_cancelled() || err.kind() == ErrorKind::Cancelled {
             CloseReason::Cancelled
         } else {

@@ -119,7 +119,7 @@ struct Waiter {
 }
 
 struct IdleConn {
-    conn: Conn,
+    conn: Box<Conn>,
     expires: Option<(Instant, CloseReason)>,
 }
 
@@ -212,7 +212,7 @@ impl Drop for Lease {
 pub(crate) struct Checkout {
     pub lease: Lease,
     /// A reused connection, or `None`: open a new one under the lease.
-    pub conn: Option<Conn>,
+    pub conn: Option<Box<Conn>>,
     pub waited: Duration,
 }
 
@@ -406,7 +406,7 @@ impl Pool {
 
     /// Close a connection handed to a waiter but keep its slot, now counted
     /// as connecting: the waiter opens a new connection in it.
-    fn reopen_slot(&self, key: &PoolKey, conn: Conn, reason: CloseReason) {
+    fn reopen_slot(&self, key: &PoolKey, conn: Box<Conn>, reason: CloseReason) {
         {
             let mut state = self.shared.lock();
             let host = self.shared.host(&mut state.hosts, key);
@@ -418,7 +418,7 @@ impl Pool {
     }
 
     /// Probe an idle connection that has rested a while; count the reuse or the close.
-    fn verify_idle(&self, key: &PoolKey, mut conn: Conn) -> Option<Conn> {
+    fn verify_idle(&self, key: &PoolKey, mut conn: Box<Conn>) -> Option<Box<Conn>> {
         let rested = conn
             .info
             .idle_since
@@ -456,7 +456,7 @@ impl Pool {
         deadline: Deadline,
         cancel: Option<&CancelToken>,
         started: Instant,
-    ) -> Result<Option<Conn>, Error> {
+    ) -> Result<Option<Box<Conn>>, Error> {
         let hook = match cancel {
             Some(token) => match token.on_cancel(move || {
                 let _ = tx.try_send(Grant::Cancelled);
@@ -475,7 +475,7 @@ impl Pool {
         };
         drop(hook);
         match got {
-            Some(Grant::Conn(conn)) => Ok(Some(*conn)),
+            Some(Grant::Conn(conn)) => Ok(Some(conn)),
             Some(Grant::Slot) => Ok(None),
             Some(Grant::Cancelled) => {
                 Err(self.give_up(key, id, &rx, Error::cancelled(Phase::PoolWait)))
@@ -505,7 +505,7 @@ impl Pool {
             // Grants are sent under the lock, so it is in the channel by now.
             for grant in rx.try_iter() {
                 match grant {
-                    Grant::Conn(conn) => self.release(self.lease(key, false), *conn),
+                    Grant::Conn(conn) => self.release(self.lease(key, false), conn),
                     // The granter counted us as connecting; the lease undoes that.
                     Grant::Slot => drop(self.lease(key, true)),
                     Grant::Cancelled => {}
@@ -517,7 +517,7 @@ impl Pool {
 
     /// Give a connection back after a complete response. It goes to the
     /// longest waiter, else to the idle list, else it is closed.
-    pub(crate) fn release(&self, mut lease: Lease, mut conn: Conn) {
+    pub(crate) fn release(&self, mut lease: Lease, mut conn: Box<Conn>) {
         lease.done = true;
         let key = lease.key.clone();
         drop(lease);
@@ -550,11 +550,11 @@ impl Pool {
             while let Some(waiter) = host.waiters.pop_front() {
                 match waiter
                     .tx
-                    .try_send(Grant::Conn(Box::new(conn.take().expect("present"))))
+                    .try_send(Grant::Conn(conn.take().expect("present")))
                 {
                     Ok(()) => break,
                     Err(e) => match e.into_inner() {
-                        Grant::Conn(c) => conn = Some(*c),
+                        Grant::Conn(c) => conn = Some(c),
                         _ => unreachable_grant(),
                     },
                 }
@@ -596,14 +596,14 @@ impl Pool {
     }
 
     /// Close a checked-out connection and free its slot.
-    pub(crate) fn discard(&self, mut lease: Lease, conn: Conn, reason: CloseReason) {
+    pub(crate) fn discard(&self, mut lease: Lease, conn: Box<Conn>, reason: CloseReason) {
         lease.done = true;
         let key = lease.key.clone();
         drop(lease);
         self.close_slot(&key, conn, reason);
     }
 
-    fn close_slot(&self, key: &PoolKey, conn: Conn, reason: CloseReason) {
+    fn close_slot(&self, key: &PoolKey, conn: Box<Conn>, reason: CloseReason) {
         log::debug!("closing connection {} to {key}: {reason}", conn.info.id);
         {
             let mut state = self.shared.lock();
@@ -664,7 +664,7 @@ impl Pool {
     /// The agent is gone: close every idle connection, refuse new checkouts,
     /// close connections as they come back, and stop the reaper.
     pub(crate) fn shut_down(&self) {
-        let idle: Vec<Conn> = {
+        let idle: Vec<Box<Conn>> = {
             let mut state = self.shared.lock();
             state.closed = true;
             state.idle_total = 0;
@@ -685,28 +685,24 @@ impl Pool {
     }
 }
 
-// Transient values on the stack: boxing the connection would cost an
-// allocation per checkout for nothing.
-#[allow(clippy::large_enum_variant)]
 enum Taken {
     /// An idle connection, and whether its reuse is already counted.
-    Idle(Conn, bool),
+    Idle(Box<Conn>, bool),
     Slot,
     Wait(u64, Sender<Grant>, Receiver<Grant>),
 }
 
-#[allow(clippy::large_enum_variant)]
 enum Outcome {
     HandedOff,
     Idle,
-    Close(Conn),
+    Close(Box<Conn>),
 }
 
 fn unreachable_grant() -> ! {
     unreachable!("a connection grant comes back as a connection grant")
 }
 
-fn close_all(conns: Vec<(Conn, CloseReason)>) {
+fn close_all(conns: Vec<(Box<Conn>, CloseReason)>) {
     for (conn, reason) in conns {
         log::debug!("closing idle connection {}: {reason}", conn.info.id);
         conn.close();
@@ -766,7 +762,7 @@ impl Shared {
     }
 
     /// Remove the least recently used idle connection of any host.
-    fn evict_oldest(&self, state: &mut State) -> Option<Conn> {
+    fn evict_oldest(&self, state: &mut State) -> Option<Box<Conn>> {
         let (key, _) = state
             .hosts
             .iter()

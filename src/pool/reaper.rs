@@ -96,7 +96,7 @@ fn reap(shared: &Shared) -> Option<Instant> {
     // Logging happens here, so not under the pool lock: a slow logger must
     // not stall checkouts.
     let leaks = shared.in_flight.check_leaks(now);
-    let mut expired: Vec<Conn> = Vec::new();
+    let mut expired: Vec<Box<Conn>> = Vec::new();
     let next = {
         let mut state = shared.lock();
         let mut next: Option<Instant> = None;
