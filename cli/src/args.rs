@@ -105,8 +105,8 @@ pub struct ClientArgs {
     #[arg(long = "connect-timeout", value_name = "SECS", value_parser = parse_secs, help_heading = "Connection")]
     pub connect_timeout: Option<Duration>,
 
-    /// Retry failed idempotent requests this many times (connect errors,
-    /// timeouts before a response, 429/502/503/504) [default: 2]
+    /// Retry failed idempotent requests up to N times (connect errors,
+    /// timeouts before a response, 429/502/503/504) [default: no retries]
     #[arg(long = "retry", value_name = "N", help_heading = "Connection")]
     pub retry: Option<u32>,
 
