@@ -251,6 +251,10 @@ pub(crate) struct ConnInfo {
     pub idle_since: Option<Instant>,
     /// The server's `Keep-Alive: timeout=N`, if it sent one.
     pub server_keep_alive: Option<Duration>,
+    /// The last response was one that must not have a body (HEAD, 204, 304):
+    /// a server that sends one anyway leaves bytes that may arrive after we
+    /// stopped reading, so probe before the next reuse however recent.
+    pub probe_before_reuse: bool,
 }
 
 /// A connection: socket, optional TLS session, and its read buffer.
@@ -284,6 +288,7 @@ impl Conn {
                 requests: 0,
                 idle_since: None,
                 server_keep_alive: None,
+                probe_before_reuse: false,
             },
             cancel_hook: None,
         }

@@ -323,6 +323,9 @@ fn send(
         reusable = false;
     }
     conn.info.server_keep_alive = http1::keep_alive_timeout(&head.headers);
+    conn.info.probe_before_reuse = req.method == Method::HEAD
+        || head.status == StatusCode::NO_CONTENT
+        || head.status == StatusCode::NOT_MODIFIED;
     log::trace!(
         "{} {} (called at {}) -> {} {:?}",
         req.method,

@@ -199,3 +199,37 @@ fn failed_body_does_not_return_the_connection() {
     );
     assert_eq!(server.accepted(), 2);
 }
+
+#[test]
+fn a_body_sent_after_a_head_response_never_reaches_the_next_request() {
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (sent_tx, sent_rx) = mpsc::channel::<()>();
+    let go_rx = Mutex::new(go_rx);
+    let server = Server::start(move |conn| {
+        if conn.index == 0 {
+            if conn.read_request().is_some() {
+                conn.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
+            }
+            // The bug being defended against: a body for HEAD, sent after the
+            // client has finished with the response.
+            if go_rx.lock().unwrap().recv_timeout(IO_TIMEOUT).is_ok() {
+                conn.write(b"hello");
+                let _ = sent_tx.send(());
+            }
+            let _ = conn.wait_for_request_or_close();
+        } else {
+            conn.serve(&|_| Reply::keep(common::ok("fresh")));
+        }
+    });
+    let agent = common::agent();
+    let head = agent.head(server.url("/")).call().unwrap();
+    assert_eq!(head.status(), 200);
+    drop(head);
+    go_tx.send(()).unwrap();
+    sent_rx.recv_timeout(IO_TIMEOUT).unwrap();
+    // The stray bytes wait on the pooled connection; the next request must
+    // not read them as its response.
+    let text = agent.get(server.url("/")).call().unwrap().text().unwrap();
+    assert_eq!(text, "fresh");
+    assert_eq!(server.accepted(), 2);
+}

@@ -285,9 +285,10 @@ impl Pool {
                             _ => {
                                 // Trusted without a probe: count the reuse
                                 // now, under this lock, rather than lock again.
-                                let fresh_enough = idle.conn.info.idle_since.is_some_and(|t| {
-                                    now.saturating_duration_since(t) < PROBE_AFTER_IDLE
-                                });
+                                let fresh_enough = !idle.conn.info.probe_before_reuse
+                                    && idle.conn.info.idle_since.is_some_and(|t| {
+                                        now.saturating_duration_since(t) < PROBE_AFTER_IDLE
+                                    });
                                 if fresh_enough {
                                     host.reused += 1;
                                 }
@@ -424,7 +425,8 @@ impl Pool {
             .idle_since
             .map(|t| t.elapsed())
             .unwrap_or_default();
-        let alive = rested < PROBE_AFTER_IDLE || conn.is_alive();
+        let trusted = rested < PROBE_AFTER_IDLE && !conn.info.probe_before_reuse;
+        let alive = trusted || conn.is_alive();
         let mut state = self.shared.lock();
         let host = self.shared.host(&mut state.hosts, key);
         if alive {
