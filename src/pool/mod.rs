@@ -308,8 +308,9 @@ impl Pool {
                         host.closed.add(CloseReason::NotReusable);
                         host.connecting += 1;
                         to_close.push((idle.conn, CloseReason::NotReusable));
-                        close_all(std::mem::take(&mut to_close));
+                        // Closing may write (TLS close_notify): never under the lock.
                         drop(state);
+                        close_all(to_close);
                         return Ok(Checkout {
                             lease: self.lease(key, true),
                             conn: None,
