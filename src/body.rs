@@ -32,31 +32,27 @@ pub(crate) struct Held {
 }
 
 impl Held {
+    /// The body ended: the connection goes back to the pool if it may.
     fn finish(self) {
-        let Held {
-            mut conn,
-            lease,
-            pool,
-            reusable,
-            observer,
-            ..
-        } = self;
-        conn.info.requests += 1;
-        if reusable {
-            observer.connection_returned();
-            pool.release(lease, conn);
+        if self.reusable {
+            self.observer.connection_returned();
+            self.pool.release(self.lease, self.conn);
         } else {
-            observer.connection_closed(CloseReason::NotReusable);
-            pool.discard(lease, conn, CloseReason::NotReusable);
+            self.close(CloseReason::NotReusable);
         }
     }
 
+    /// Reading the body failed.
     fn fail(self) {
         let reason = if self.conn.was_cancelled() {
             CloseReason::Cancelled
         } else {
             CloseReason::Error
         };
+        self.close(reason);
+    }
+
+    fn close(self, reason: CloseReason) {
         self.observer.connection_closed(reason);
         self.pool.discard(self.lease, self.conn, reason);
     }
@@ -86,14 +82,14 @@ impl RawBody {
         body
     }
 
-    /// The observer of the request whose connection this body still holds.
+    /// The connection this body still holds, if its framing has not ended.
     pub(crate) fn holder(&self) -> Option<&Held> {
         self.held.as_ref()
     }
 
     fn finish(&mut self) {
         if let Some(held) = self.held.take() {
-            held.observer.body_done(self.started.elapsed());
+            held.observer.body_done(self.started);
             held.finish();
         }
     }
@@ -104,11 +100,16 @@ impl RawBody {
             ErrorKind::Timeout(_) | ErrorKind::Cancelled | ErrorKind::Protocol => err,
             _ => Error::with_source(ErrorKind::Io, "error reading the response body", err),
         };
-        self.failed = Some(err.kind());
+        self.fail_as(err.kind());
+        err.into()
+    }
+
+    /// From now on every read fails with `kind`; the connection is closed.
+    fn fail_as(&mut self, kind: ErrorKind) {
+        self.failed = Some(kind);
         if let Some(held) = self.held.take() {
             held.fail();
         }
-        err.into()
     }
 
     fn ended(&self) -> io::Result<()> {
@@ -162,9 +163,7 @@ impl RawBody {
             }
         }
         if let Some(held) = self.held.take() {
-            held.observer.connection_closed(CloseReason::NotReusable);
-            held.pool
-                .discard(held.lease, held.conn, CloseReason::NotReusable);
+            held.close(CloseReason::NotReusable);
         }
     }
 }
@@ -371,11 +370,7 @@ impl Body {
                 if is_ours {
                     return Err(e);
                 }
-                let raw = self.raw_mut();
-                raw.failed = Some(ErrorKind::Protocol);
-                if let Some(held) = raw.held.take() {
-                    held.fail();
-                }
+                self.raw_mut().fail_as(ErrorKind::Protocol);
                 Err(Error::with_source(
                     ErrorKind::Protocol,
                     "cannot decode the compressed response body",

@@ -70,13 +70,14 @@ enum Dir {
 }
 
 impl Socket {
-    pub(crate) fn new(tcp: TcpStream, host: Arc<str>, ctx: IoCtx) -> Socket {
+    /// A socket not yet in use: [`Conn::begin`] gives it its limits.
+    pub(crate) fn new(tcp: TcpStream, host: Arc<str>) -> Socket {
         let _ = tcp.set_nodelay(true);
         Socket {
             tcp: Arc::new(tcp),
             read_timeout: None,
             write_timeout: None,
-            ctx,
+            ctx: IoCtx::new(Phase::Connect, Deadline::Never, None),
             host,
         }
     }
@@ -246,7 +247,6 @@ pub(crate) struct ConnInfo {
     pub id: u64,
     pub remote: SocketAddr,
     pub created: Instant,
-    pub requests: u64,
     /// When the connection last went idle (for idle time before reuse).
     pub idle_since: Option<Instant>,
     /// The server's `Keep-Alive: timeout=N`, if it sent one.
@@ -285,7 +285,6 @@ impl Conn {
                 id,
                 remote,
                 created: Instant::now(),
-                requests: 0,
                 idle_since: None,
                 server_keep_alive: None,
                 probe_before_reuse: false,
@@ -321,18 +320,23 @@ impl Conn {
     /// Start an operation: set its limits and, with a token, make cancel shut
     /// the socket down. Returns false when the token is already cancelled.
     pub(crate) fn begin(&mut self, ctx: IoCtx) -> bool {
-        let token = ctx.cancel.clone();
+        // A connection opened for this request already watches its token.
+        let watching = self.cancel_hook.is_some()
+            && match (&self.sock.ctx.cancel, &ctx.cancel) {
+                (Some(old), Some(new)) => old.same_as(new),
+                _ => false,
+            };
         self.sock.ctx = ctx;
-        match token {
-            None => {
-                self.cancel_hook = None;
-                true
-            }
-            Some(t) => {
-                self.cancel_hook = self.sock.watch(&t);
-                self.cancel_hook.is_some()
-            }
+        if !watching {
+            self.cancel_hook = match &self.sock.ctx.cancel {
+                None => None,
+                Some(token) => match self.sock.watch(token) {
+                    Some(hook) => Some(hook),
+                    None => return false,
+                },
+            };
         }
+        !self.sock.ctx.is_cancelled()
     }
 
     /// Switch to the next phase of the same request.
@@ -341,16 +345,6 @@ impl Conn {
         self.sock.ctx.deadline = deadline;
         self.sock.ctx.per_op = per_op;
         self.sock.ctx.phase_started = Instant::now();
-    }
-
-    pub(crate) fn ctx(&self) -> &IoCtx {
-        &self.sock.ctx
-    }
-
-    /// The request is over: forget its token.
-    pub(crate) fn end_request(&mut self) {
-        self.cancel_hook = None;
-        self.sock.ctx.cancel = None;
     }
 
     pub(crate) fn was_cancelled(&self) -> bool {
@@ -448,8 +442,9 @@ impl Conn {
         Ok(n)
     }
 
-    /// Forget the request's token. Returns true if it was cancelled, in which
-    /// case the connection may already be shut down and must not be reused.
+    /// The request is over: forget its token (idle and closing connections
+    /// watch none). Returns true if it was cancelled, in which case the
+    /// connection may already be shut down and must not be reused.
     ///
     /// The hook is removed before the flag is read: `cancel()` sets the flag
     /// before it takes the hooks, so a hook that still runs implies the flag.
@@ -475,7 +470,7 @@ impl Conn {
         if self.wbuf.capacity() > 4 * 1024 {
             self.wbuf = Vec::new();
         }
-        self.end_request();
+        self.detach_cancel();
         self.info.idle_since = Some(Instant::now());
         true
     }
@@ -550,7 +545,7 @@ impl Conn {
 
     /// Close now, politely for TLS, without blocking for long.
     pub(crate) fn close(mut self: Box<Self>) {
-        self.end_request();
+        self.detach_cancel();
         #[cfg(feature = "tls")]
         if let Some(tls) = self.tls.as_mut() {
             tls.send_close_notify();
@@ -577,8 +572,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let client = TcpStream::connect(addr).unwrap();
         let (server, _) = listener.accept().unwrap();
-        let ctx = IoCtx::new(Phase::ResponseHead, Deadline::Never, None);
-        let sock = Socket::new(client, Arc::from("test"), ctx);
+        let sock = Socket::new(client, Arc::from("test"));
         (Conn::new(sock, 1, addr), server)
     }
 

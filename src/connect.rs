@@ -58,8 +58,7 @@ pub(crate) fn open(
     timings.remote_addr = Some(remote);
     observer.time(Timer::Connect, connect_time);
 
-    let ctx = IoCtx::new(Phase::Connect, connect_deadline, cancel);
-    let sock = Socket::new(tcp, Arc::clone(&authority), ctx);
+    let sock = Socket::new(tcp, Arc::clone(&authority));
     let id = agent.next_conn_id.fetch_add(1, Ordering::Relaxed);
     let mut conn = Box::new(Conn::new(sock, id, remote));
     if !conn.begin(IoCtx::new(Phase::Connect, connect_deadline, cancel)) {

@@ -111,6 +111,11 @@ impl CancelToken {
         }
     }
 
+    /// Whether `other` is a clone of this token.
+    pub(crate) fn same_as(&self, other: &CancelToken) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// True once [`cancel`](CancelToken::cancel) has been called.
     pub fn is_cancelled(&self) -> bool {
         self.inner.cancelled.load(Ordering::SeqCst)

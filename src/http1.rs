@@ -17,19 +17,48 @@ const MAX_CHUNK_LINE: usize = 4 * 1024;
 /// Most bytes of trailers after a chunked body.
 const MAX_TRAILERS: usize = 64 * 1024;
 
-/// Append a request head to `out`.
-pub(crate) fn write_head(out: &mut Vec<u8>, method: &Method, target: &str, headers: &HeaderMap) {
+/// Start a request head: `METHOD target HTTP/1.1`.
+pub(crate) fn put_request_line(out: &mut Vec<u8>, method: &Method, target: &str) {
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
+}
+
+/// The request target of `url`: origin form (path and query), or absolute
+/// form (everything before the fragment) for a request through a proxy.
+pub(crate) fn target(url: &url::Url, absolute: bool) -> &str {
+    let from = if absolute {
+        url::Position::BeforeScheme
+    } else {
+        url::Position::BeforePath
+    };
+    &url[from..url::Position::AfterQuery]
+}
+
+/// Write a header line with the name in the conventional Title-Case: names are
+/// case-insensitive, but some old servers are not.
+pub(crate) fn put_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    put_name(out, name);
+    out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
+}
+
+/// [`put_header`] with a formatted value, written in place (no allocation).
+pub(crate) fn put_header_fmt(out: &mut Vec<u8>, name: &str, value: std::fmt::Arguments<'_>) {
+    put_name(out, name);
+    // Writing into a Vec cannot fail.
+    let _ = std::io::Write::write_fmt(out, value);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn put_name(out: &mut Vec<u8>, name: &str) {
+    let mut upper = true;
+    for b in name.bytes() {
+        out.push(if upper { b.to_ascii_uppercase() } else { b });
+        upper = b == b'-';
+    }
+    out.extend_from_slice(b": ");
 }
 
 /// A parsed response head.
@@ -57,18 +86,12 @@ pub(crate) fn read_head(conn: &mut Conn, max: usize, got_bytes: &mut bool) -> Re
                 return Ok(head);
             }
             if buf.len() >= max {
-                return Err(Error::protocol(format!(
-                    "response head is larger than the {max} byte limit"
-                )));
+                return Err(head_too_large(max));
             }
         }
         let n = match conn.fill_more(max) {
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::OutOfMemory => {
-                return Err(Error::protocol(format!(
-                    "response head is larger than the {max} byte limit"
-                )))
-            }
+            Err(e) if e.kind() == io::ErrorKind::OutOfMemory => return Err(head_too_large(max)),
             Err(e) => return Err(Error::from_io(e)),
         };
         if n == 0 {
@@ -82,6 +105,14 @@ pub(crate) fn read_head(conn: &mut Conn, max: usize, got_bytes: &mut bool) -> Re
             });
         }
     }
+}
+
+fn head_too_large(max: usize) -> Error {
+    Error::protocol(format!("response head is larger than the {max} byte limit"))
+}
+
+fn line_too_long() -> io::Error {
+    Error::protocol("chunk framing line too long").into()
 }
 
 fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, Error> {
@@ -429,7 +460,7 @@ fn read_line<T>(
         if let Some(pos) = buf.iter().position(|b| *b == b'\n') {
             // A line already in the buffer is still held to the limit.
             if pos >= max {
-                return Err(Error::protocol("chunk framing line too long").into());
+                return Err(line_too_long());
             }
             let line = &buf[..pos];
             let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -438,14 +469,12 @@ fn read_line<T>(
             return Ok(value);
         }
         if buf.len() >= max {
-            return Err(Error::protocol("chunk framing line too long").into());
+            return Err(line_too_long());
         }
         match conn.fill_more(max.max(1)) {
             Ok(0) => return Err(truncated("chunked body cut off")),
             Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::OutOfMemory => {
-                return Err(Error::protocol("chunk framing line too long").into())
-            }
+            Err(e) if e.kind() == io::ErrorKind::OutOfMemory => return Err(line_too_long()),
             Err(e) => return Err(e),
         }
     }
@@ -570,10 +599,15 @@ mod tests {
 
     #[test]
     fn head_is_written_in_order() {
-        let mut headers = HeaderMap::new();
-        headers.insert("host", HeaderValue::from_static("example.com"));
         let mut out = Vec::new();
-        write_head(&mut out, &Method::GET, "/a?b=c", &headers);
-        assert_eq!(out, b"GET /a?b=c HTTP/1.1\r\nhost: example.com\r\n\r\n");
+        let url = url::Url::parse("http://example.com/a?b=c#frag").unwrap();
+        put_request_line(&mut out, &Method::GET, target(&url, false));
+        put_header(&mut out, "host", b"example.com");
+        put_header_fmt(&mut out, "x-request-id", format_args!("{}", 7));
+        assert_eq!(
+            out,
+            b"GET /a?b=c HTTP/1.1\r\nHost: example.com\r\nX-Request-Id: 7\r\n"
+        );
+        assert_eq!(target(&url, true), "http://example.com/a?b=c");
     }
 }

@@ -16,6 +16,7 @@ use crate::metrics::Metrics;
 /// Where a request in flight is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
+#[repr(u8)]
 pub enum InFlightPhase {
     /// Waiting for a connection slot.
     WaitingForSlot,
@@ -30,6 +31,7 @@ pub enum InFlightPhase {
 }
 
 impl InFlightPhase {
+    /// Indexed by the `repr(u8)` value.
     const ALL: [InFlightPhase; 5] = [
         InFlightPhase::WaitingForSlot,
         InFlightPhase::Connecting,
@@ -70,11 +72,7 @@ pub(crate) struct Tracked {
 
 impl Tracked {
     pub(crate) fn set_phase(&self, phase: InFlightPhase) {
-        let index = InFlightPhase::ALL
-            .iter()
-            .position(|p| *p == phase)
-            .unwrap_or(0);
-        self.phase.store(index as u8, Ordering::Relaxed);
+        self.phase.store(phase as u8, Ordering::Relaxed);
     }
 
     fn phase(&self) -> InFlightPhase {

@@ -68,9 +68,39 @@ pub(crate) enum Timer {
     Request,
     PoolWait,
     Connect,
-    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     Tls,
     FirstByte,
+}
+
+impl Timer {
+    const ALL: [Timer; 5] = [
+        Timer::Request,
+        Timer::PoolWait,
+        Timer::Connect,
+        Timer::Tls,
+        Timer::FirstByte,
+    ];
+
+    /// The metric name, for Prometheus text and the `metrics` facade alike.
+    fn name(self) -> &'static str {
+        match self {
+            Timer::Request => "windlass_request_duration_seconds",
+            Timer::PoolWait => "windlass_pool_wait_seconds",
+            Timer::Connect => "windlass_connect_seconds",
+            Timer::Tls => "windlass_tls_handshake_seconds",
+            Timer::FirstByte => "windlass_first_byte_seconds",
+        }
+    }
+
+    fn help(self) -> &'static str {
+        match self {
+            Timer::Request => "Time from the start of a request to the end of its body.",
+            Timer::PoolWait => "Time spent waiting for a pool slot.",
+            Timer::Connect => "TCP connect time.",
+            Timer::Tls => "TLS handshake time.",
+            Timer::FirstByte => "Time to the first response byte.",
+        }
+    }
 }
 
 /// The live metrics of one agent.
@@ -94,9 +124,10 @@ pub(crate) struct Metrics {
 impl Metrics {
     pub(crate) fn response(&self, method: &Method, status: StatusCode) {
         let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
-        self.requests[method_index(method)][class].fetch_add(1, Ordering::Relaxed);
+        let m = method_index(method);
+        self.requests[m][class].fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
-        metrics::counter!("windlass_requests_total", "method" => METHODS[method_index(method)], "status" => CLASSES[class]).increment(1);
+        metrics::counter!("windlass_requests_total", "method" => METHODS[m], "status" => CLASSES[class]).increment(1);
     }
 
     pub(crate) fn error(&self, kind: ErrorKind) {
@@ -106,7 +137,11 @@ impl Metrics {
             None => errors.push((kind, 1)),
         }
         #[cfg(feature = "metrics")]
-        metrics::counter!("windlass_errors_total", "kind" => error_labels(kind).0, "phase" => error_labels(kind).1).increment(1);
+        {
+            let (kind, phase) = error_labels(kind);
+            metrics::counter!("windlass_errors_total", "kind" => kind, "phase" => phase)
+                .increment(1);
+        }
     }
 
     pub(crate) fn redirect(&self) {
@@ -144,7 +179,7 @@ impl Metrics {
         };
         h.observe(d);
         #[cfg(feature = "metrics")]
-        metrics::histogram!(timer_name(timer)).record(d.as_secs_f64());
+        metrics::histogram!(timer.name()).record(d.as_secs_f64());
     }
 
     pub(crate) fn snapshot(&self, pool: PoolStats) -> MetricsSnapshot {
@@ -178,17 +213,6 @@ impl Metrics {
             first_byte: self.first_byte.snapshot(),
             pool,
         }
-    }
-}
-
-#[cfg(feature = "metrics")]
-fn timer_name(timer: Timer) -> &'static str {
-    match timer {
-        Timer::Request => "windlass_request_duration_seconds",
-        Timer::PoolWait => "windlass_pool_wait_seconds",
-        Timer::Connect => "windlass_connect_seconds",
-        Timer::Tls => "windlass_tls_handshake_seconds",
-        Timer::FirstByte => "windlass_first_byte_seconds",
     }
 }
 
@@ -241,7 +265,9 @@ pub struct MetricsSnapshot {
     pub bytes_received: u64,
     /// Bodies held longer than `leak_warn_after`.
     pub leaks: u64,
-    /// From the start of a request to its response head.
+    /// From the start of a request (redirects and retries included) to the
+    /// end of its body, read or drained; a body that fails or is closed
+    /// unread is not counted.
     pub request_duration: HistogramSnapshot,
     /// Waiting for a pool slot.
     pub pool_wait: HistogramSnapshot,
@@ -279,6 +305,16 @@ fn histogram(out: &mut String, name: &str, help: &str, h: &HistogramSnapshot) {
 }
 
 impl MetricsSnapshot {
+    fn histogram(&self, timer: Timer) -> &HistogramSnapshot {
+        match timer {
+            Timer::Request => &self.request_duration,
+            Timer::PoolWait => &self.pool_wait,
+            Timer::Connect => &self.connect,
+            Timer::Tls => &self.tls,
+            Timer::FirstByte => &self.first_byte,
+        }
+    }
+
     /// The Prometheus text exposition format (version 0.0.4).
     pub fn to_prometheus(&self) -> String {
         let mut out = String::new();
@@ -426,36 +462,9 @@ impl MetricsSnapshot {
                 );
             }
         }
-        histogram(
-            &mut out,
-            "windlass_request_duration_seconds",
-            "Time from the start of a request to its response head.",
-            &self.request_duration,
-        );
-        histogram(
-            &mut out,
-            "windlass_pool_wait_seconds",
-            "Time spent waiting for a pool slot.",
-            &self.pool_wait,
-        );
-        histogram(
-            &mut out,
-            "windlass_connect_seconds",
-            "TCP connect time.",
-            &self.connect,
-        );
-        histogram(
-            &mut out,
-            "windlass_tls_handshake_seconds",
-            "TLS handshake time.",
-            &self.tls,
-        );
-        histogram(
-            &mut out,
-            "windlass_first_byte_seconds",
-            "Time to the first response byte.",
-            &self.first_byte,
-        );
+        for timer in Timer::ALL {
+            histogram(&mut out, timer.name(), timer.help(), self.histogram(timer));
+        }
         out
     }
 }

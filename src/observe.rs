@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::Method;
 use url::Url;
@@ -35,12 +35,13 @@ pub enum Event<'a> {
         /// Time spent waiting.
         waited: Duration,
     },
-    /// Started resolving a host name.
+    /// Started finding the addresses to connect to: from an IP literal, a
+    /// `resolve()` override, the DNS cache, or the resolver.
     DnsStart {
         /// The name.
         host: &'a str,
     },
-    /// Finished resolving.
+    /// Found the addresses.
     DnsDone {
         /// The addresses found.
         addrs: &'a [SocketAddr],
@@ -126,6 +127,8 @@ pub(crate) struct Observer {
     pub metrics: Arc<Metrics>,
     hooks: [Option<Arc<dyn Hook>>; 2],
     track: TrackGuard,
+    /// When the request (not this attempt) began: redirects and retries count.
+    request_started: Instant,
 }
 
 impl Observer {
@@ -134,11 +137,13 @@ impl Observer {
         agent_hook: Option<Arc<dyn Hook>>,
         request_hook: Option<Arc<dyn Hook>>,
         track: TrackGuard,
+        request_started: Instant,
     ) -> Observer {
         Observer {
             metrics,
             hooks: [agent_hook, request_hook],
             track,
+            request_started,
         }
     }
 
@@ -177,8 +182,17 @@ impl Observer {
         self.emit(Event::ConnectionClosed { reason });
     }
 
-    pub(crate) fn body_done(&self, elapsed: Duration) {
-        self.emit(Event::ResponseDone { body: elapsed });
+    /// The body, started at `body_started`, is complete, and with it the
+    /// request. One clock read serves both durations.
+    pub(crate) fn body_done(&self, body_started: Instant) {
+        let now = Instant::now();
+        self.metrics.time(
+            Timer::Request,
+            now.saturating_duration_since(self.request_started),
+        );
+        self.emit(Event::ResponseDone {
+            body: now.saturating_duration_since(body_started),
+        });
     }
 }
 

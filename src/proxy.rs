@@ -1,11 +1,12 @@
 //! HTTP proxies: plain requests in absolute form, and CONNECT tunnels for https.
 
-use http::header::{HeaderValue, PROXY_AUTHORIZATION};
-use http::{HeaderMap, Method};
+use http::header::HeaderValue;
+use http::Method;
 use url::Url;
 
 use crate::conn::Conn;
-use crate::error::{Error, ErrorKind, Phase};
+use crate::error::{Error, ErrorKind};
+use crate::http1;
 use crate::pool::PoolKey;
 
 /// An HTTP proxy, `http://[user:password@]host:port`.
@@ -74,19 +75,15 @@ pub(crate) fn tunnel(
     max_head: usize,
 ) -> Result<(), Error> {
     let target = key.authority();
-    let mut headers = HeaderMap::new();
-    let host = HeaderValue::from_str(&target)
-        .map_err(|_| Error::new(ErrorKind::InvalidUrl, "invalid host"))?;
-    headers.insert(http::header::HOST, host);
-    if let Some(auth) = &proxy.auth {
-        headers.insert(PROXY_AUTHORIZATION, auth.clone());
-    }
     let mut head = Vec::new();
-    crate::http1::write_head(&mut head, &Method::CONNECT, &target, &headers);
+    http1::put_request_line(&mut head, &Method::CONNECT, &target);
+    http1::put_header(&mut head, "host", target.as_bytes());
+    if let Some(auth) = &proxy.auth {
+        http1::put_header(&mut head, "proxy-authorization", auth.as_bytes());
+    }
+    head.extend_from_slice(b"\r\n");
     conn.write_all(&head).map_err(Error::from_io)?;
     let mut got = false;
-    let deadline = conn.ctx().deadline;
-    conn.set_phase(Phase::Connect, deadline, None);
     let response = crate::http1::read_head(conn, max_head, &mut got)?;
     if !response.status.is_success() {
         return Err(Error::new(

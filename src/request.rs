@@ -383,12 +383,10 @@ impl RequestBuilder {
         let length = match crate::http1::content_length(&self.headers) {
             Ok(length) => length,
             Err(_) => {
-                let mut me = self;
-                me.fail(Error::new(
+                return self.refuse(Error::new(
                     ErrorKind::InvalidHeader,
                     "invalid Content-Length",
-                ));
-                return me.send(SendBody::Empty);
+                ))
             }
         };
         self.send(SendBody::Reader(Box::new(reader), length))
@@ -401,16 +399,18 @@ impl RequestBuilder {
             Ok(body) => self
                 .with_default_type("application/json")
                 .send(SendBody::Bytes(body)),
-            Err(e) => {
-                let mut me = self;
-                me.fail(Error::with_source(
-                    ErrorKind::InvalidHeader,
-                    "the value cannot be serialized as JSON",
-                    e,
-                ));
-                me.send(SendBody::Empty)
-            }
+            Err(e) => self.refuse(Error::with_source(
+                ErrorKind::InvalidHeader,
+                "the value cannot be serialized as JSON",
+                e,
+            )),
         }
+    }
+
+    /// Fail with `err` (or an earlier mistake), sending nothing.
+    fn refuse(mut self, err: Error) -> Result<Response, Error> {
+        self.fail(err);
+        self.send(SendBody::Empty)
     }
 
     fn with_default_type(mut self, content_type: &'static str) -> Self {

@@ -9,7 +9,6 @@ use http::header::{
     PROXY_AUTHORIZATION, TRANSFER_ENCODING, USER_AGENT,
 };
 use http::{HeaderMap, Method, StatusCode};
-use url::Url;
 
 use crate::agent::{Agent, AgentInner};
 use crate::body::{Body, Encoding, Held, RawBody};
@@ -222,6 +221,7 @@ fn send(
             .pool
             .in_flight()
             .track(&req.method, &req.url, req.call_site),
+        started,
     );
 
     if inner.limiter.is_active() {
@@ -273,10 +273,13 @@ fn send(
         }
     };
 
-    if !conn.begin(IoCtx::new(Phase::Write, overall, cancel)) {
+    let write = IoCtx {
+        per_op: timeouts.write,
+        ..IoCtx::new(Phase::Write, overall, cancel)
+    };
+    if !conn.begin(write) {
         return Err(fail(conn, lease, Error::cancelled(Phase::Write), false));
     }
-    conn.set_phase(Phase::Write, overall, timeouts.write);
     observer.phase(InFlightPhase::Writing);
     match write_request(inner, &key, req, &mut conn) {
         Ok(sent) => inner.metrics.sent(sent),
@@ -312,7 +315,6 @@ fn send(
     timings.total = started.elapsed();
     observer.emit(Event::FirstByte);
     observer.time(Timer::FirstByte, timings.total);
-    observer.time(Timer::Request, timings.total);
     inner.metrics.response(&req.method, head.status);
 
     let (framing, mut reusable) = match http1::framing(&req.method, &head) {
@@ -381,43 +383,6 @@ fn request_closes(headers: &HeaderMap) -> bool {
     })
 }
 
-/// The request target: origin form, or absolute form through a proxy for http.
-fn put_target(out: &mut Vec<u8>, url: &Url, absolute: bool) {
-    // Everything before the fragment: scheme to query, or path and query.
-    let whole = &url[..url::Position::AfterQuery];
-    let text = if absolute {
-        whole
-    } else {
-        &url[url::Position::BeforePath..url::Position::AfterQuery]
-    };
-    out.extend_from_slice(text.as_bytes());
-}
-
-/// Write a header line with the name in the conventional Title-Case: names are
-/// case-insensitive, but some old servers are not.
-fn put_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
-    put_name(out, name);
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
-}
-
-/// [`put_header`] with a formatted value, written in place (no allocation).
-fn put_header_fmt(out: &mut Vec<u8>, name: &str, value: std::fmt::Arguments<'_>) {
-    put_name(out, name);
-    // Writing into a Vec cannot fail.
-    let _ = std::io::Write::write_fmt(out, value);
-    out.extend_from_slice(b"\r\n");
-}
-
-fn put_name(out: &mut Vec<u8>, name: &str) {
-    let mut upper = true;
-    for b in name.bytes() {
-        out.push(if upper { b.to_ascii_uppercase() } else { b });
-        upper = b == b'-';
-    }
-    out.extend_from_slice(b": ");
-}
-
 /// Write the head and the body. Small bodies share the head's write.
 fn write_request(
     inner: &AgentInner,
@@ -428,16 +393,13 @@ fn write_request(
     let via_proxy = inner.config.proxy.is_some() && key.scheme == crate::pool::Scheme::Http;
     let mut out = std::mem::take(&mut conn.wbuf);
     out.clear();
-    out.extend_from_slice(req.method.as_str().as_bytes());
-    out.push(b' ');
-    put_target(&mut out, &req.url, via_proxy);
-    out.extend_from_slice(b" HTTP/1.1\r\n");
+    http1::put_request_line(&mut out, &req.method, http1::target(&req.url, via_proxy));
     let headers = &req.headers;
     if !headers.contains_key(HOST) {
         let host = req.url.host_str().unwrap_or("");
         match req.url.port() {
-            Some(port) => put_header_fmt(&mut out, "host", format_args!("{host}:{port}")),
-            None => put_header(&mut out, "host", host.as_bytes()),
+            Some(port) => http1::put_header_fmt(&mut out, "host", format_args!("{host}:{port}")),
+            None => http1::put_header(&mut out, "host", host.as_bytes()),
         }
     }
     for (name, value) in headers {
@@ -446,20 +408,20 @@ fn write_request(
         if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
             continue;
         }
-        put_header(&mut out, name.as_str(), value.as_bytes());
+        http1::put_header(&mut out, name.as_str(), value.as_bytes());
     }
     if !headers.contains_key(USER_AGENT) {
-        put_header(&mut out, "user-agent", inner.config.user_agent.as_bytes());
+        http1::put_header(&mut out, "user-agent", inner.config.user_agent.as_bytes());
     }
     if !headers.contains_key(ACCEPT) {
-        put_header(&mut out, "accept", b"*/*");
+        http1::put_header(&mut out, "accept", b"*/*");
     }
     if inner.config.decompress && !headers.contains_key(ACCEPT_ENCODING) {
-        put_header(&mut out, "accept-encoding", b"gzip, deflate");
+        http1::put_header(&mut out, "accept-encoding", b"gzip, deflate");
     }
     if via_proxy && !headers.contains_key(PROXY_AUTHORIZATION) {
         if let Some(auth) = inner.config.proxy.as_ref().and_then(|p| p.auth.as_ref()) {
-            put_header(&mut out, "proxy-authorization", auth.as_bytes());
+            http1::put_header(&mut out, "proxy-authorization", auth.as_bytes());
         }
     }
     if log::log_enabled!(log::Level::Trace) {
@@ -474,14 +436,14 @@ fn write_request(
     let result = match body {
         SendBody::Empty | SendBody::Spent => {
             if matches!(req.method, Method::POST | Method::PUT | Method::PATCH) {
-                put_header(&mut out, "content-length", b"0");
+                http1::put_header(&mut out, "content-length", b"0");
             }
             out.extend_from_slice(b"\r\n");
             req.body = SendBody::Empty;
             conn.write_all(&out).map(|()| out.len() as u64)
         }
         SendBody::Bytes(bytes) => {
-            put_header_fmt(&mut out, "content-length", format_args!("{}", bytes.len()));
+            http1::put_header_fmt(&mut out, "content-length", format_args!("{}", bytes.len()));
             out.extend_from_slice(b"\r\n");
             let result = if bytes.len() <= COALESCE_BODY {
                 out.extend_from_slice(&bytes);
@@ -496,8 +458,8 @@ fn write_request(
         }
         SendBody::Reader(mut reader, length) => {
             match length {
-                Some(n) => put_header_fmt(&mut out, "content-length", format_args!("{n}")),
-                None => put_header(&mut out, "transfer-encoding", b"chunked"),
+                Some(n) => http1::put_header_fmt(&mut out, "content-length", format_args!("{n}")),
+                None => http1::put_header(&mut out, "transfer-encoding", b"chunked"),
             }
             out.extend_from_slice(b"\r\n");
             conn.write_all(&out)

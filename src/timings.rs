@@ -26,7 +26,10 @@ pub struct Timings {
     pub request_written: Option<Duration>,
     /// From the start of the request until the first byte of the response.
     pub first_byte: Option<Duration>,
-    /// From the start of the request until the body was read to its end.
+    /// From the start of the request until the body was complete: set when
+    /// there was no body left to read at return (HEAD, 204, 304, an empty
+    /// body). A streamed body reports its time through
+    /// [`Event::ResponseDone`](crate::Event::ResponseDone).
     pub body_done: Option<Duration>,
     /// From the start of the request until the response head was read
     /// (for a response) or until the error (for an error).

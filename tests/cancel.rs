@@ -16,10 +16,10 @@ use std::time::Duration;
 
 use windlass::{Agent, CancelToken, Error, ErrorKind};
 
-use common::{ok, Server};
+use common::{ok, pool_key, Server};
 use stall::{
     assert_cancelled, assert_prompt, blocking_resolver, body_stalls_after, cancel_and_finish,
-    connect_started, full_backlog_or_skip, ignores_client_hello, never_answers, pool_key, spawn,
+    connect_started, full_backlog_or_skip, ignores_client_hello, never_answers, spawn,
     stops_reading, timed, wait_until, Stalled,
 };
 
@@ -319,7 +319,7 @@ fn a_token_never_cancelled_costs_nothing() {
     assert!(resp.timings().reused);
     assert_eq!(resp.text().expect("body"), "hello");
     let stats = agent.pool_stats();
-    let host = stats.host(&pool_key(server.port())).expect("host stats");
+    let host = stats.host(&server.pool_key()).expect("host stats");
     assert_eq!(
         (host.opened, host.reused, host.idle, host.closed.total()),
         (1, 3, 1, 0),
@@ -367,6 +367,6 @@ fn a_cancelled_connection_is_never_reused() {
     assert_eq!(resp.text().expect("body"), "fresh");
     assert_eq!(server.accepted(), 2);
     let stats = agent.pool_stats();
-    let host = stats.host(&pool_key(server.port())).expect("host stats");
+    let host = stats.host(&server.pool_key()).expect("host stats");
     assert_eq!((host.opened, host.reused, host.idle), (2, 0, 1), "{stats}");
 }

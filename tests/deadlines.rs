@@ -16,8 +16,8 @@ use windlass::{Agent, Error, Phase};
 use common::{ok, Server};
 use stall::{
     assert_timeout, assert_took, blocking_resolver, body_stalls_after, dribbles,
-    full_backlog_or_skip, ignores_client_hello, never_answers, pool_key, stops_reading, timed,
-    Stalled, LIMIT, MARGIN,
+    full_backlog_or_skip, ignores_client_hello, never_answers, stops_reading, timed, Stalled,
+    LIMIT, MARGIN,
 };
 
 /// Large enough that the kernel's socket buffers on both sides (a few MiB on
@@ -191,7 +191,7 @@ fn response_head_timeout_when_the_server_never_answers() {
     assert_eq!(err.url().map(|u| u.as_str()), Some(url.as_str()));
     // The connection that timed out is closed, not pooled.
     let stats = agent_stats.pool_stats();
-    let host = stats.host(&pool_key(server.port())).expect("host stats");
+    let host = stats.host(&server.pool_key()).expect("host stats");
     assert_eq!(
         (host.idle, host.active, host.closed.error),
         (0, 0, 1),
@@ -299,7 +299,7 @@ fn pool_wait_timeout_when_the_only_connection_is_held() {
         "{err}"
     );
     let stats = agent.pool_stats();
-    let host = stats.host(&pool_key(server.port())).expect("host stats");
+    let host = stats.host(&server.pool_key()).expect("host stats");
     assert_eq!((host.waiting, host.active, host.opened), (0, 1, 1));
     drop(held);
 }

@@ -300,7 +300,7 @@ fn prometheus_text_parses_and_agrees_with_pool_stats() {
     );
 
     let stats = agent.pool_stats();
-    let key = format!("http://{}", server.addr());
+    let key = server.pool_key();
     let host = stats.host(&key).expect("pool entry");
     assert_eq!(
         value(

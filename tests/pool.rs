@@ -4,7 +4,7 @@
 //!
 //! Every server is scripted on 127.0.0.1. Unless a test says otherwise it
 //! answers each request with `200 OK` and the request target as the body
-//! ([`answer`]), so a test can tell which response went where, and it reports
+//! ([`echo_target`]), so a test can tell which response went where, and it reports
 //! when the client closes a connection ([`Origin::closed_by_client`]).
 //!
 //! Nothing here sleeps to synchronise: tests wait on channels with a timeout,
@@ -22,28 +22,13 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use common::{Conn, PeerEnd, Reply, Request, Server, IO_TIMEOUT};
+use common::{echo_target, Conn, PeerEnd, Reply, Request, Server, IO_TIMEOUT};
 use windlass::{Agent, CancelToken, ClosedCounts, Error, ErrorKind, HostLimits, HostStats, Phase};
 
 // ---------------------------------------------------------------------------
 // Helpers
 
-/// `200 OK` with the request target as the body (none for HEAD); `extra` is
-/// inserted as header lines, each ending in CRLF.
-fn answer(req: &Request, extra: &str) -> Vec<u8> {
-    let body = if req.method == "HEAD" {
-        ""
-    } else {
-        req.target.as_str()
-    };
-    format!(
-        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{extra}\r\n{body}",
-        req.target.len()
-    )
-    .into_bytes()
-}
-
-/// Serves a keep-alive connection with [`answer`] until the client closes it
+/// Serves a keep-alive connection with [`echo_target`] until the client closes it
 /// (or stays silent for [`IO_TIMEOUT`]), then reports how it ended.
 fn serve_reporting(
     conn: &mut Conn,
@@ -53,7 +38,7 @@ fn serve_reporting(
     for _ in 0..common::MAX_REQUESTS_PER_CONNECTION {
         match conn.wait_for_request_or_close() {
             PeerEnd::SentData => match conn.read_request() {
-                Some(req) => conn.write(&answer(&req, extra(&req))),
+                Some(req) => conn.write(&echo_target(&req, extra(&req))),
                 None => break,
             },
             end => {
@@ -65,9 +50,9 @@ fn serve_reporting(
     let _ = ends.send((conn.index, PeerEnd::Closed));
 }
 
-/// Serves a keep-alive connection with [`answer`], reporting nothing.
+/// Serves a keep-alive connection with [`echo_target`], reporting nothing.
 fn serve_plain(conn: &mut Conn) {
-    conn.serve(&|req| Reply::keep(answer(req, "")));
+    conn.serve(&|req| Reply::keep(echo_target(req, "")));
 }
 
 fn no_extra(_: &Request) -> &'static str {
@@ -81,7 +66,7 @@ struct Origin {
 }
 
 impl Origin {
-    /// Answers every request with [`answer`], adding `extra(request)` as headers.
+    /// Answers every request with [`echo_target`], adding `extra(request)` as headers.
     fn start(extra: fn(&Request) -> &'static str) -> Origin {
         let (tx, ends) = mpsc::channel();
         let server = Server::start(move |conn| serve_reporting(conn, extra, &tx));
@@ -102,7 +87,7 @@ impl Origin {
 
     /// The pool key, as `pool_stats()` names it.
     fn key(&self) -> String {
-        format!("http://{}", self.server.addr())
+        self.server.pool_key()
     }
 
     fn stats(&self, agent: &Agent) -> HostStats {
@@ -139,27 +124,6 @@ fn host_stats(agent: &Agent, key: &str) -> HostStats {
 /// Idle, active, connecting and waiting of one entry, for compact assertions.
 fn counts(stats: &HostStats) -> [usize; 4] {
     [stats.idle, stats.active, stats.connecting, stats.waiting]
-}
-
-/// Polls `cond` until it holds: a bounded loop that yields between tries and
-/// fails the test after [`IO_TIMEOUT`].
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let (_keep, never) = mpsc::channel::<()>();
-    let started = Instant::now();
-    for round in 0u64.. {
-        if cond() {
-            return;
-        }
-        assert!(
-            started.elapsed() < IO_TIMEOUT,
-            "gave up waiting until {what}"
-        );
-        if round < 200 {
-            thread::yield_now();
-        } else {
-            let _ = never.recv_timeout(Duration::from_millis(1));
-        }
-    }
 }
 
 /// Lets `span` pass after `since`. Only for behaviour that is defined by
@@ -205,7 +169,7 @@ fn queue_get(
     position: usize,
 ) -> JoinHandle<Result<String, Error>> {
     let handle = spawn_get(agent, url);
-    wait_until(&format!("{position} requests wait"), || {
+    common::wait_until(&format!("{position} requests wait"), IO_TIMEOUT, || {
         host_stats(agent, key).waiting == position
     });
     handle
@@ -333,7 +297,7 @@ fn a_waiter_that_gives_up_leaves_the_queue_without_disturbing_the_order() {
     let first = queue_get(&agent, &key, origin.url("/first"), 1);
     let token = CancelToken::new();
     let quitter = spawn_get_with(&agent, origin.url("/quitter"), &token);
-    wait_until("the quitter waits", || {
+    common::wait_until("the quitter waits", IO_TIMEOUT, || {
         host_stats(&agent, &key).waiting == 2
     });
     let last = queue_get(&agent, &key, origin.url("/last"), 3);
@@ -485,7 +449,7 @@ fn a_dropped_body_too_large_to_drain_frees_its_slot_for_the_next_waiter() {
             serve_plain(conn);
         }
     });
-    let key = format!("http://{}", server.addr());
+    let key = server.pool_key();
     let agent = common::builder().max_connections_per_host(1).build();
 
     let big = agent.get(server.url("/big")).call().unwrap();
@@ -521,7 +485,7 @@ fn a_stale_connection_retry_keeps_its_place_in_the_queue() {
             return serve_plain(conn);
         }
         if let Some(req) = conn.read_request() {
-            conn.write(&answer(&req, ""));
+            conn.write(&echo_target(&req, ""));
         }
         if conn.read_request().is_some() {
             let _ = arrived_tx.send(());
@@ -529,7 +493,7 @@ fn a_stale_connection_retry_keeps_its_place_in_the_queue() {
             conn.close();
         }
     });
-    let key = format!("http://{}", server.addr());
+    let key = server.pool_key();
     let agent = common::builder().max_connections_per_host(2).build();
 
     let held = agent.get(server.url("/held")).call().unwrap();
@@ -551,12 +515,16 @@ fn a_stale_connection_retry_keeps_its_place_in_the_queue() {
         let url = server.url("/w1");
         thread::spawn(move || w1_tx.send(agent.get(&url).call()).unwrap());
     }
-    wait_until("w1 waits", || host_stats(&agent, &key).waiting == 1);
+    common::wait_until("w1 waits", IO_TIMEOUT, || {
+        host_stats(&agent, &key).waiting == 1
+    });
 
     // The drop frees connection 1's slot for w1; the retry has to queue.
     go_tx.send(()).unwrap();
     let w1 = w1.recv_timeout(IO_TIMEOUT).unwrap().unwrap();
-    wait_until("the retry waits", || host_stats(&agent, &key).waiting == 1);
+    common::wait_until("the retry waits", IO_TIMEOUT, || {
+        host_stats(&agent, &key).waiting == 1
+    });
     let w2 = queue_get(&agent, &key, server.url("/w2"), 2);
 
     // w1's connection comes back: the retry has waited longest.
@@ -641,7 +609,7 @@ fn pool_wait_is_cancelled_by_the_token() {
 
     let token = CancelToken::new();
     let waiter = spawn_get_with(&agent, origin.url("/waiter"), &token);
-    wait_until("the request waits", || {
+    common::wait_until("the request waits", IO_TIMEOUT, || {
         host_stats(&agent, &key).waiting == 1
     });
     token.cancel();
@@ -988,7 +956,7 @@ fn closes_after_first_answer(closed: Sender<()>) -> Server {
     Server::start(move |conn| {
         if conn.index == 0 {
             if let Some(req) = conn.read_request() {
-                conn.write(&answer(&req, ""));
+                conn.write(&echo_target(&req, ""));
             }
             conn.close();
             let _ = closed.send(());
@@ -1002,7 +970,7 @@ fn closes_after_first_answer(closed: Sender<()>) -> Server {
 fn liveness_check_discards_a_connection_the_server_closed() {
     let (closed_tx, closed) = mpsc::channel();
     let server = closes_after_first_answer(closed_tx);
-    let key = format!("http://{}", server.addr());
+    let key = server.pool_key();
     let agent = common::agent();
 
     assert_eq!(
@@ -1049,7 +1017,7 @@ fn liveness_check_discards_a_connection_with_unsolicited_bytes() {
     let server = Server::start(move |conn| {
         if conn.index == 0 {
             if let Some(req) = conn.read_request() {
-                conn.write(&answer(&req, ""));
+                conn.write(&echo_target(&req, ""));
             }
             if go.lock().unwrap().recv_timeout(IO_TIMEOUT).is_err() {
                 return;
@@ -1061,7 +1029,7 @@ fn liveness_check_discards_a_connection_with_unsolicited_bytes() {
             serve_plain(conn);
         }
     });
-    let key = format!("http://{}", server.addr());
+    let key = server.pool_key();
     let agent = common::agent();
 
     assert_eq!(
@@ -1099,7 +1067,7 @@ fn liveness_check_discards_a_connection_with_unsolicited_bytes() {
 fn answers_once_then_drops_the_next_request() -> Server {
     Server::start(|conn| {
         if let Some(req) = conn.read_request() {
-            conn.write(&answer(&req, ""));
+            conn.write(&echo_target(&req, ""));
         }
         if conn.read_request().is_some() {
             conn.close();
@@ -1112,7 +1080,7 @@ type Call = fn(&Agent, &str) -> Result<windlass::Response, Error>;
 #[test]
 fn idempotent_requests_are_retried_once_on_a_fresh_connection_after_a_stale_one() {
     let server = answers_once_then_drops_the_next_request();
-    let key = format!("http://{}", server.addr());
+    let key = server.pool_key();
     let agent = common::agent();
     let cases: [(&str, Call); 8] = [
         ("GET", |a, u| a.get(u).call()),
@@ -1183,7 +1151,7 @@ fn idempotent_requests_are_retried_once_on_a_fresh_connection_after_a_stale_one(
 #[test]
 fn post_on_a_stale_connection_gets_the_error() {
     let server = answers_once_then_drops_the_next_request();
-    let key = format!("http://{}", server.addr());
+    let key = server.pool_key();
     let agent = common::agent();
 
     assert_eq!(
@@ -1256,7 +1224,7 @@ fn the_stale_connection_retry_happens_only_once() {
     let server = Server::start(|conn| {
         if conn.index == 0 {
             if let Some(req) = conn.read_request() {
-                conn.write(&answer(&req, ""));
+                conn.write(&echo_target(&req, ""));
             }
         }
         if conn.read_request().is_some() {
@@ -1311,11 +1279,11 @@ fn a_server_closing_idle_connections_at_random_never_fails_an_idempotent_request
             let Some(req) = conn.read_request() else {
                 return;
             };
-            conn.write(&answer(&req, ""));
+            conn.write(&echo_target(&req, ""));
         }
         conn.close();
     });
-    let key = format!("http://{}", server.addr());
+    let key = server.pool_key();
     let agent = common::builder().max_connections_per_host(2).build();
 
     let threads = 4;
@@ -1509,14 +1477,12 @@ fn agent_drop_leak_check_in_a_process_of_its_own() {
     drop(agent);
     assert_eq!(reapers(), 1, "the reaper lives while a clone is left");
     drop(last);
-    wait_until("the reaper thread has ended", || reapers() == 0);
+    common::wait_until("the reaper thread has ended", IO_TIMEOUT, || reapers() == 0);
     // Every idle connection was closed when the last clone went.
     for _ in 0..stats.opened {
         origin.closed_by_client();
     }
 
     drop(origin);
-    wait_until("threads and descriptors are back to the baseline", || {
-        common::thread_count() == threads_before && common::open_fds() == fds_before
-    });
+    common::wait_for_baseline(threads_before, fds_before, IO_TIMEOUT);
 }

@@ -11,10 +11,6 @@ use common::{PeerEnd, Reply, Server, IO_TIMEOUT};
 
 const OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 
-fn key(server: &Server) -> String {
-    format!("http://127.0.0.1:{}", server.port())
-}
-
 #[test]
 fn hundred_sequential_gets_use_one_connection() {
     let server = Server::fixed(OK);
@@ -26,7 +22,7 @@ fn hundred_sequential_gets_use_one_connection() {
     assert_eq!(server.accepted(), 1);
     let stats = agent.pool_stats();
     let host = stats
-        .host(&key(&server))
+        .host(&server.pool_key())
         .expect("pool entry for the server");
     assert_eq!(host.opened, 1);
     assert_eq!(host.reused, 99);
@@ -43,7 +39,7 @@ fn body_read_to_eof_returns_the_connection_to_the_pool() {
     // EOF alone, before the body is dropped, hands the connection back.
     let stats = agent.pool_stats();
     let host = stats
-        .host(&key(&server))
+        .host(&server.pool_key())
         .expect("pool entry for the server");
     assert_eq!((host.idle, host.active), (1, 0));
     drop(body);

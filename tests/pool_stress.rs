@@ -12,7 +12,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -47,7 +47,7 @@ type Live = Arc<Mutex<Vec<(TcpStream, JoinHandle<()>)>>>;
 
 /// A keep-alive server on 127.0.0.1, one thread per connection. Each
 /// connection answers between 1 and 8 requests (`200 OK`, the request target
-/// as the body) and then closes without having sent `Connection: close`.
+/// as the body: [`common::echo_target`]) and then closes without having sent `Connection: close`.
 struct ChurnServer {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
@@ -147,50 +147,15 @@ fn serve(tcp: TcpStream, limit: u64, answered: &AtomicU64) {
     };
     let mut reader = BufReader::new(tcp);
     for _ in 0..limit {
-        let Some((method, target)) = read_request(&mut reader) else {
+        let Some(req) = common::read_request_from(&mut reader, 0) else {
             return;
         };
-        let body = if method == "HEAD" { "" } else { &target };
-        let response = format!(
-            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-            target.len()
-        );
-        if out.write_all(response.as_bytes()).is_err() {
+        if out.write_all(&common::echo_target(&req, "")).is_err() {
             return;
         }
         answered.fetch_add(1, Ordering::SeqCst);
     }
     let _ = out.shutdown(Shutdown::Both);
-}
-
-/// Reads one request (head and Content-Length body); `None` at EOF or error.
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(String, String)> {
-    let mut line = String::new();
-    if reader.read_line(&mut line).ok()? == 0 {
-        return None;
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_string();
-    let target = parts.next()?.to_string();
-    let mut length = 0usize;
-    for _ in 0..100 {
-        let mut header = String::new();
-        if reader.read_line(&mut header).ok()? == 0 {
-            return None;
-        }
-        let header = header.trim_end();
-        if header.is_empty() {
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).ok()?;
-            return Some((method, target));
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().ok()?;
-            }
-        }
-    }
-    None
 }
 
 // ---------------------------------------------------------------------------
@@ -362,24 +327,6 @@ fn sample(agent: Agent, stop: mpsc::Receiver<()>) -> Samples {
     }
 }
 
-/// Polls until the process has `threads` threads and `fds` descriptors.
-fn wait_for_baseline(threads: usize, fds: usize) {
-    let (_keep, never) = mpsc::channel::<()>();
-    let started = Instant::now();
-    loop {
-        let now = (common::thread_count(), common::open_fds());
-        if now == (threads, fds) {
-            return;
-        }
-        assert!(
-            started.elapsed() < SETTLE_BOUND,
-            "threads and descriptors {now:?} did not return to {:?}",
-            (threads, fds)
-        );
-        let _ = never.recv_timeout(Duration::from_millis(5));
-    }
-}
-
 #[test]
 fn many_threads_over_limited_hosts_with_cancels_deadlines_and_server_closes() {
     let threads_before = common::thread_count();
@@ -480,5 +427,5 @@ fn many_threads_over_limited_hosts_with_cancels_deadlines_and_server_closes() {
 
     drop(agent);
     drop(servers);
-    wait_for_baseline(threads_before, fds_before);
+    common::wait_for_baseline(threads_before, fds_before, SETTLE_BOUND);
 }

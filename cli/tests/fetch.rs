@@ -103,11 +103,7 @@ fn ctrl_c_cancels_every_download_in_flight_and_the_summary_says_so() {
         .collect();
     let mut args = vec!["fetch", "-j", "3", "--dir", dir.to_str().unwrap()];
     args.extend(urls.iter().map(String::as_str));
-    let child = common::windlass(&args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = common::spawn(&args);
     // /quick, then three hanging downloads occupy every worker.
     for _ in 0..4 {
         server.next_request();

@@ -221,11 +221,7 @@ fn trace_prints_a_timing_breakdown_on_stderr() {
 #[test]
 fn ctrl_c_cancels_a_blocked_transfer_with_exit_130() {
     let server = TestServer::start(|_| Reply::Hang);
-    let child = common::windlass(&[&server.url("/never")])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = common::spawn(&[&server.url("/never")]);
     // The request has arrived, so the binary is blocked waiting for the head.
     server.next_request();
     let started = Instant::now();

@@ -35,6 +35,19 @@ fn read_exact_vec(s: &mut TcpStream, n: usize) -> Vec<u8> {
     buf
 }
 
+/// Everything the server sends until it closes the connection.
+fn read_all(s: &mut impl Read) -> Vec<u8> {
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap();
+    got
+}
+
+/// The server has closed (or reset) the connection.
+fn assert_closed(s: &mut TcpStream) {
+    let mut buf = [0u8; 16];
+    assert!(matches!(s.read(&mut buf), Ok(0) | Err(_)));
+}
+
 #[test]
 fn keep_alive_answers_many_requests_on_one_connection() {
     let server = Server::start(ServerConfig::default()).unwrap();
@@ -58,8 +71,7 @@ fn pipelined_requests_are_answered_in_order_and_head_gets_no_body() {
     let mut expected = full.clone();
     expected.extend_from_slice(&head_of(&full));
     expected.extend_from_slice(&response(server.body(), true));
-    let mut got = Vec::new();
-    s.read_to_end(&mut got).unwrap();
+    let got = read_all(&mut s);
     assert_eq!(got, expected);
     assert_eq!(server.requests(), 3);
 }
@@ -89,8 +101,7 @@ fn malformed_request_gets_400_and_close() {
     let server = Server::start(ServerConfig::default()).unwrap();
     let mut s = connect(&server);
     s.write_all(b"NONSENSE\r\n\r\n").unwrap();
-    let mut got = Vec::new();
-    s.read_to_end(&mut got).unwrap();
+    let got = read_all(&mut s);
     assert!(got.starts_with(b"HTTP/1.1 400 Bad Request\r\n"));
 }
 
@@ -106,8 +117,7 @@ fn max_requests_per_conn_closes_after_the_limit() {
         .unwrap();
     let mut expected = response(server.body(), false);
     expected.extend_from_slice(&response(server.body(), true));
-    let mut got = Vec::new();
-    s.read_to_end(&mut got).unwrap();
+    let got = read_all(&mut s);
     assert_eq!(got, expected);
 }
 
@@ -121,8 +131,7 @@ fn large_body_arrives_whole() {
     let mut s = connect(&server);
     s.write_all(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
         .unwrap();
-    let mut got = Vec::new();
-    s.read_to_end(&mut got).unwrap();
+    let got = read_all(&mut s);
     assert_eq!(got, response(server.body(), true));
 }
 
@@ -142,9 +151,8 @@ fn drop_ends_open_connections_and_joins_their_threads() {
     let started = std::time::Instant::now();
     drop(server);
     assert!(started.elapsed() < Duration::from_secs(5));
-    let mut buf = [0u8; 16];
     for s in [&mut reading, &mut idle] {
-        assert!(matches!(s.read(&mut buf), Ok(0) | Err(_)));
+        assert_closed(s);
     }
 }
 
@@ -160,8 +168,7 @@ fn drop_does_not_wait_for_the_response_delay() {
     let started = std::time::Instant::now();
     drop(server);
     assert!(started.elapsed() < Duration::from_secs(5));
-    let mut buf = [0u8; 16];
-    assert!(matches!(s.read(&mut buf), Ok(0) | Err(_)));
+    assert_closed(&mut s);
 }
 
 #[test]
@@ -190,8 +197,7 @@ fn tls_serves_a_client_that_trusts_ca_pem() {
         let mut tls = rustls::StreamOwned::new(conn, connect(&server));
         tls.write_all(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
             .unwrap();
-        let mut got = Vec::new();
-        tls.read_to_end(&mut got).unwrap();
+        let got = read_all(&mut tls);
         assert_eq!(got, response(server.body(), true));
     }
 }

@@ -353,7 +353,7 @@ impl Pool {
                         log::debug!("reusing connection {} to {key}", conn.info.id);
                         Some(conn)
                     } else {
-                        self.verify_idle(key, conn)
+                        self.verify_idle(key, conn, false)
                     };
                     if let Some(conn) = checked {
                         return Ok(Checkout {
@@ -374,15 +374,7 @@ impl Pool {
                             self.reopen_slot(key, conn, CloseReason::NotReusable);
                             None
                         }
-                        Some(conn) => match self.verify_idle(key, conn) {
-                            Some(conn) => Some(conn),
-                            None => {
-                                // verify_idle counted and closed it; keep the slot.
-                                let mut state = self.shared.lock();
-                                self.shared.host(&mut state.hosts, key).connecting += 1;
-                                None
-                            }
-                        },
+                        Some(conn) => self.verify_idle(key, conn, true),
                         None => None,
                     };
                     let connecting = conn.is_none();
@@ -419,8 +411,15 @@ impl Pool {
         conn.close();
     }
 
-    /// Probe an idle connection that has rested a while; count the reuse or the close.
-    fn verify_idle(&self, key: &PoolKey, mut conn: Box<Conn>) -> Option<Box<Conn>> {
+    /// Probe an idle connection that has rested a while; count the reuse or
+    /// the close. A dead one's slot is freed, or with `keep_slot` kept (as
+    /// connecting) for the caller to open a new connection in.
+    fn verify_idle(
+        &self,
+        key: &PoolKey,
+        mut conn: Box<Conn>,
+        keep_slot: bool,
+    ) -> Option<Box<Conn>> {
         let rested = conn
             .info
             .idle_since
@@ -437,6 +436,9 @@ impl Pool {
             Some(conn)
         } else {
             host.closed.add(CloseReason::ServerClosed);
+            if keep_slot {
+                host.connecting += 1;
+            }
             drop(state);
             log::debug!(
                 "idle connection {} to {} was closed by the server",
@@ -608,12 +610,13 @@ impl Pool {
 
     fn close_slot(&self, key: &PoolKey, conn: Box<Conn>, reason: CloseReason) {
         log::debug!("closing connection {} to {key}: {reason}", conn.info.id);
-        {
-            let mut state = self.shared.lock();
-            self.shared.host(&mut state.hosts, key).closed.add(reason);
-        }
+        // Closed before its slot is handed on, so the host never has more
+        // sockets than its limit; counted and freed under one lock.
         conn.close();
-        self.shared.free_slot(key, false);
+        let mut state = self.shared.lock();
+        let host = self.shared.host(&mut state.hosts, key);
+        host.closed.add(reason);
+        host.slot_freed();
     }
 
     /// When an idle connection must be closed, and why.

@@ -100,8 +100,16 @@ impl ClosedCounts {
 
     /// The count for one reason.
     pub fn get(&self, reason: CloseReason) -> u64 {
-        let mut copy = *self;
-        *copy.get_mut(reason)
+        match reason {
+            CloseReason::IdleTimeout => self.idle_timeout,
+            CloseReason::Lifetime => self.lifetime,
+            CloseReason::ServerClosed => self.server_closed,
+            CloseReason::PoolFull => self.pool_full,
+            CloseReason::Error => self.error,
+            CloseReason::Cancelled => self.cancelled,
+            CloseReason::NotReusable => self.not_reusable,
+            CloseReason::AgentDropped => self.agent_dropped,
+        }
     }
 
     /// All closes together.

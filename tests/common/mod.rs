@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -46,6 +46,12 @@ pub fn builder() -> windlass::AgentBuilder {
 /// An agent with the defaults and the safety-net timeout of [`builder`].
 pub fn agent() -> windlass::Agent {
     builder().build()
+}
+
+/// The agent's pool key for plain HTTP to 127.0.0.1:`port`, as
+/// `pool_stats()` names it.
+pub fn pool_key(port: u16) -> String {
+    format!("http://127.0.0.1:{port}")
 }
 
 /// `HTTP/1.1 200 OK` with a Content-Length body.
@@ -101,18 +107,6 @@ impl Request {
             .collect()
     }
 
-    /// The header lines, names lowercased, values exact, sorted: a form to
-    /// compare against an expected set regardless of the order on the wire.
-    pub fn header_set(&self) -> Vec<String> {
-        let mut lines: Vec<String> = self
-            .headers
-            .iter()
-            .map(|(n, v)| format!("{}: {}", n.to_ascii_lowercase(), v))
-            .collect();
-        lines.sort();
-        lines
-    }
-
     /// `METHOD target VERSION`.
     pub fn request_line(&self) -> String {
         format!("{} {} {}", self.method, self.target, self.version)
@@ -142,6 +136,133 @@ impl Reply {
             close: true,
         }
     }
+}
+
+/// `200 OK` with the request target as the body (none for HEAD); `extra` is
+/// inserted as header lines, each ending in CRLF. Lets a test tell which
+/// response went where.
+pub fn echo_target(req: &Request, extra: &str) -> Vec<u8> {
+    let body = if req.method == "HEAD" {
+        ""
+    } else {
+        req.target.as_str()
+    };
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{extra}\r\n{body}",
+        req.target.len()
+    )
+    .into_bytes()
+}
+
+// ---------------------------------------------------------------------------
+// Reading requests off any buffered stream
+
+/// Reads one full request (head, then a body framed by Content-Length or
+/// chunked) that arrived on connection `conn`. `None` when the peer closed,
+/// timed out or sent something unparseable.
+pub fn read_request_from(reader: &mut impl BufRead, conn: usize) -> Option<Request> {
+    let mut req = read_request_head_from(reader, conn)?;
+    let chunked = req
+        .header("transfer-encoding")
+        .is_some_and(|te| te.eq_ignore_ascii_case("chunked"));
+    if chunked {
+        req.chunked = true;
+        read_chunked(reader, &mut req)?;
+    } else if let Some(len) = req.header("content-length") {
+        let len: usize = len.parse().ok()?;
+        let mut body = vec![0; len];
+        reader.read_exact(&mut body).ok()?;
+        req.raw_body = body.clone();
+        req.body = body;
+    }
+    Some(req)
+}
+
+/// Reads and parses one request head, leaving any body unread.
+fn read_request_head_from(reader: &mut impl BufRead, conn: usize) -> Option<Request> {
+    let head = read_head(reader)?;
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = text.split("\r\n");
+    let mut parts = lines.next()?.splitn(3, ' ');
+    let method = parts.next()?.to_string();
+    let target = parts.next()?.to_string();
+    let version = parts.next()?.to_string();
+    let mut headers = Vec::new();
+    for line in lines.take_while(|l| !l.is_empty()) {
+        let (name, value) = line.split_once(':')?;
+        headers.push((name.to_string(), value.trim().to_string()));
+    }
+    Some(Request {
+        conn,
+        head,
+        method,
+        target,
+        version,
+        headers,
+        body: Vec::new(),
+        raw_body: Vec::new(),
+        chunked: false,
+    })
+}
+
+fn read_head(reader: &mut impl BufRead) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    loop {
+        let before = head.len();
+        let n = reader
+            .by_ref()
+            .take((MAX_REQUEST_HEAD - before) as u64)
+            .read_until(b'\n', &mut head)
+            .ok()?;
+        if n == 0 || head.len() >= MAX_REQUEST_HEAD {
+            return None;
+        }
+        if head.ends_with(b"\r\n\r\n") || head == b"\r\n" {
+            return Some(head);
+        }
+    }
+}
+
+fn read_line(reader: &mut impl BufRead, out: &mut Vec<u8>) -> Option<String> {
+    let mut line = Vec::new();
+    let n = reader
+        .by_ref()
+        .take(64 * 1024)
+        .read_until(b'\n', &mut line)
+        .ok()?;
+    if n == 0 || !line.ends_with(b"\r\n") {
+        return None;
+    }
+    out.extend_from_slice(&line);
+    line.truncate(line.len() - 2);
+    String::from_utf8(line).ok()
+}
+
+fn read_chunked(reader: &mut impl BufRead, req: &mut Request) -> Option<()> {
+    let mut raw = Vec::new();
+    for _ in 0..1_000_000 {
+        let line = read_line(reader, &mut raw)?;
+        let size = line.split(';').next()?.trim();
+        let size = usize::from_str_radix(size, 16).ok()?;
+        if size == 0 {
+            // Trailers up to the blank line.
+            for _ in 0..1000 {
+                if read_line(reader, &mut raw)?.is_empty() {
+                    req.raw_body = raw;
+                    return Some(());
+                }
+            }
+            return None;
+        }
+        let mut data = vec![0; size + 2];
+        reader.read_exact(&mut data).ok()?;
+        raw.extend_from_slice(&data);
+        if !data.ends_with(b"\r\n") {
+            return None;
+        }
+        req.body.extend_from_slice(&data[..size]);
+    }
+    None
 }
 
 // ---------------------------------------------------------------------------
@@ -175,6 +296,25 @@ pub enum PeerEnd {
     SentData,
 }
 
+/// A read that timed out (a socket read timeout shows up as either kind).
+pub fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// How a wait for the peer ended: `Ok(true)` if bytes arrived, `Ok(false)`
+/// at EOF.
+fn peer_end(read: io::Result<bool>) -> PeerEnd {
+    match read {
+        Ok(true) => PeerEnd::SentData,
+        Ok(false) => PeerEnd::Closed,
+        Err(e) if is_timeout(&e) => PeerEnd::StillOpen,
+        Err(_) => PeerEnd::Closed,
+    }
+}
+
 /// An accepted connection, as seen by a server script.
 pub struct Conn {
     /// 0-based accept order of this connection on its server.
@@ -189,102 +329,9 @@ impl Conn {
     /// chunked), reports it to the test and returns it. `None` when the
     /// client closed, timed out or sent something unparseable.
     pub fn read_request(&mut self) -> Option<Request> {
-        let head = self.read_head()?;
-        let text = String::from_utf8_lossy(&head).into_owned();
-        let mut lines = text.split("\r\n");
-        let mut parts = lines.next()?.splitn(3, ' ');
-        let method = parts.next()?.to_string();
-        let target = parts.next()?.to_string();
-        let version = parts.next()?.to_string();
-        let mut headers = Vec::new();
-        for line in lines.take_while(|l| !l.is_empty()) {
-            let (name, value) = line.split_once(':')?;
-            headers.push((name.to_string(), value.trim().to_string()));
-        }
-        let mut req = Request {
-            conn: self.index,
-            head,
-            method,
-            target,
-            version,
-            headers,
-            body: Vec::new(),
-            raw_body: Vec::new(),
-            chunked: false,
-        };
-        let chunked = req
-            .header("transfer-encoding")
-            .is_some_and(|te| te.eq_ignore_ascii_case("chunked"));
-        if chunked {
-            req.chunked = true;
-            self.read_chunked(&mut req)?;
-        } else if let Some(len) = req.header("content-length") {
-            let len: usize = len.parse().ok()?;
-            let mut body = vec![0; len];
-            self.reader.read_exact(&mut body).ok()?;
-            req.raw_body = body.clone();
-            req.body = body;
-        }
+        let req = read_request_from(&mut self.reader, self.index)?;
         let _ = self.requests.send(req.clone());
         Some(req)
-    }
-
-    fn read_head(&mut self) -> Option<Vec<u8>> {
-        let mut head = Vec::new();
-        loop {
-            let before = head.len();
-            let n = (&mut self.reader)
-                .take((MAX_REQUEST_HEAD - before) as u64)
-                .read_until(b'\n', &mut head)
-                .ok()?;
-            if n == 0 || head.len() >= MAX_REQUEST_HEAD {
-                return None;
-            }
-            if head.ends_with(b"\r\n\r\n") || head == b"\r\n" {
-                return Some(head);
-            }
-        }
-    }
-
-    fn read_line(&mut self, out: &mut Vec<u8>) -> Option<String> {
-        let mut line = Vec::new();
-        let n = (&mut self.reader)
-            .take(64 * 1024)
-            .read_until(b'\n', &mut line)
-            .ok()?;
-        if n == 0 || !line.ends_with(b"\r\n") {
-            return None;
-        }
-        out.extend_from_slice(&line);
-        line.truncate(line.len() - 2);
-        String::from_utf8(line).ok()
-    }
-
-    fn read_chunked(&mut self, req: &mut Request) -> Option<()> {
-        let mut raw = Vec::new();
-        for _ in 0..1_000_000 {
-            let line = self.read_line(&mut raw)?;
-            let size = line.split(';').next()?.trim();
-            let size = usize::from_str_radix(size, 16).ok()?;
-            if size == 0 {
-                // Trailers up to the blank line.
-                for _ in 0..1000 {
-                    if self.read_line(&mut raw)?.is_empty() {
-                        req.raw_body = raw;
-                        return Some(());
-                    }
-                }
-                return None;
-            }
-            let mut data = vec![0; size + 2];
-            self.reader.read_exact(&mut data).ok()?;
-            raw.extend_from_slice(&data);
-            if !data.ends_with(b"\r\n") {
-                return None;
-            }
-            req.body.extend_from_slice(&data[..size]);
-        }
-        None
     }
 
     /// Writes bytes and flushes. Errors are ignored: the client may have
@@ -305,24 +352,7 @@ impl Conn {
     /// Waits for the client to close the connection.
     pub fn wait_for_close(&mut self) -> PeerEnd {
         let mut buf = [0u8; 1];
-        match self.reader.read(&mut buf) {
-            Ok(0) => PeerEnd::Closed,
-            Ok(_) => PeerEnd::SentData,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                PeerEnd::StillOpen
-            }
-            Err(_) => PeerEnd::Closed,
-        }
-    }
-
-    /// Half-closes: the client sees EOF, the server can still read.
-    pub fn shutdown_write(&mut self) {
-        let _ = self.tcp.shutdown(Shutdown::Write);
+        peer_end(self.reader.read(&mut buf).map(|n| n > 0))
     }
 
     /// Closes both directions now.
@@ -491,6 +521,11 @@ impl Server {
     /// `http://127.0.0.1:PORT` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// The agent's pool key for this server, as `pool_stats()` names it.
+    pub fn pool_key(&self) -> String {
+        pool_key(self.port())
     }
 
     /// `https://localhost:PORT` + `path` (resolve `localhost` to [`Server::addr`]).
@@ -672,6 +707,49 @@ pub fn thread_count() -> usize {
         .unwrap_or(0)
 }
 
+/// Polls `ready` until it holds or `within` has passed; whether it held. For
+/// a state nothing signals (a request queued in the pool, a thread ended):
+/// each check is cheap, and between checks it yields, then waits a
+/// millisecond on a channel (never a bare sleep).
+pub fn poll_until(within: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let (_keep, never) = mpsc::channel::<()>();
+    let started = Instant::now();
+    for round in 0u64.. {
+        if ready() {
+            return true;
+        }
+        if started.elapsed() > within {
+            return false;
+        }
+        if round < 200 {
+            thread::yield_now();
+        } else {
+            let _ = never.recv_timeout(Duration::from_millis(1));
+        }
+    }
+    false
+}
+
+/// [`poll_until`], failing the test when `ready` does not hold in time.
+pub fn wait_until(what: &str, within: Duration, ready: impl FnMut() -> bool) {
+    assert!(poll_until(within, ready), "gave up waiting until {what}");
+}
+
+/// Waits until the process is back to `threads` threads and `fds` open
+/// descriptors; fails the test after `within`.
+pub fn wait_for_baseline(threads: usize, fds: usize, within: Duration) {
+    let mut now = (0, 0);
+    let back = poll_until(within, || {
+        now = (thread_count(), open_fds());
+        now == (threads, fds)
+    });
+    assert!(
+        back,
+        "threads and descriptors {now:?} did not return to {:?}",
+        (threads, fds)
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Raw reads, for scripts that stall part-way through a request
 
@@ -688,29 +766,7 @@ impl Conn {
     /// returns it, but leaves the body unread (for a server that stops
     /// reading while the client is still sending).
     pub fn read_request_head(&mut self) -> Option<Request> {
-        let head = self.read_head()?;
-        let text = String::from_utf8_lossy(&head).into_owned();
-        let mut lines = text.split("\r\n");
-        let mut parts = lines.next()?.splitn(3, ' ');
-        let method = parts.next()?.to_string();
-        let target = parts.next()?.to_string();
-        let version = parts.next()?.to_string();
-        let mut headers = Vec::new();
-        for line in lines.take_while(|l| !l.is_empty()) {
-            let (name, value) = line.split_once(':')?;
-            headers.push((name.to_string(), value.trim().to_string()));
-        }
-        let req = Request {
-            conn: self.index,
-            head,
-            method,
-            target,
-            version,
-            headers,
-            body: Vec::new(),
-            raw_body: Vec::new(),
-            chunked: false,
-        };
+        let req = read_request_head_from(&mut self.reader, self.index)?;
         let _ = self.requests.send(req.clone());
         Some(req)
     }
@@ -726,18 +782,6 @@ impl Conn {
     /// serve a keep-alive connection and still tell the client's close apart
     /// from the timeout.
     pub fn wait_for_request_or_close(&mut self) -> PeerEnd {
-        match self.reader.fill_buf() {
-            Ok([]) => PeerEnd::Closed,
-            Ok(_) => PeerEnd::SentData,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                PeerEnd::StillOpen
-            }
-            Err(_) => PeerEnd::Closed,
-        }
+        peer_end(self.reader.fill_buf().map(|buf| !buf.is_empty()))
     }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use windlass::{Error, ErrorKind, Phase};
 
-use crate::common::{Conn, Server};
+use crate::common::{self, is_timeout, Conn, Server};
 
 /// The limit most tests set: short, so the suite stays fast.
 pub const LIMIT: Duration = Duration::from_millis(250);
@@ -139,18 +139,8 @@ pub fn assert_prompt(after_cancel: Duration) {
 /// Wait, without sleeping, until `ready` holds; panics after [`PATIENCE`].
 /// For a state the library sends no signal for (a request queued in the
 /// pool): each check is cheap and the state shows up within milliseconds.
-pub fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
-    let started = Instant::now();
-    for _ in 0..100_000_000u64 {
-        if ready() {
-            return;
-        }
-        if started.elapsed() > PATIENCE {
-            break;
-        }
-        std::thread::yield_now();
-    }
-    panic!("gave up waiting until {what}");
+pub fn wait_until(what: &str, ready: impl FnMut() -> bool) {
+    common::wait_until(what, PATIENCE, ready);
 }
 
 // ---------------------------------------------------------------------------
@@ -332,13 +322,6 @@ impl FullBacklog {
     }
 }
 
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-    )
-}
-
 /// A full listener, or `None` after printing why the test is skipped.
 pub fn full_backlog_or_skip(test: &str) -> Option<FullBacklog> {
     match FullBacklog::new() {
@@ -415,11 +398,6 @@ pub fn blocking_resolver() -> (BlockingResolver, ResolverGate) {
             _release: release_tx,
         },
     )
-}
-
-/// The pool's key for a server on 127.0.0.1.
-pub fn pool_key(port: u16) -> String {
-    format!("http://127.0.0.1:{port}")
 }
 
 /// Answers with a head announcing `length` body bytes, then sends one byte

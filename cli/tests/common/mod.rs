@@ -54,7 +54,7 @@ pub struct TestServer {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     /// Every request received, head and body, as text.
-    pub requests: Receiver<String>,
+    requests: Receiver<String>,
 }
 
 impl TestServer {
@@ -157,20 +157,25 @@ fn read_request(stream: &mut TcpStream) -> Option<String> {
 }
 
 /// The binary with stdin closed.
-pub fn windlass(args: &[&str]) -> Command {
+fn windlass(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_windlass"));
     cmd.args(args).stdin(Stdio::null()).env_remove("RUST_LOG");
     cmd
 }
 
-/// Runs the binary to completion, failing the test if it takes longer than [`BOUND`].
-pub fn run(args: &[&str]) -> Output {
-    let child = windlass(args)
+/// Starts the binary with stdout and stderr captured; finish it with
+/// [`wait_bounded`].
+pub fn spawn(args: &[&str]) -> Child {
+    windlass(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
-    wait_bounded(child)
+        .unwrap()
+}
+
+/// Runs the binary to completion, failing the test if it takes longer than [`BOUND`].
+pub fn run(args: &[&str]) -> Output {
+    wait_bounded(spawn(args))
 }
 
 /// Waits for a child on a helper thread, so the wait itself is bounded.
