@@ -70,6 +70,9 @@ pub(crate) struct Config {
     pub pool: PoolConfig,
     pub max_redirects: u32,
     pub https_to_http: bool,
+    /// Caller-set headers kept on a redirect to another origin, beyond the
+    /// harmless ones (see `redirect::KEPT_ACROSS_ORIGINS`).
+    pub redirect_keep_headers: Vec<http::HeaderName>,
     pub retry: Retry,
     pub user_agent: HeaderValue,
     pub body_limit: u64,
@@ -97,6 +100,7 @@ impl Default for Config {
             },
             max_redirects: 10,
             https_to_http: false,
+            redirect_keep_headers: Vec::new(),
             retry: Retry::none(),
             user_agent: HeaderValue::from_static(concat!("windlass/", env!("CARGO_PKG_VERSION"))),
             body_limit: 10 * 1024 * 1024,
@@ -418,6 +422,28 @@ impl AgentBuilder {
     /// Allow following redirects from https to http. Default false.
     pub fn https_to_http_redirects(mut self, allow: bool) -> Self {
         self.config.https_to_http = allow;
+        self
+    }
+
+    /// Keep a header the caller set when a redirect leads to another origin
+    /// (scheme, host or port). By default only headers that say nothing about
+    /// who is asking survive such a hop: `Accept`, `Accept-Charset`,
+    /// `Accept-Encoding`, `Accept-Language`, `User-Agent`, `Cache-Control`,
+    /// `Pragma`, and `Content-Type` / `Content-Language` when a 307/308 keeps
+    /// the body. Everything else (an API key, a token, a cookie) is dropped, so
+    /// a redirect cannot carry it to a host the caller never named. Naming
+    /// `Authorization` here is the equivalent of curl's `--location-trusted`.
+    /// A caller-set `Host` never crosses origins. May be called repeatedly.
+    ///
+    /// ```
+    /// use windlass::http::HeaderName;
+    /// let agent = windlass::Agent::builder()
+    ///     .keep_header_on_redirect(HeaderName::from_static("x-request-id"))
+    ///     .build();
+    /// # drop(agent);
+    /// ```
+    pub fn keep_header_on_redirect(mut self, name: http::HeaderName) -> Self {
+        self.config.redirect_keep_headers.push(name);
         self
     }
 

@@ -20,6 +20,12 @@ use crate::pool::{CloseReason, Lease, Pool};
 const DRAIN_MAX: u64 = 64 * 1024;
 /// Longest wait for those bytes.
 const DRAIN_BUDGET: Duration = Duration::from_millis(100);
+/// Most compressed bytes a decoder may take without producing any output.
+/// Real streams yield output within a few hundred bytes (a gzip header, an
+/// empty block; the largest legal gzip extra field is 64 KiB); a server sending endless empty gzip members or empty stored
+/// deflate blocks would otherwise keep a single `read` spinning for as long
+/// as it sends, since bytes keep arriving and no read timeout fires.
+const MAX_INPUT_WITHOUT_OUTPUT: u64 = 256 * 1024;
 
 /// A connection on loan to a body.
 pub(crate) struct Held {
@@ -66,6 +72,13 @@ pub(crate) struct RawBody {
     /// never look complete.
     failed: Option<ErrorKind>,
     started: Instant,
+    /// Body bytes taken off the wire so far (after framing, before decoding).
+    consumed: u64,
+    /// Most body bytes that may be taken off the wire; more is BodyTooLarge.
+    wire_limit: u64,
+    /// Bytes a decoder may still take before it must produce output; reset
+    /// by [`Body`] whenever it does. Unlimited for an identity body.
+    input_without_output: u64,
 }
 
 impl RawBody {
@@ -75,6 +88,9 @@ impl RawBody {
             decoder,
             failed: None,
             started: Instant::now(),
+            consumed: 0,
+            wire_limit: u64::MAX,
+            input_without_output: u64::MAX,
         };
         if body.decoder.is_done() {
             body.finish();
@@ -176,6 +192,7 @@ impl Read for RawBody {
         };
         match self.decoder.read(&mut held.conn, out) {
             Ok(n) => {
+                self.consumed += n as u64;
                 held.observer.metrics.received(n as u64);
                 if self.decoder.is_done() {
                     self.finish();
@@ -187,8 +204,41 @@ impl Read for RawBody {
     }
 }
 
+impl RawBody {
+    /// Refuse more input when the wire limit is reached or a decoder has
+    /// taken too much without producing output. Checked before each fill,
+    /// so a decoder can never loop on input for longer than the bound.
+    fn check_input_bounds(&mut self) -> io::Result<()> {
+        let err = if self.input_without_output == 0 {
+            Error::protocol(format!(
+                "the compressed response body produced no output from {MAX_INPUT_WITHOUT_OUTPUT} bytes of input"
+            ))
+        } else if self.consumed >= self.wire_limit {
+            Error::new(
+                ErrorKind::BodyTooLarge,
+                format!(
+                    "compressed response body is larger than the {} byte limit",
+                    self.wire_limit
+                ),
+            )
+        } else {
+            return Ok(());
+        };
+        self.fail_as(err.kind());
+        Err(err.into())
+    }
+
+    fn count_input(&mut self, n: usize) {
+        self.consumed += n as u64;
+        self.input_without_output = self.input_without_output.saturating_sub(n as u64);
+    }
+}
+
 impl BufRead for RawBody {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.held.is_some() {
+            self.check_input_bounds()?;
+        }
         let Some(held) = self.held.as_mut() else {
             self.ended()?;
             return Ok(&[]);
@@ -206,6 +256,7 @@ impl BufRead for RawBody {
     }
 
     fn consume(&mut self, n: usize) {
+        self.count_input(n);
         if let Some(held) = self.held.as_mut() {
             held.observer.metrics.received(n as u64);
             self.decoder.consume(&mut held.conn, n);
@@ -274,13 +325,15 @@ impl Encoding {
 }
 
 impl Body {
-    pub(crate) fn new(raw: RawBody, encoding: Encoding) -> Body {
+    pub(crate) fn new(mut raw: RawBody, encoding: Encoding) -> Body {
+        if encoding != Encoding::Identity {
+            raw.input_without_output = MAX_INPUT_WITHOUT_OUTPUT;
+        }
         let decoding = match encoding {
             #[cfg(feature = "gzip")]
             Encoding::Gzip => Decoding::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(raw))),
             #[cfg(feature = "gzip")]
             Encoding::Deflate => {
-                let mut raw = raw;
                 // "deflate" is meant to be zlib-wrapped, but some servers send a
                 // raw deflate stream; the zlib header tells them apart.
                 let zlib = match raw.fill_buf() {
@@ -300,7 +353,6 @@ impl Body {
         Body { decoding }
     }
 
-    #[cfg(feature = "gzip")]
     fn raw_mut(&mut self) -> &mut RawBody {
         match &mut self.decoding {
             Decoding::Identity(raw) => raw,
@@ -316,6 +368,8 @@ impl Body {
     /// Read the whole body, failing with [`ErrorKind::BodyTooLarge`] rather
     /// than holding more than `limit` decoded bytes.
     pub(crate) fn read_limited(&mut self, limit: u64) -> Result<Vec<u8>, Error> {
+        // The compressed stream is held to the same limit as its output.
+        self.raw_mut().wire_limit = limit;
         let mut out = Vec::new();
         let mut chunk = [0u8; 16 * 1024];
         loop {
@@ -362,7 +416,12 @@ impl Body {
                 raw.drain();
                 Ok(0)
             }
-            Ok(n) => Ok(n),
+            Ok(n) => {
+                if n > 0 {
+                    self.raw_mut().input_without_output = MAX_INPUT_WITHOUT_OUTPUT;
+                }
+                Ok(n)
+            }
             Err(e) => {
                 // A decoding error is the server's fault; an error from the
                 // framing layer already carries its own kind.

@@ -251,10 +251,6 @@ pub(crate) struct ConnInfo {
     pub idle_since: Option<Instant>,
     /// The server's `Keep-Alive: timeout=N`, if it sent one.
     pub server_keep_alive: Option<Duration>,
-    /// The last response was one that must not have a body (HEAD, 204, 304):
-    /// a server that sends one anyway leaves bytes that may arrive after we
-    /// stopped reading, so probe before the next reuse however recent.
-    pub probe_before_reuse: bool,
 }
 
 /// A connection: socket, optional TLS session, and its read buffer.
@@ -287,7 +283,6 @@ impl Conn {
                 created: Instant::now(),
                 idle_since: None,
                 server_keep_alive: None,
-                probe_before_reuse: false,
             },
             cancel_hook: None,
         }
@@ -354,19 +349,7 @@ impl Conn {
     fn read_transport(&mut self, out: &mut [u8]) -> io::Result<usize> {
         #[cfg(feature = "tls")]
         if let Some(tls) = self.tls.as_mut() {
-            let mut stream = rustls::Stream::new(&mut **tls, &mut self.sock);
-            return match stream.read(out) {
-                // Without close_notify, an EOF may be an attacker's FIN cutting
-                // the data short. A framed body never reads past its end, so
-                // this only surfaces where the data really is incomplete, or
-                // for a body delimited by the close, where it must not pass
-                // as complete.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(Error::protocol(
-                    "the TLS connection was closed without close_notify; the data may be truncated",
-                )
-                .into()),
-                other => other,
-            };
+            return read_tls_plaintext(tls, &mut self.sock, out);
         }
         self.sock.read(out)
     }
@@ -494,20 +477,22 @@ impl Conn {
     }
 
     /// Check, without blocking, that an idle connection is still usable: the
-    /// server has not closed it and has sent nothing unsolicited.
+    /// server has not closed it and has sent nothing unsolicited. One
+    /// `recv(MSG_PEEK | MSG_DONTWAIT)`, made before every reuse however
+    /// recently the connection was used: a byte nobody asked for is a late or
+    /// extra response, and reading it as the next request's answer would hand
+    /// one caller's response to another.
     pub(crate) fn is_alive(&mut self) -> bool {
-        let tcp = self.sock.tcp();
-        if tcp.set_nonblocking(true).is_err() {
-            return false;
+        // A signal may interrupt the peek; a second look settles it.
+        for _ in 0..2 {
+            match peek_now(self.sock.tcp()) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return e.kind() == io::ErrorKind::WouldBlock,
+                Ok(0) => return false,
+                Ok(_) => return self.only_tls_housekeeping_pending(),
+            }
         }
-        let mut byte = [0u8; 1];
-        let alive = match tcp.peek(&mut byte) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
-            Ok(0) | Err(_) => false,
-            Ok(_) => self.only_tls_housekeeping_pending(),
-        };
-        let restored = self.sock.tcp().set_nonblocking(false).is_ok();
-        alive && restored
+        false
     }
 
     /// Bytes arrived on an idle connection. For plain HTTP that is always wrong
@@ -519,23 +504,27 @@ impl Conn {
             return false;
         };
         let mut tcp: &TcpStream = self.sock.tcp();
-        loop {
+        if tcp.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let only_housekeeping = loop {
             match tls.read_tls(&mut tcp) {
-                Ok(0) => return false,
+                Ok(0) => break false,
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(_) => return false,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break true,
+                Err(_) => break false,
             }
             match tls.process_new_packets() {
                 Ok(state) => {
                     if state.plaintext_bytes_to_read() > 0 || state.peer_has_closed() {
-                        return false;
+                        break false;
                     }
                 }
-                Err(_) => return false,
+                Err(_) => break false,
             }
-        }
-        true
+        };
+        let restored = tcp.set_nonblocking(false).is_ok();
+        only_housekeeping && restored
     }
 
     #[cfg(not(feature = "tls"))]
@@ -560,6 +549,66 @@ impl Conn {
             self.sock.shutdown();
         }
     }
+}
+
+/// Read decrypted bytes, fetching and processing records as needed.
+///
+/// Unlike `rustls::Stream`, a read never waits on sending: pending records
+/// (an alert, a key update) go out best effort, so a connection whose sending
+/// side has failed can still yield what the server said before it closed
+/// (the early answer to an upload it refused).
+#[cfg(feature = "tls")]
+fn read_tls_plaintext(
+    tls: &mut rustls::ClientConnection,
+    sock: &mut Socket,
+    out: &mut [u8],
+) -> io::Result<usize> {
+    // Each pass reads at least one more record from the socket, or returns.
+    loop {
+        match tls.reader().read(out) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            // Without close_notify, an EOF may be an attacker's FIN cutting
+            // the data short. A framed body never reads past its end, so
+            // this only surfaces where the data really is incomplete, or
+            // for a body delimited by the close, where it must not pass
+            // as complete.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err(Error::protocol(
+                    "the TLS connection was closed without close_notify; the data may be truncated",
+                )
+                .into())
+            }
+            Err(e) => return Err(e),
+        }
+        if tls.wants_write() {
+            let _ = tls.write_tls(sock);
+        }
+        tls.read_tls(sock)?;
+        if let Err(e) = tls.process_new_packets() {
+            // Tell the server why, as rustls' own stream does.
+            let _ = tls.write_tls(sock);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+        }
+    }
+}
+
+/// Peek at one byte without blocking and without changing the socket's mode:
+/// `WouldBlock` means nothing is waiting, `Ok(0)` that the peer closed.
+#[cfg(unix)]
+fn peek_now(tcp: &TcpStream) -> io::Result<usize> {
+    let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+    socket2::SockRef::from(tcp).recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+}
+
+/// Without `MSG_DONTWAIT`, the socket is made non-blocking for the peek.
+#[cfg(not(unix))]
+fn peek_now(tcp: &TcpStream) -> io::Result<usize> {
+    tcp.set_nonblocking(true)?;
+    let mut byte = [0u8; 1];
+    let result = tcp.peek(&mut byte);
+    tcp.set_nonblocking(false)?;
+    result
 }
 
 #[cfg(test)]

@@ -120,8 +120,10 @@ fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, Error> {
     // response cost more instructions than the whole rest of the parse.
     let mut raw = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut []);
+    // httparse's defaults refuse white space between a header name and its
+    // colon (RFC 9112 §5.1): `Transfer-Encoding : chunked` is how a smuggled
+    // message hides its framing from one parser and not another.
     let used = match httparse::ParserConfig::default()
-        .allow_spaces_after_header_name_in_responses(true)
         .parse_response_with_uninit_headers(&mut resp, buf, &mut raw)
     {
         Ok(httparse::Status::Complete(n)) => n,
@@ -448,7 +450,7 @@ impl Decoder {
     }
 }
 
-/// Read one CRLF- (or LF-) terminated line of at most `max` bytes and hand it,
+/// Read one CRLF-terminated line of at most `max` bytes and hand it,
 /// without the terminator, to `f`.
 fn read_line<T>(
     conn: &mut Conn,
@@ -462,8 +464,12 @@ fn read_line<T>(
             if pos >= max {
                 return Err(line_too_long());
             }
-            let line = &buf[..pos];
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            // A bare LF is refused: a proxy in front that reads lines another
+            // way would see different chunk boundaries (request smuggling;
+            // Go's CVE-2025-22871).
+            let Some(line) = buf[..pos].strip_suffix(b"\r") else {
+                return Err(Error::protocol("chunk framing line ends in a bare LF").into());
+            };
             let value = f(line)?;
             conn.consume(pos + 1);
             return Ok(value);

@@ -1,8 +1,11 @@
 //! The redirect policy: which responses are followed, how the method and body
 //! change, and which credentials are dropped on the way (curl's rule).
 
-use http::header::{AUTHORIZATION, COOKIE, LOCATION, PROXY_AUTHORIZATION};
-use http::{HeaderMap, Method, StatusCode};
+use http::header::{
+    ACCEPT, ACCEPT_CHARSET, ACCEPT_ENCODING, ACCEPT_LANGUAGE, CACHE_CONTROL, CONTENT_LANGUAGE,
+    CONTENT_TYPE, HOST, LOCATION, PRAGMA, PROXY_AUTHORIZATION, USER_AGENT,
+};
+use http::{HeaderMap, HeaderName, Method, StatusCode};
 use url::Url;
 
 use crate::error::{Error, ErrorKind};
@@ -69,11 +72,36 @@ pub(crate) fn same_origin(a: &Url, b: &Url) -> bool {
         && a.port_or_known_default() == b.port_or_known_default()
 }
 
-/// Drop credentials before a redirect to another scheme, host or port.
-pub(crate) fn strip_credentials(headers: &mut HeaderMap) {
-    headers.remove(AUTHORIZATION);
-    headers.remove(COOKIE);
-    headers.remove(PROXY_AUTHORIZATION);
+/// Caller-set headers that travel to another origin: they say what the client
+/// can take, never who is asking. Anything else may be a secret (an API key, a
+/// token, a session id) meant for the origin the caller named.
+const KEPT_ACROSS_ORIGINS: [HeaderName; 7] = [
+    ACCEPT,
+    ACCEPT_CHARSET,
+    ACCEPT_ENCODING,
+    ACCEPT_LANGUAGE,
+    USER_AGENT,
+    CACHE_CONTROL,
+    PRAGMA,
+];
+
+/// Before a redirect to another scheme, host or port, drop every caller-set
+/// header but the harmless ones, the body's description when the body goes
+/// along (`body_kept`), and those the caller named in `keep`. `Host` and
+/// `Proxy-Authorization` never cross, whatever `keep` says.
+pub(crate) fn strip_for_new_origin(headers: &mut HeaderMap, body_kept: bool, keep: &[HeaderName]) {
+    let kept = |name: &HeaderName| {
+        if *name == HOST || *name == PROXY_AUTHORIZATION {
+            return false;
+        }
+        KEPT_ACROSS_ORIGINS.contains(name)
+            || (body_kept && (*name == CONTENT_TYPE || *name == CONTENT_LANGUAGE))
+            || keep.contains(name)
+    };
+    let dropped: Vec<HeaderName> = headers.keys().filter(|n| !kept(n)).cloned().collect();
+    for name in dropped {
+        headers.remove(name);
+    }
 }
 
 #[cfg(test)]
@@ -124,6 +152,50 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::InsecureRedirect);
         let e = follow(302, Method::GET, "http://a/", "file:///etc/passwd").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidUrl);
+    }
+
+    #[test]
+    fn only_harmless_headers_cross_origins() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("authorization", "Bearer t"),
+            ("cookie", "a=b"),
+            ("proxy-authorization", "Basic x"),
+            ("x-api-key", "secret"),
+            ("x-auth-token", "secret"),
+            ("host", "a.example"),
+            ("accept", "text/plain"),
+            ("accept-language", "en"),
+            ("user-agent", "t/1"),
+            ("content-type", "text/plain"),
+            ("x-request-id", "7"),
+        ] {
+            h.append(HeaderName::from_static(k), v.parse().unwrap());
+        }
+        let mut without_body = h.clone();
+        strip_for_new_origin(&mut without_body, false, &[]);
+        let mut names: Vec<&str> = without_body.keys().map(|n| n.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["accept", "accept-language", "user-agent"]);
+
+        let keep = [
+            HeaderName::from_static("x-request-id"),
+            HOST,
+            PROXY_AUTHORIZATION,
+        ];
+        strip_for_new_origin(&mut h, true, &keep);
+        let mut names: Vec<&str> = h.keys().map(|n| n.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "accept",
+                "accept-language",
+                "content-type",
+                "user-agent",
+                "x-request-id"
+            ]
+        );
     }
 
     #[test]

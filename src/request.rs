@@ -156,6 +156,8 @@ pub(crate) struct Overrides {
     pub cancel: Option<CancelToken>,
     pub idempotent: Option<bool>,
     pub max_redirects: Option<u32>,
+    /// Headers kept across origins on this request's redirects, beyond the agent's.
+    pub redirect_keep_headers: Vec<http::HeaderName>,
 }
 
 /// A request ready to run.
@@ -342,6 +344,14 @@ impl RequestBuilder {
     /// Most redirects to follow for this request; 0 returns the 3xx response.
     pub fn max_redirects(mut self, max: u32) -> Self {
         self.overrides.max_redirects = Some(max);
+        self
+    }
+
+    /// Keep this caller-set header when one of this request's redirects leads
+    /// to another origin, in addition to the agent's list (see
+    /// [`AgentBuilder::keep_header_on_redirect`](crate::AgentBuilder::keep_header_on_redirect)).
+    pub fn keep_header_on_redirect(mut self, name: http::HeaderName) -> Self {
+        self.overrides.redirect_keep_headers.push(name);
         self
     }
 

@@ -30,6 +30,9 @@ use crate::timings::Timings;
 const COALESCE_BODY: usize = 16 * 1024;
 /// Most 1xx responses skipped before the final one.
 const MAX_INFORMATIONAL: usize = 16;
+/// How long to look for a response the server sent before a request write
+/// failed: anything it sent before closing has arrived by then.
+const EARLY_RESPONSE_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
 /// Chunk size for streaming a reader body.
 const UPLOAD_CHUNK: usize = 16 * 1024;
 
@@ -98,7 +101,10 @@ fn follow(inner: &AgentInner, mut req: Request) -> Result<Response, Error> {
             req.headers.remove(TRANSFER_ENCODING);
         }
         if !redirect::same_origin(&req.url, &url) {
-            redirect::strip_credentials(&mut req.headers);
+            let keep = &inner.config.redirect_keep_headers;
+            let keep_here = &req.overrides.redirect_keep_headers;
+            let keep: Vec<http::HeaderName> = keep.iter().chain(keep_here).cloned().collect();
+            redirect::strip_for_new_origin(&mut req.headers, !to_get, &keep);
         }
         log::debug!("following redirect to {}", crate::error::redacted(&url));
         inner.metrics.redirect();
@@ -281,23 +287,44 @@ fn send(
         return Err(fail(conn, lease, Error::cancelled(Phase::Write), false));
     }
     observer.phase(InFlightPhase::Writing);
-    match write_request(inner, &key, req, &mut conn) {
-        Ok(sent) => inner.metrics.sent(sent),
-        Err(err) => return Err(fail(conn, lease, err, false)),
-    }
-    observer.emit(Event::WroteHeaders);
-    observer.emit(Event::WroteRequest);
-    timings.request_written = Some(started.elapsed());
+    // A write that failed on the connection leaves one question: did the
+    // server answer before it stopped reading? (A 413 or 401 to an upload it
+    // will not take, then a close.) Its answer is what the caller needs.
+    let write_failed = match write_request(inner, &key, req, &mut conn) {
+        Ok(sent) => {
+            inner.metrics.sent(sent);
+            observer.emit(Event::WroteHeaders);
+            observer.emit(Event::WroteRequest);
+            timings.request_written = Some(started.elapsed());
+            None
+        }
+        Err(WriteFailure::Body(err)) => return Err(fail(conn, lease, err, false)),
+        Err(WriteFailure::Conn(err)) if err.kind() == ErrorKind::Cancelled => {
+            return Err(fail(conn, lease, err, false))
+        }
+        Err(WriteFailure::Conn(err)) => {
+            log::debug!("writing the request failed ({err}); reading any early response");
+            Some(err)
+        }
+    };
     observer.phase(InFlightPhase::AwaitingHead);
 
-    let head_deadline = overall.min(Deadline::after(Instant::now(), timeouts.response_head));
+    let head_limit = match write_failed {
+        None => timeouts.response_head,
+        Some(_) => Some(EARLY_RESPONSE_GRACE),
+    };
+    let head_deadline = overall.min(Deadline::after(Instant::now(), head_limit));
     conn.set_phase(Phase::ResponseHead, head_deadline, None);
     let mut got_bytes = false;
     let mut informational = 0;
     let head = loop {
         let head = match http1::read_head(&mut conn, inner.config.max_head_size, &mut got_bytes) {
             Ok(head) => head,
-            Err(err) => return Err(fail(conn, lease, err, got_bytes)),
+            Err(err) => {
+                // Without a whole head, the write's own error is the story.
+                let err = write_failed.unwrap_or(err);
+                return Err(fail(conn, lease, err, got_bytes));
+            }
         };
         inner.metrics.received(head.size as u64);
         if !head.status.is_informational() || head.status == StatusCode::SWITCHING_PROTOCOLS {
@@ -321,13 +348,14 @@ fn send(
         Ok(f) => f,
         Err(err) => return Err(fail(conn, lease, err, true)),
     };
-    if head.status == StatusCode::SWITCHING_PROTOCOLS || request_closes(&req.headers) {
+    if head.status == StatusCode::SWITCHING_PROTOCOLS
+        || request_closes(&req.headers)
+        || write_failed.is_some()
+    {
+        // After a failed write the request on the wire is incomplete.
         reusable = false;
     }
     conn.info.server_keep_alive = http1::keep_alive_timeout(&head.headers);
-    conn.info.probe_before_reuse = req.method == Method::HEAD
-        || head.status == StatusCode::NO_CONTENT
-        || head.status == StatusCode::NOT_MODIFIED;
     log::trace!(
         "{} {} (called at {}) -> {} {:?}",
         req.method,
@@ -389,7 +417,7 @@ fn write_request(
     key: &PoolKey,
     req: &mut Request,
     conn: &mut Conn,
-) -> Result<u64, Error> {
+) -> Result<u64, WriteFailure> {
     let via_proxy = inner.config.proxy.is_some() && key.scheme == crate::pool::Scheme::Http;
     let mut out = std::mem::take(&mut conn.wbuf);
     out.clear();
@@ -406,6 +434,12 @@ fn write_request(
         // windlass frames the body itself (below); a caller's framing header
         // that disagreed with the body would desynchronise the connection.
         if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
+            continue;
+        }
+        // Proxy credentials are for a proxy that reads this head (plain http
+        // in absolute form); sent anywhere else they reach the origin, inside
+        // a tunnel or straight. A tunnel's credentials come from the proxy URL.
+        if name == PROXY_AUTHORIZATION && !via_proxy {
             continue;
         }
         http1::put_header(&mut out, name.as_str(), value.as_bytes());
@@ -440,7 +474,9 @@ fn write_request(
             }
             out.extend_from_slice(b"\r\n");
             req.body = SendBody::Empty;
-            conn.write_all(&out).map(|()| out.len() as u64)
+            conn.write_all(&out)
+                .map(|()| out.len() as u64)
+                .map_err(WriteFailure::conn)
         }
         SendBody::Bytes(bytes) => {
             http1::put_header_fmt(&mut out, "content-length", format_args!("{}", bytes.len()));
@@ -454,7 +490,7 @@ fn write_request(
                     .map(|()| (out.len() + bytes.len()) as u64)
             };
             req.body = SendBody::Bytes(bytes);
-            result
+            result.map_err(WriteFailure::conn)
         }
         SendBody::Reader(mut reader, length) => {
             match length {
@@ -463,34 +499,44 @@ fn write_request(
             }
             out.extend_from_slice(b"\r\n");
             conn.write_all(&out)
-                .map_err(Error::from_io)
+                .map_err(WriteFailure::conn)
                 .and_then(|()| match length {
                     Some(n) => send_sized(conn, &mut reader, n),
                     None => send_chunked(conn, &mut reader),
                 })
                 .map(|body| out.len() as u64 + body)
-                .map_err(std::io::Error::from)
         }
     };
     out.clear();
     if out.capacity() <= 4 * 1024 {
         conn.wbuf = out;
     }
-    result.map_err(Error::from_io)
+    result
 }
 
-fn body_read_error(e: std::io::Error) -> Error {
-    Error::with_source(ErrorKind::Io, "cannot read the request body", e)
+/// Why writing a request failed.
+enum WriteFailure {
+    /// The caller's body reader failed or fell short: nothing to hear back.
+    Body(Error),
+    /// The connection failed: the server may have answered before it closed
+    /// (a 413 to an upload it will not take), so its answer is worth reading.
+    Conn(Error),
 }
 
-fn send_chunked(conn: &mut Conn, reader: &mut dyn Read) -> Result<u64, Error> {
+impl WriteFailure {
+    fn conn(e: std::io::Error) -> WriteFailure {
+        WriteFailure::Conn(Error::from_io(e))
+    }
+}
+
+fn send_chunked(conn: &mut Conn, reader: &mut dyn Read) -> Result<u64, WriteFailure> {
     let mut buf = vec![0u8; UPLOAD_CHUNK + 32];
     let mut sent = 0u64;
     loop {
         // Leave room for the size line in front and the CRLF behind.
         let n = read_some(reader, &mut buf[16..16 + UPLOAD_CHUNK])?;
         if n == 0 {
-            conn.write_all(b"0\r\n\r\n").map_err(Error::from_io)?;
+            conn.write_all(b"0\r\n\r\n").map_err(WriteFailure::conn)?;
             return Ok(sent + 5);
         }
         let size = format!("{n:x}\r\n");
@@ -498,35 +544,41 @@ fn send_chunked(conn: &mut Conn, reader: &mut dyn Read) -> Result<u64, Error> {
         buf[start..16].copy_from_slice(size.as_bytes());
         buf[16 + n..16 + n + 2].copy_from_slice(b"\r\n");
         conn.write_all(&buf[start..16 + n + 2])
-            .map_err(Error::from_io)?;
+            .map_err(WriteFailure::conn)?;
         sent += (16 + n + 2 - start) as u64;
     }
 }
 
-fn send_sized(conn: &mut Conn, reader: &mut dyn Read, length: u64) -> Result<u64, Error> {
+fn send_sized(conn: &mut Conn, reader: &mut dyn Read, length: u64) -> Result<u64, WriteFailure> {
     let mut buf = vec![0u8; UPLOAD_CHUNK];
     let mut left = length;
     while left > 0 {
         let want = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
         let n = read_some(reader, &mut buf[..want])?;
         if n == 0 {
-            return Err(Error::new(
+            return Err(WriteFailure::Body(Error::new(
                 ErrorKind::Io,
                 format!("the request body ended {left} bytes short of its Content-Length"),
-            ));
+            )));
         }
-        conn.write_all(&buf[..n]).map_err(Error::from_io)?;
+        conn.write_all(&buf[..n]).map_err(WriteFailure::conn)?;
         left -= n as u64;
     }
     Ok(length)
 }
 
-fn read_some(reader: &mut dyn Read, buf: &mut [u8]) -> Result<usize, Error> {
+fn read_some(reader: &mut dyn Read, buf: &mut [u8]) -> Result<usize, WriteFailure> {
     loop {
         match reader.read(buf) {
             Ok(n) => return Ok(n),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(body_read_error(e)),
+            Err(e) => {
+                return Err(WriteFailure::Body(Error::with_source(
+                    ErrorKind::Io,
+                    "cannot read the request body",
+                    e,
+                )))
+            }
         }
     }
 }

@@ -315,6 +315,31 @@ fn invalid_chunk_size_is_a_protocol_error() {
 }
 
 #[test]
+fn a_bare_lf_after_a_chunk_size_is_a_protocol_error() {
+    let server =
+        Server::fixed("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n");
+    let agent = common::agent();
+    assert_eq!(body_err(get(&agent, &server)), ErrorKind::Protocol);
+}
+
+#[test]
+fn a_bare_lf_after_chunk_data_is_a_protocol_error() {
+    let server =
+        Server::fixed("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\n0\r\n\r\n");
+    let agent = common::agent();
+    assert_eq!(body_err(get(&agent, &server)), ErrorKind::Protocol);
+}
+
+#[test]
+fn white_space_before_a_header_colon_is_a_protocol_error() {
+    let server = Server::fixed(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding : chunked\r\nContent-Length: 5\r\n\r\nhello",
+    );
+    let agent = common::agent();
+    assert_eq!(get_err(&agent, &server), ErrorKind::Protocol);
+}
+
+#[test]
 fn garbage_status_line_is_a_protocol_error() {
     let server = Server::fixed("SSH-2.0-OpenSSH_9.6\r\n\r\n");
     let agent = common::agent();
@@ -429,6 +454,144 @@ fn decoded_size_beyond_body_limit_is_body_too_large() {
     let agent = common::builder().body_limit(10_000).build();
     let err = get(&agent, &server).bytes().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BodyTooLarge);
+}
+
+// --- compressed streams that never produce output ------------------------------
+
+/// The most a hostile stream is allowed to send in these tests; a client that
+/// reads it all has failed to bound its input.
+#[cfg(feature = "gzip")]
+const ENDLESS_CAP: usize = 64 * 1024 * 1024;
+
+/// Serves one chunked response with `Content-Encoding: coding` whose body is
+/// `prefix` and then `unit` repeated until the client stops reading or
+/// [`ENDLESS_CAP`] bytes are sent. Returns the server and a receiver of the
+/// number of body bytes it managed to send.
+#[cfg(feature = "gzip")]
+fn endless(
+    coding: &'static str,
+    prefix: &'static [u8],
+    unit: Vec<u8>,
+) -> (Server, std::sync::mpsc::Receiver<usize>) {
+    let (sent_tx, sent) = std::sync::mpsc::channel();
+    let sent_tx = std::sync::Mutex::new(sent_tx);
+    let server = Server::start(move |conn| {
+        if conn.read_request().is_none() {
+            return;
+        }
+        conn.write(
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Encoding: {coding}\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        let chunk = |data: &[u8]| {
+            let mut chunk = format!("{:x}\r\n", data.len()).into_bytes();
+            chunk.extend_from_slice(data);
+            chunk.extend_from_slice(b"\r\n");
+            chunk
+        };
+        if !prefix.is_empty() && !conn.try_write(&chunk(prefix)) {
+            return;
+        }
+        let block = unit.repeat(64 * 1024 / unit.len());
+        let block = chunk(&block);
+        let mut total = prefix.len();
+        while total < ENDLESS_CAP && conn.try_write(&block) {
+            total += block.len();
+        }
+        let _ = conn.try_write(b"0\r\n\r\n");
+        let _ = sent_tx.lock().unwrap().send(total);
+    });
+    (server, sent)
+}
+
+#[cfg(feature = "gzip")]
+fn empty_gzip_member() -> Vec<u8> {
+    gzip(b"")
+}
+
+/// A non-final stored deflate block of length 0.
+#[cfg(feature = "gzip")]
+const EMPTY_STORED_BLOCK: [u8; 5] = [0x00, 0x00, 0x00, 0xff, 0xff];
+
+#[cfg(feature = "gzip")]
+fn endless_streams() -> [(&'static str, &'static str, &'static [u8], Vec<u8>); 3] {
+    [
+        ("gzip members", "gzip", b"", empty_gzip_member()),
+        // A zlib header, then empty blocks.
+        (
+            "zlib blocks",
+            "deflate",
+            &[0x78, 0x9c],
+            EMPTY_STORED_BLOCK.to_vec(),
+        ),
+        (
+            "raw deflate blocks",
+            "deflate",
+            b"",
+            EMPTY_STORED_BLOCK.to_vec(),
+        ),
+    ]
+}
+
+#[cfg(feature = "gzip")]
+#[test]
+fn endless_empty_compressed_blocks_are_a_protocol_error_not_a_spin() {
+    for (what, coding, prefix, unit) in endless_streams() {
+        let (server, sent) = endless(coding, prefix, unit);
+        // No overall timeout: the bound must come from the input itself.
+        let agent = Agent::builder().build();
+        let err = agent
+            .get(server.url("/"))
+            .call()
+            .unwrap()
+            .text()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Protocol, "{what}: {err}");
+        let sent = sent.recv_timeout(common::IO_TIMEOUT * 2).unwrap();
+        assert!(
+            sent < ENDLESS_CAP,
+            "{what}: the client read all {sent} bytes"
+        );
+    }
+}
+
+#[cfg(feature = "gzip")]
+#[test]
+fn one_read_of_an_endless_empty_compressed_stream_returns_an_error() {
+    for (what, coding, prefix, unit) in endless_streams() {
+        let (server, sent) = endless(coding, prefix, unit);
+        let resp = Agent::builder()
+            .build()
+            .get(server.url("/"))
+            .call()
+            .unwrap();
+        let mut body = resp.into_body();
+        let mut buf = [0u8; 1024];
+        let err = body.read(&mut buf).unwrap_err();
+        let err = windlass::Error::from_io(err);
+        assert_eq!(err.kind(), ErrorKind::Protocol, "{what}: {err}");
+        // And it stays failed.
+        assert!(body.read(&mut buf).is_err(), "{what}");
+        drop(body);
+        let sent = sent.recv_timeout(common::IO_TIMEOUT * 2).unwrap();
+        assert!(
+            sent < ENDLESS_CAP,
+            "{what}: the client read all {sent} bytes"
+        );
+    }
+}
+
+#[cfg(feature = "gzip")]
+#[test]
+fn the_body_limit_bounds_the_compressed_stream_too() {
+    for (what, coding, prefix, unit) in endless_streams() {
+        let (server, _sent) = endless(coding, prefix, unit);
+        let agent = common::builder().body_limit(100_000).build();
+        let err = get(&agent, &server).text().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BodyTooLarge, "{what}: {err}");
+    }
 }
 
 // --- body limit ---------------------------------------------------------------

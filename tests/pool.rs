@@ -1060,6 +1060,139 @@ fn liveness_check_discards_a_connection_with_unsolicited_bytes() {
     assert_eq!(stats.closed.total(), 1);
 }
 
+/// Connection 0 answers `/first` with `ok`; when the test says so, it sends a
+/// second response nobody asked for (`POISON`), reports it, and then answers
+/// whatever else arrives with [`echo_target`]. Later connections are served
+/// normally. A client that reused connection 0 would read `POISON` as the
+/// answer to its next request, and every later answer one request late.
+fn sends_a_late_response(tls: bool) -> (Server, Sender<()>, Receiver<PeerEnd>) {
+    let (go_tx, go) = mpsc::channel::<()>();
+    let go = Mutex::new(go);
+    let (report, reports) = mpsc::channel();
+    let script = move |conn: &mut Conn| {
+        if conn.index == 0 {
+            if conn.read_request().is_some() {
+                conn.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            }
+            if go.lock().unwrap().recv_timeout(IO_TIMEOUT).is_err() {
+                return;
+            }
+            conn.write(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nPOISON");
+            let _ = report.send(PeerEnd::SentData);
+            // A client that does not look would send its next request here.
+            let _ = report.send(conn.wait_for_request_or_close());
+            serve_plain(conn);
+        } else {
+            serve_plain(conn);
+        }
+    };
+    let server = if tls {
+        Server::start_tls(common::pki().valid.clone(), script)
+    } else {
+        Server::start(script)
+    };
+    (server, go_tx, reports)
+}
+
+fn assert_a_late_response_is_never_the_next_answer(tls: bool) {
+    let (server, go, reports) = sends_a_late_response(tls);
+    let key = if tls {
+        format!("https://localhost:{}", server.port())
+    } else {
+        server.pool_key()
+    };
+    let url = |path: &str| {
+        if tls {
+            server.https_url(path)
+        } else {
+            server.url(path)
+        }
+    };
+    let agent = common::builder()
+        .add_root_certificate(common::pki().ca_pem.as_bytes())
+        .resolve("localhost", vec![server.addr()])
+        .build();
+
+    assert_eq!(
+        agent.get(url("/first")).call().unwrap().text().unwrap(),
+        "ok"
+    );
+    let idle_from = Instant::now();
+    go.send(()).unwrap();
+    assert_eq!(reports.recv_timeout(IO_TIMEOUT), Ok(PeerEnd::SentData));
+    // The caller waits 100 ms, well inside any "recently used" window.
+    let_time_pass(idle_from, Duration::from_millis(100));
+
+    for (i, path) in ["/a", "/b", "/c"].into_iter().enumerate() {
+        let resp = agent.get(url(path)).call().unwrap();
+        assert_eq!(resp.timings().reused, i > 0, "{path}");
+        assert_eq!(resp.text().unwrap(), path);
+    }
+    // Connection 0 was closed, never written to again.
+    assert_eq!(reports.recv_timeout(IO_TIMEOUT * 2), Ok(PeerEnd::Closed));
+    let conns: Vec<usize> = (0..4).map(|_| server.request().conn).collect();
+    assert_eq!(conns, [0, 1, 1, 1]);
+    let stats = host_stats(&agent, &key);
+    assert_eq!((stats.opened, stats.reused), (2, 2));
+    assert_eq!(stats.closed.server_closed, 1);
+    assert_eq!(stats.closed.total(), 1);
+}
+
+#[test]
+fn a_late_response_is_never_read_as_the_next_requests_answer() {
+    assert_a_late_response_is_never_the_next_answer(false);
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn a_late_response_over_tls_is_never_read_as_the_next_requests_answer() {
+    assert_a_late_response_is_never_the_next_answer(true);
+}
+
+/// A server that answered without `Connection: close` and then closed: the
+/// next request, whatever its method and however soon, goes on a new
+/// connection, and nothing is retried (a POST never could be).
+#[test]
+fn a_request_right_after_a_keep_alive_close_goes_on_a_new_connection() {
+    let cases: [(&str, Call); 3] = [
+        ("POST", |a, u| a.post(u).send_string("post body")),
+        ("PUT", |a, u| {
+            a.put(u)
+                .send_reader(io::Cursor::new(b"put body from a reader".to_vec()))
+        }),
+        ("GET", |a, u| a.get(u).call()),
+    ];
+    for (method, call) in cases {
+        let (closed_tx, closed) = mpsc::channel();
+        let server = closes_after_first_answer(closed_tx);
+        let agent = common::agent();
+        assert_eq!(
+            agent
+                .get(server.url("/first"))
+                .call()
+                .unwrap()
+                .text()
+                .unwrap(),
+            "/first"
+        );
+        closed.recv_timeout(IO_TIMEOUT).unwrap();
+        // No time passes: the close is already visible to the look at checkout.
+        let resp = call(&agent, &server.url("/next"))
+            .unwrap_or_else(|e| panic!("{method} after a keep-alive close failed: {e}"));
+        assert!(!resp.timings().reused, "{method}");
+        assert_eq!(resp.timings().attempts, 1, "{method}");
+        assert_eq!(resp.text().unwrap(), "/next", "{method}");
+        let first = server.request();
+        let next = server.request();
+        assert_eq!((first.conn, next.conn), (0, 1), "{method}");
+        assert_eq!(next.method, method);
+        assert_eq!(
+            host_stats(&agent, &server.pool_key()).closed.server_closed,
+            1
+        );
+    }
+}
+
 /// Every connection answers its first request, then reads the second and
 /// closes without a word: what a server does when its idle timer fires just
 /// as a request arrives. The request reached the server, and the client

@@ -3,7 +3,8 @@
 
 mod common;
 
-use std::io::Read;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
 
 use common::{Reply, Server};
 use windlass::{Agent, Error, ErrorKind, Response};
@@ -574,4 +575,141 @@ fn durations_too_large_to_add_mean_never() {
         assert_eq!(text, "fine");
     }
     assert_eq!(server.accepted(), 1);
+}
+
+// --- an answer that arrives before the upload is finished -------------------------
+
+/// How the server ends the connection after its early answer.
+#[derive(Clone, Copy, Debug)]
+enum EarlyClose {
+    /// Close with the upload unread: the kernel answers the client with RST.
+    Reset,
+    /// Shut down the sending side first (FIN), then close.
+    ShutdownThenClose,
+}
+
+/// Reads only the head of each of `uploads` uploads, answers `status` with
+/// `Connection: close`, and closes without reading the body. A raw listener
+/// rather than [`Server`], which keeps a handle to every connection and so
+/// could not close one for real (a close with unread data is what sends RST).
+fn answers_early(status: Option<u16>, close: EarlyClose, tls: bool, uploads: usize) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for _ in 0..uploads {
+            let Ok((tcp, _)) = listener.accept() else {
+                return;
+            };
+            tcp.set_read_timeout(Some(common::IO_TIMEOUT)).unwrap();
+            tcp.set_write_timeout(Some(common::IO_TIMEOUT)).unwrap();
+            // The answer must leave before the close: a close with unread
+            // data sends RST and discards whatever Nagle still holds back
+            // (over TLS, the answer follows the session tickets).
+            tcp.set_nodelay(true).unwrap();
+            let control = tcp.try_clone().unwrap();
+            let mut stream: Box<dyn ReadWrite> = if tls {
+                let server = rustls::ServerConnection::new(common::pki().valid.clone()).unwrap();
+                Box::new(rustls::StreamOwned::new(server, tcp))
+            } else {
+                Box::new(tcp)
+            };
+            if !read_head_only(&mut stream) {
+                return;
+            }
+            if let Some(status) = status {
+                let answer = format!(
+                    "HTTP/1.1 {status} Refused\r\nConnection: close\r\nContent-Length: 7\r\n\r\nrefused"
+                );
+                let _ = stream.write_all(answer.as_bytes());
+                let _ = stream.flush();
+            }
+            if let EarlyClose::ShutdownThenClose = close {
+                let _ = control.shutdown(std::net::Shutdown::Write);
+            }
+            // Both handles dropped here: the close, with the upload unread.
+        }
+    });
+    addr
+}
+
+trait ReadWrite: Read + Write + Send {}
+impl<T: Read + Write + Send> ReadWrite for T {}
+
+/// Reads until the end of a request head (bounded); false if it never came.
+fn read_head_only(stream: &mut dyn ReadWrite) -> bool {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while seen.len() < 64 * 1024 {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+        if seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            return true;
+        }
+    }
+    false
+}
+
+/// One way of sending the upload.
+type Upload = fn(windlass::RequestBuilder) -> Result<Response, Error>;
+
+const BIG_UPLOAD: usize = 32 * 1024 * 1024;
+
+fn assert_the_early_answer_is_returned(status: u16, close: EarlyClose, tls: bool) {
+    let addr = answers_early(Some(status), close, tls, 2);
+    let agent = common::builder()
+        .add_root_certificate(common::pki().ca_pem.as_bytes())
+        .resolve("localhost", vec![addr])
+        .build();
+    let scheme = if tls { "https" } else { "http" };
+    let url = format!("{scheme}://localhost:{}/upload", addr.port());
+    let uploads: [(&str, Upload); 2] = [
+        ("bytes", |r| r.send_bytes(&vec![b'x'; BIG_UPLOAD])),
+        ("reader", |r| {
+            r.send_reader(Unsized(std::io::Cursor::new(vec![b'x'; BIG_UPLOAD])))
+        }),
+    ];
+    for (how, upload) in uploads {
+        let what = format!("{status} {close:?} tls={tls} {how}");
+        let resp = upload(agent.post(&url)).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(resp.status().as_u16(), status, "{what}");
+        assert!(!resp.timings().reused, "{what}");
+        assert_eq!(resp.text().unwrap(), "refused", "{what}");
+    }
+}
+
+#[test]
+fn an_early_413_during_an_upload_is_returned_after_a_reset() {
+    assert_the_early_answer_is_returned(413, EarlyClose::Reset, false);
+}
+
+#[test]
+fn an_early_413_during_an_upload_is_returned_after_a_shutdown_and_close() {
+    assert_the_early_answer_is_returned(413, EarlyClose::ShutdownThenClose, false);
+}
+
+#[test]
+fn early_401_403_and_417_during_an_upload_are_returned() {
+    for status in [401, 403, 417] {
+        assert_the_early_answer_is_returned(status, EarlyClose::Reset, false);
+    }
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn an_early_413_during_an_upload_over_tls_is_returned() {
+    assert_the_early_answer_is_returned(413, EarlyClose::Reset, true);
+    assert_the_early_answer_is_returned(413, EarlyClose::ShutdownThenClose, true);
+}
+
+#[test]
+fn a_connection_that_fails_mid_upload_without_an_answer_is_an_io_error() {
+    // Closed with the upload unread and nothing said.
+    let addr = answers_early(None, EarlyClose::Reset, false, 1);
+    let err = common::agent()
+        .post(format!("http://{addr}/upload"))
+        .send_bytes(&vec![b'x'; BIG_UPLOAD])
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io, "{err}");
 }

@@ -295,6 +295,15 @@ pub struct FetchArgs {
     #[arg(short = 'f', long = "fail")]
     pub fail: bool,
 
+    /// Replace files that already exist in DIR
+    #[arg(long = "clobber", overrides_with = "no_clobber")]
+    pub clobber: bool,
+
+    /// Keep existing files: save as NAME.1, NAME.2, … (up to NAME.100)
+    /// instead, as the summary shows [default]
+    #[arg(long = "no-clobber", overrides_with = "clobber")]
+    pub no_clobber: bool,
+
     /// No progress display
     #[arg(short = 's', long = "silent")]
     pub silent: bool,
@@ -360,6 +369,17 @@ mod tests {
         assert!(matches!(cli.command, Some(Command::Bench(ref b)) if b.concurrency == 2));
         let cli = Cli::try_parse_from(["windlass", "fetch", "-j", "3", "http://x/a"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Fetch(ref f)) if f.jobs == 3));
+        let fetch = |args: &[&str]| match Cli::try_parse_from(args).unwrap().command {
+            Some(Command::Fetch(f)) => f,
+            other => panic!("{other:?}"),
+        };
+        assert!(!fetch(&["windlass", "fetch", "http://x/a"]).clobber);
+        assert!(fetch(&["windlass", "fetch", "--clobber", "http://x/a"]).clobber);
+        // As in curl, the last of --clobber and --no-clobber wins.
+        let f = fetch(&["windlass", "fetch", "--clobber", "--no-clobber", "u"]);
+        assert!(!f.clobber);
+        let f = fetch(&["windlass", "fetch", "--no-clobber", "--clobber", "u"]);
+        assert!(f.clobber);
         assert!(Cli::try_parse_from(["windlass"]).is_err());
     }
 }

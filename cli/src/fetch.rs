@@ -1,8 +1,16 @@
 //! `windlass fetch`: many URLs on worker threads through one agent, each
 //! saved to its own file, with a summary of what finished.
+//!
+//! How a download reaches the disk: the body goes into a fresh temporary
+//! file, created with `create_new` under a hidden name no final name can
+//! take (see [`TEMP_PREFIX`]); when it is complete, one `rename` (with
+//! `--clobber`) or one `hard_link` (without) gives it its final name. That
+//! last step is the only one that touches the final name, and neither it nor
+//! the creation follows a symlink, so nothing is ever written through one.
+//! The temporary file is removed on every other path.
 
 use std::collections::HashSet;
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -22,10 +30,27 @@ struct Job {
     name: String,
 }
 
+/// Every temporary file's name starts with this, followed by
+/// `<pid>-<job index>-<attempt>.tmp`. No final name can start with a dot
+/// (see [`file_name`]), so a temporary file can never have, or later be
+/// renamed over by, another job's final name.
+const TEMP_PREFIX: &str = ".windlass-";
+
+/// Names tried for a job's temporary file before giving up. Only a leftover
+/// from an earlier run with the same pid, or something planted, is in the way.
+const TEMP_ATTEMPTS: u32 = 100;
+
+/// Without `--clobber`, the highest N tried for `NAME.N` when NAME exists
+/// (curl's `--no-clobber` limit).
+const MAX_NUMBERED: u32 = 100;
+
 enum Outcome {
     NotStarted,
     Saved {
         status: u16,
+        /// The name actually used, which is not the job's name when that
+        /// existed already and `--clobber` was not given.
+        file: String,
         bytes: u64,
         elapsed: Duration,
     },
@@ -99,6 +124,11 @@ fn read_urls(args: &FetchArgs) -> Result<Vec<String>, Failure> {
 
 /// Gives every URL a distinct file name, decided before anything starts so
 /// that the names do not depend on which download finishes first.
+///
+/// No name starts with a dot: [`file_name`] strips leading dots and the
+/// counter goes after the first character, so a final name can never be a
+/// temporary name ([`TEMP_PREFIX`]). The same holds for the `NAME.N` names
+/// [`Saver`] falls back to.
 fn name_jobs(urls: Vec<String>) -> Vec<Job> {
     let mut taken = HashSet::new();
     urls.into_iter()
@@ -114,13 +144,16 @@ fn name_jobs(urls: Vec<String>) -> Vec<Job> {
                 name = format!("{stem}.{n}{ext}");
                 n += 1;
             }
+            debug_assert!(!name.starts_with('.'), "{name} could be a temporary name");
             Job { url, name }
         })
         .collect()
 }
 
 /// The last path segment of the URL, made safe as a file name;
-/// `index.html` when there is none.
+/// `index.html` when there is none. Never starts with a dot: that keeps
+/// hidden files (and `..`) out of reach, and every temporary name, which
+/// starts with [`TEMP_PREFIX`], apart from every final name.
 fn file_name(url: &str) -> String {
     let last = url::Url::parse(url)
         .ok()
@@ -159,17 +192,22 @@ fn run_jobs(
     let (tx, rx) = mpsc::channel::<(usize, Outcome)>();
     let mut outcomes: Vec<Outcome> = jobs.iter().map(|_| Outcome::NotStarted).collect();
     let workers = (args.jobs as usize).min(jobs.len());
+    let saver = Saver {
+        dir: &args.dir,
+        clobber: args.clobber,
+        planned: jobs.iter().map(|j| j.name.as_str()).collect(),
+    };
     std::thread::scope(|scope| {
         for _ in 0..workers {
             let tx = tx.clone();
-            let (next, bytes) = (&next, &bytes);
+            let (next, bytes, saver) = (&next, &bytes, &saver);
             scope.spawn(move || loop {
                 if token.is_cancelled() {
                     break;
                 }
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(job) = jobs.get(i) else { break };
-                let outcome = fetch_one(client, job, &args.dir, args.fail, bytes);
+                let outcome = fetch_one(client, job, i, saver, args.fail, bytes);
                 if tx.send((i, outcome)).is_err() {
                     break;
                 }
@@ -215,8 +253,17 @@ fn run_jobs(
     outcomes
 }
 
-/// Downloads one URL into `dir/name.part`, renamed to `dir/name` when complete.
-fn fetch_one(client: &Client, job: &Job, dir: &Path, fail: bool, bytes: &AtomicU64) -> Outcome {
+/// Downloads one URL into a temporary file, then has `saver` give it its
+/// final name. `index` is the job's place in the list, which keeps its
+/// temporary names apart from every other job's.
+fn fetch_one(
+    client: &Client,
+    job: &Job,
+    index: usize,
+    saver: &Saver,
+    fail: bool,
+    bytes: &AtomicU64,
+) -> Outcome {
     let started = Instant::now();
     let failed = |status, code, message: String| Outcome::Failed {
         status,
@@ -236,63 +283,156 @@ fn fetch_one(client: &Client, job: &Job, dir: &Path, fail: bool, bytes: &AtomicU
     if fail && status >= 400 {
         return failed(Some(status), exit::HTTP_ERROR, format!("HTTP {status}"));
     }
-    let path = dir.join(&job.name);
-    let part: PathBuf = dir.join(format!("{}.part", job.name));
-    let mut file = match File::create(&part) {
-        Ok(f) => f,
+    // From here on, returning early drops `temp`, which removes the file.
+    let (mut file, temp) = match TempFile::create(saver.dir, index) {
+        Ok(t) => t,
         Err(e) => {
             return failed(
                 Some(status),
                 exit::WRITE,
-                format!("cannot create {}: {e}", part.display()),
+                format!(
+                    "cannot create a temporary file in {}: {e}",
+                    saver.dir.display()
+                ),
             )
         }
     };
     let mut body = resp.into_body();
     let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0u64;
-    let result = loop {
+    loop {
         match body.read(&mut buf) {
-            Ok(0) => break Ok(()),
+            Ok(0) => break,
             Ok(n) => {
                 if let Err(e) = file.write_all(&buf[..n]) {
-                    break Err(failed(
+                    return failed(
                         Some(status),
                         exit::WRITE,
-                        format!("cannot write {}: {e}", part.display()),
-                    ));
+                        format!("cannot write {}: {e}", temp.path.display()),
+                    );
                 }
                 total += n as u64;
                 bytes.fetch_add(n as u64, Ordering::Relaxed);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => break Err(from_error(Some(status), windlass::Error::from_io(e))),
+            Err(e) => return from_error(Some(status), windlass::Error::from_io(e)),
         }
-    };
+    }
     drop(file);
-    if let Err(outcome) = result {
-        let _ = fs::remove_file(&part);
-        return outcome;
+    match saver.save(temp, &job.name) {
+        Ok(file) => Outcome::Saved {
+            status,
+            file,
+            bytes: total,
+            elapsed: started.elapsed(),
+        },
+        Err(message) => failed(Some(status), exit::WRITE, message),
     }
-    if let Err(e) = fs::rename(&part, &path) {
-        let _ = fs::remove_file(&part);
-        return failed(
-            Some(status),
-            exit::WRITE,
-            format!("cannot rename to {}: {e}", path.display()),
-        );
+}
+
+/// The name of a download in progress: a file of its own in the output
+/// directory, removed when this is dropped, whether the download failed or
+/// [`Saver::save`] has given the file its final name.
+struct TempFile {
+    path: PathBuf,
+}
+
+impl TempFile {
+    /// Creates `DIR/.windlass-<pid>-<index>-<attempt>.tmp` with `create_new`
+    /// (O_CREAT|O_EXCL): it fails when anything is at that name, a symlink
+    /// (even a dangling one) included, so the file is always new and ours.
+    /// The pid and index keep concurrent runs and jobs apart; on a collision
+    /// the next attempt number is tried.
+    fn create(dir: &Path, index: usize) -> io::Result<(File, TempFile)> {
+        let pid = std::process::id();
+        for attempt in 0..TEMP_ATTEMPTS {
+            let path = dir.join(format!("{TEMP_PREFIX}{pid}-{index}-{attempt}.tmp"));
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(file) => return Ok((file, TempFile { path })),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{TEMP_ATTEMPTS} temporary names in a row are taken"),
+        ))
     }
-    Outcome::Saved {
-        status,
-        bytes: total,
-        elapsed: started.elapsed(),
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        // After a rename nothing is left at `path`; after a hard link only
+        // our own name is. Removing a name never follows a symlink.
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Gives complete downloads their final names in the output directory.
+struct Saver<'a> {
+    dir: &'a Path,
+    /// Replace an existing file (`--clobber`) rather than pick `NAME.N`.
+    clobber: bool,
+    /// Every job's name, which `NAME.N` must not take from another job.
+    planned: HashSet<&'a str>,
+}
+
+impl Saver<'_> {
+    /// Moves `temp` to `name`, returning the name used.
+    ///
+    /// With `--clobber`, a `rename`: it atomically replaces whatever is at
+    /// the final name, a symlink included (the link itself is replaced, its
+    /// target is untouched). Without it, a `hard_link`, which fails when
+    /// anything exists at the final name, so an existing file is never
+    /// replaced even by one that appears at the last moment; then `NAME.1`
+    /// … `NAME.100` are tried the same way, skipping other jobs' names.
+    fn save(&self, temp: TempFile, name: &str) -> Result<String, String> {
+        let path = &temp.path;
+        if self.clobber {
+            let target = self.dir.join(name);
+            return match fs::rename(path, &target) {
+                Ok(()) => Ok(name.to_string()),
+                Err(e) => Err(format!("cannot rename to {}: {e}", target.display())),
+            };
+        }
+        for n in 0..=MAX_NUMBERED {
+            let candidate = if n == 0 {
+                name.to_string()
+            } else {
+                format!("{name}.{n}")
+            };
+            if n > 0 && self.planned.contains(candidate.as_str()) {
+                continue;
+            }
+            let target = self.dir.join(&candidate);
+            match fs::hard_link(path, &target) {
+                // Dropping `temp` removes the temporary name.
+                Ok(()) => return Ok(candidate),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    return Err(format!(
+                        "cannot link to {}: {e} (--clobber saves with a rename instead)",
+                        target.display()
+                    ))
+                }
+            }
+        }
+        Err(format!(
+            "{name} and {name}.1 to {name}.{MAX_NUMBERED} all exist in {} \
+             (--clobber replaces {name})",
+            self.dir.display()
+        ))
     }
 }
 
 fn print_summary(jobs: &[Job], outcomes: &[Outcome], elapsed: Duration) {
     let name_w = jobs
         .iter()
-        .map(|j| j.name.len())
+        .zip(outcomes)
+        .map(|(j, o)| match o {
+            Outcome::Saved { file, .. } => file.len().max(j.name.len()),
+            _ => j.name.len(),
+        })
         .max()
         .unwrap_or(4)
         .clamp(4, 40);
@@ -305,6 +445,7 @@ fn print_summary(jobs: &[Job], outcomes: &[Outcome], elapsed: Duration) {
         let (status, size, time, file, note) = match outcome {
             Outcome::Saved {
                 status,
+                file,
                 bytes,
                 elapsed,
             } => {
@@ -314,7 +455,7 @@ fn print_summary(jobs: &[Job], outcomes: &[Outcome], elapsed: Duration) {
                     status.to_string(),
                     progress::bytes(*bytes),
                     duration(*elapsed),
-                    job.name.as_str(),
+                    file.as_str(),
                     String::new(),
                 )
             }
@@ -380,6 +521,30 @@ mod tests {
         assert_eq!(file_name("http://h/..%2Fetc"), "_2Fetc");
         assert_eq!(file_name("http://h/a%20b"), "a_20b");
         assert_eq!(file_name("not a url"), "index.html");
+    }
+
+    #[test]
+    fn final_names_never_look_like_temporary_names() {
+        let jobs = name_jobs(vec![
+            "http://h/.windlass-1-0-0.tmp".into(),
+            "http://h/.windlass-1-0-0.tmp".into(),
+            "http://h/.hidden".into(),
+            "http://h/...".into(),
+            "http://h/%2e%2e".into(),
+        ]);
+        let names: Vec<_> = jobs.iter().map(|j| j.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "windlass-1-0-0.tmp",
+                "windlass-1-0-0.1.tmp",
+                "hidden",
+                "index.html",
+                "index.1.html",
+            ]
+        );
+        assert!(names.iter().all(|n| !n.starts_with(TEMP_PREFIX)));
+        assert!(TEMP_PREFIX.starts_with('.'));
     }
 
     #[test]

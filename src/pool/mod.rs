@@ -24,10 +24,6 @@ use crate::conn::Conn;
 use crate::deadline::{CancelToken, Deadline};
 use crate::error::{Error, ErrorKind, Phase};
 
-/// An idle connection older than this is probed before reuse; one used moments
-/// ago is trusted (a failure then is covered by the stale-connection retry).
-const PROBE_AFTER_IDLE: Duration = Duration::from_millis(500);
-
 /// `http` or `https`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Scheme {
@@ -101,6 +97,16 @@ pub(crate) struct PoolConfig {
     pub max_lifetime: Option<Duration>,
     /// Keyed by `host:port`.
     pub host_limits: HashMap<String, HostLimits>,
+}
+
+/// How [`Pool::verify_idle`] accounts for the connection it looks at.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    /// Taken from the idle list: its reuse is already counted.
+    Counted,
+    /// Handed to a waiter: its reuse is not counted yet, and if it is dead,
+    /// the waiter keeps its slot to open a new connection in.
+    KeepSlot,
 }
 
 /// Something the pool hands to a waiter.
@@ -283,16 +289,11 @@ impl Pool {
                                 to_close.push((idle.conn, reason));
                             }
                             _ => {
-                                // Trusted without a probe: count the reuse
-                                // now, under this lock, rather than lock again.
-                                let fresh_enough = !idle.conn.info.probe_before_reuse
-                                    && idle.conn.info.idle_since.is_some_and(|t| {
-                                        now.saturating_duration_since(t) < PROBE_AFTER_IDLE
-                                    });
-                                if fresh_enough {
-                                    host.reused += 1;
-                                }
-                                found = Some((idle.conn, fresh_enough));
+                                // Counted as reused now, under this lock, so
+                                // the common case locks once; the probe below
+                                // takes the count back if the connection is dead.
+                                host.reused += 1;
+                                found = Some(idle.conn);
                                 break;
                             }
                         }
@@ -319,7 +320,7 @@ impl Pool {
                     }
                 }
                 match found {
-                    Some((conn, counted)) => Taken::Idle(conn, counted),
+                    Some(conn) => Taken::Idle(conn),
                     None if host.waiters.is_empty()
                         && host.max_connections.is_none_or(|max| host.open < max) =>
                     {
@@ -347,15 +348,9 @@ impl Pool {
                         waited: started.elapsed(),
                     })
                 }
-                Taken::Idle(conn, counted) => {
+                Taken::Idle(conn) => {
                     let lease = lease(false);
-                    let checked = if counted {
-                        log::debug!("reusing connection {} to {key}", conn.info.id);
-                        Some(conn)
-                    } else {
-                        self.verify_idle(key, conn, false)
-                    };
-                    if let Some(conn) = checked {
+                    if let Some(conn) = self.verify_idle(key, conn, Probe::Counted) {
                         return Ok(Checkout {
                             lease,
                             conn: Some(conn),
@@ -374,7 +369,7 @@ impl Pool {
                             self.reopen_slot(key, conn, CloseReason::NotReusable);
                             None
                         }
-                        Some(conn) => self.verify_idle(key, conn, true),
+                        Some(conn) => self.verify_idle(key, conn, Probe::KeepSlot),
                         None => None,
                     };
                     let connecting = conn.is_none();
@@ -411,43 +406,35 @@ impl Pool {
         conn.close();
     }
 
-    /// Probe an idle connection that has rested a while; count the reuse or
-    /// the close. A dead one's slot is freed, or with `keep_slot` kept (as
-    /// connecting) for the caller to open a new connection in.
-    fn verify_idle(
-        &self,
-        key: &PoolKey,
-        mut conn: Box<Conn>,
-        keep_slot: bool,
-    ) -> Option<Box<Conn>> {
-        let rested = conn
-            .info
-            .idle_since
-            .map(|t| t.elapsed())
-            .unwrap_or_default();
-        let trusted = rested < PROBE_AFTER_IDLE && !conn.info.probe_before_reuse;
-        let alive = trusted || conn.is_alive();
-        let mut state = self.shared.lock();
-        let host = self.shared.host(&mut state.hosts, key);
-        if alive {
-            host.reused += 1;
-            drop(state);
-            log::debug!("reusing connection {} to {}", conn.info.id, key);
-            Some(conn)
-        } else {
-            host.closed.add(CloseReason::ServerClosed);
-            if keep_slot {
-                host.connecting += 1;
+    /// Look at an idle connection before it is reused (every time: a byte
+    /// that arrived since it went idle means it cannot be trusted), and count
+    /// the reuse or the close. A dead one's slot is freed by its lease, or kept
+    /// as connecting with [`Probe::KeepSlot`] for the caller to open a new
+    /// connection in.
+    fn verify_idle(&self, key: &PoolKey, mut conn: Box<Conn>, probe: Probe) -> Option<Box<Conn>> {
+        if conn.is_alive() {
+            if probe == Probe::KeepSlot {
+                let mut state = self.shared.lock();
+                self.shared.host(&mut state.hosts, key).reused += 1;
             }
-            drop(state);
-            log::debug!(
-                "idle connection {} to {} was closed by the server",
-                conn.info.id,
-                key
-            );
-            conn.close();
-            None
+            log::debug!("reusing connection {} to {key}", conn.info.id);
+            return Some(conn);
         }
+        {
+            let mut state = self.shared.lock();
+            let host = self.shared.host(&mut state.hosts, key);
+            host.closed.add(CloseReason::ServerClosed);
+            match probe {
+                Probe::Counted => host.reused -= 1,
+                Probe::KeepSlot => host.connecting += 1,
+            }
+        }
+        log::debug!(
+            "idle connection {} to {key} was closed by the server or has unread bytes",
+            conn.info.id
+        );
+        conn.close();
+        None
     }
 
     /// Wait for a grant. `Ok(Some)` is a connection, `Ok(None)` a slot.
@@ -692,8 +679,8 @@ impl Pool {
 }
 
 enum Taken {
-    /// An idle connection, and whether its reuse is already counted.
-    Idle(Box<Conn>, bool),
+    /// An idle connection, its reuse already counted.
+    Idle(Box<Conn>),
     Slot,
     Wait(u64, Sender<Grant>, Receiver<Grant>),
 }

@@ -355,6 +355,12 @@ impl Conn {
         peer_end(self.reader.read(&mut buf).map(|n| n > 0))
     }
 
+    /// Writes bytes and flushes; false once the client is gone.
+    pub fn try_write(&mut self, bytes: &[u8]) -> bool {
+        let stream = &mut self.reader.get_mut().inner;
+        stream.write_all(bytes).is_ok() && stream.flush().is_ok()
+    }
+
     /// Closes both directions now.
     pub fn close(&mut self) {
         let _ = self.tcp.shutdown(Shutdown::Both);

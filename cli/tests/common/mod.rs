@@ -7,8 +7,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -24,6 +24,9 @@ pub enum Reply {
     Bytes(Vec<u8>),
     /// Keep the connection open and never answer.
     Hang,
+    /// Write with this function (pieces with waits between them, say), then
+    /// close the connection.
+    Write(Box<dyn FnOnce(&mut TcpStream) + Send>),
 }
 
 /// A response with a Content-Length and `Connection: close`.
@@ -58,32 +61,37 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// Answers one connection at a time, in the order they arrive.
     pub fn start(handler: impl Fn(&str) -> Reply + Send + 'static) -> TestServer {
+        TestServer::listen(move |stream, tx, held| answer(stream, &handler, &tx, &held))
+    }
+
+    /// Answers every connection on its own thread, so a handler may wait for
+    /// another request to be answered first.
+    pub fn start_concurrent(handler: impl Fn(&str) -> Reply + Send + Sync + 'static) -> TestServer {
+        let handler = Arc::new(handler);
+        TestServer::listen(move |stream, tx, held| {
+            let handler = handler.clone();
+            std::thread::spawn(move || answer(stream, &*handler, &tx, &held));
+        })
+    }
+
+    fn listen(
+        mut on_connection: impl FnMut(TcpStream, Sender<String>, Held) + Send + 'static,
+    ) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, requests) = mpsc::channel();
         let thread_stop = stop.clone();
         let thread = std::thread::spawn(move || {
-            let mut held = Vec::new();
+            let held = Held::default();
             for stream in listener.incoming() {
                 if thread_stop.load(Ordering::SeqCst) {
                     break;
                 }
-                let Ok(mut stream) = stream else { continue };
-                let Some(request) = read_request(&mut stream) else {
-                    continue;
-                };
-                let reply = handler(&request);
-                let _ = tx.send(request);
-                match reply {
-                    Reply::Bytes(bytes) => {
-                        let _ = stream.write_all(&bytes);
-                        // The whole request was read, so closing sends a FIN, not a reset.
-                        let _ = stream.shutdown(std::net::Shutdown::Write);
-                    }
-                    Reply::Hang => held.push(stream),
-                }
+                let Ok(stream) = stream else { continue };
+                on_connection(stream, tx.clone(), held.clone());
             }
         });
         TestServer {
@@ -116,6 +124,35 @@ impl Drop for TestServer {
                 let _ = t.join();
             }
         }
+    }
+}
+
+/// Connections answered with [`Reply::Hang`], kept open until the server stops.
+type Held = Arc<Mutex<Vec<TcpStream>>>;
+
+/// Reads one request from the connection, reports it and answers it.
+fn answer(
+    mut stream: TcpStream,
+    handler: &dyn Fn(&str) -> Reply,
+    tx: &Sender<String>,
+    held: &Held,
+) {
+    let Some(request) = read_request(&mut stream) else {
+        return;
+    };
+    let reply = handler(&request);
+    let _ = tx.send(request);
+    match reply {
+        Reply::Bytes(bytes) => {
+            let _ = stream.write_all(&bytes);
+            // The whole request was read, so closing sends a FIN, not a reset.
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+        }
+        Reply::Write(write) => {
+            write(&mut stream);
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+        }
+        Reply::Hang => held.lock().unwrap().push(stream),
     }
 }
 
@@ -214,6 +251,26 @@ pub fn closed_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A fresh, empty directory under the target's temporary directory, removed
+/// with everything in it when dropped (also when the test fails).
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        TempDir(tempdir(name))
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A fresh, empty directory under the target's temporary directory.
