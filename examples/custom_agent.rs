@@ -19,7 +19,8 @@ fn main() -> Result<(), windlass::Error> {
         .max_connections_per_host(4)
         .idle_timeout(Duration::from_secs(60))
         .retry(windlass::Retry::default())
-        .build();
+        .build()
+        .unwrap();
 
     let workers: Vec<_> = (0..8)
         .map(|i| {

@@ -207,7 +207,7 @@ impl Drop for AgentInner {
 ///     .timeout(Duration::from_secs(30))
 ///     .max_idle_per_host(32)
 ///     .max_connections_per_host(64)
-///     .build();
+///     .build().unwrap();
 /// let body = agent.get("http://127.0.0.1:8080/").call()?.text()?;
 /// # drop(body); Ok(()) }
 /// ```
@@ -245,7 +245,9 @@ macro_rules! verbs {
 impl Agent {
     /// An agent with the default settings.
     pub fn new() -> Agent {
-        AgentBuilder::default().build()
+        AgentBuilder::default()
+            .build()
+            .expect("the default settings are valid")
     }
 
     /// Start configuring an agent.
@@ -439,7 +441,7 @@ impl AgentBuilder {
     /// use windlass::http::HeaderName;
     /// let agent = windlass::Agent::builder()
     ///     .keep_header_on_redirect(HeaderName::from_static("x-request-id"))
-    ///     .build();
+    ///     .build().unwrap();
     /// # drop(agent);
     /// ```
     pub fn keep_header_on_redirect(mut self, name: http::HeaderName) -> Self {
@@ -563,8 +565,13 @@ impl AgentBuilder {
         self
     }
 
-    /// Build the agent.
-    pub fn build(self) -> Agent {
+    /// Build the agent, or report the first setting that cannot work.
+    ///
+    /// # Errors
+    ///
+    /// An invalid setting, named in the error, with kind
+    /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig).
+    pub fn build(self) -> Result<Agent, Error> {
         let AgentBuilder {
             config,
             hook,
@@ -589,7 +596,7 @@ impl AgentBuilder {
         );
         let metrics = Arc::new(Metrics::default());
         let registry = Arc::new(Registry::new(config.leak_warn_after, Arc::clone(&metrics)));
-        Agent {
+        Ok(Agent {
             inner: Arc::new(AgentInner {
                 pool: Pool::new(config.pool.clone(), registry),
                 config,
@@ -600,6 +607,6 @@ impl AgentBuilder {
                 limiter: Limiter::new(rate_limit, host_rate_limits),
                 tls: OnceLock::new(),
             }),
-        }
+        })
     }
 }

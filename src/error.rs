@@ -33,6 +33,9 @@ pub enum Phase {
     RetryWait,
     /// Waiting for the host's rate limit.
     RateLimit,
+    /// The response body arrived slower than the minimum transfer rate
+    /// (curl's low-speed limit).
+    LowSpeed,
 }
 
 impl Phase {
@@ -48,6 +51,7 @@ impl Phase {
             Phase::Body => "body",
             Phase::RetryWait => "retry_wait",
             Phase::RateLimit => "rate_limit",
+            Phase::LowSpeed => "low_speed",
         }
     }
 
@@ -62,6 +66,7 @@ impl Phase {
             Phase::Body => "reading the response body from",
             Phase::RetryWait => "waiting to retry",
             Phase::RateLimit => "waiting for the rate limit of",
+            Phase::LowSpeed => "receiving the response body too slowly from",
         }
     }
 }
@@ -102,6 +107,10 @@ pub enum ErrorKind {
     Io,
     /// Returned by [`Response::error_for_status`](crate::Response::error_for_status) for 4xx and 5xx.
     Status(http::StatusCode),
+    /// [`AgentBuilder::build`](crate::AgentBuilder::build) found a setting
+    /// that cannot work (a bad certificate, an invalid header value, a
+    /// malformed host key).
+    InvalidConfig,
 }
 
 impl fmt::Display for ErrorKind {
@@ -120,6 +129,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::InvalidHeader => f.write_str("invalid header"),
             ErrorKind::Io => f.write_str("io"),
             ErrorKind::Status(s) => write!(f, "status {}", s.as_u16()),
+            ErrorKind::InvalidConfig => f.write_str("invalid config"),
         }
     }
 }

@@ -231,6 +231,7 @@ fn error_labels(kind: ErrorKind) -> (&'static str, &'static str) {
         ErrorKind::InvalidHeader => ("invalid_header", ""),
         ErrorKind::Io => ("io", ""),
         ErrorKind::Status(_) => ("status", ""),
+        ErrorKind::InvalidConfig => ("invalid_config", ""),
     }
 }
 

@@ -114,7 +114,7 @@ pub enum Event<'a> {
 ///         eprintln!("#{} {} {:?}", request.id, request.url, event);
 ///     }
 /// }
-/// let agent = windlass::Agent::builder().hook(Print).build();
+/// let agent = windlass::Agent::builder().hook(Print).build().unwrap();
 /// # drop(agent);
 /// ```
 pub trait Hook: Send + Sync + 'static {

@@ -13,7 +13,7 @@ use crate::pool::PoolKey;
 ///
 /// ```
 /// let proxy = windlass::Proxy::new("http://user:secret@127.0.0.1:3128").unwrap();
-/// let agent = windlass::Agent::builder().proxy(proxy).build();
+/// let agent = windlass::Agent::builder().proxy(proxy).build().unwrap();
 /// # drop(agent);
 /// ```
 #[derive(Clone)]

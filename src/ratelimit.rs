@@ -17,7 +17,7 @@ use crate::error::{Error, Phase};
 /// let agent = windlass::Agent::builder()
 ///     .rate_limit(windlass::RateLimit::per_second(50.0).burst(10))
 ///     .host_rate_limit("api.example.com:443", windlass::RateLimit::per_second(5.0))
-///     .build();
+///     .build().unwrap();
 /// # drop(agent);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -22,7 +22,7 @@ use crate::error::{Error, ErrorKind, Phase};
 ///         Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))])
 ///     }
 /// }
-/// let agent = windlass::Agent::builder().resolver(Fixed).build();
+/// let agent = windlass::Agent::builder().resolver(Fixed).build().unwrap();
 /// # drop(agent);
 /// ```
 pub trait Resolver: Send + Sync + 'static {

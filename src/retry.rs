@@ -23,7 +23,7 @@ use crate::error::{Error, ErrorKind, Phase};
 /// ```
 /// use std::time::Duration;
 /// let policy = windlass::Retry::new(3).backoff(Duration::from_millis(50), Duration::from_secs(2));
-/// let agent = windlass::Agent::builder().retry(policy).build();
+/// let agent = windlass::Agent::builder().retry(policy).build().unwrap();
 /// # drop(agent);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]

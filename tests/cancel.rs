@@ -69,7 +69,7 @@ fn assert_closed_as_cancelled(agent: &Agent, port: u16, count: u64) {
 #[test]
 fn cancel_stops_a_blocked_dns_lookup() {
     let (resolver, gate) = blocking_resolver();
-    let agent = common::builder().resolver(resolver).build();
+    let agent = common::builder().resolver(resolver).build().unwrap();
     let token = CancelToken::new();
     let call = get(&agent, "http://stalled.test/", &token);
     assert_eq!(gate.expect_lookup(), "stalled.test");
@@ -84,7 +84,7 @@ fn cancel_stops_a_stalled_connect() {
         return;
     };
     let addr = full.addr();
-    let agent = common::builder().build();
+    let agent = common::builder().build().unwrap();
     let token = CancelToken::new();
     let (hook, started) = connect_started();
     let call = {
@@ -116,7 +116,7 @@ fn cancel_stops_a_stalled_connect() {
 fn cancel_stops_a_stalled_tls_handshake() {
     let server = ignores_client_hello();
     let port = server.port();
-    let agent = common::builder().build();
+    let agent = common::builder().build().unwrap();
     let token = CancelToken::new();
     let call = get(&agent, &format!("https://127.0.0.1:{port}/"), &token);
     server.expect_note("client hello");
@@ -138,7 +138,7 @@ fn cancel_stops_a_stalled_tls_handshake() {
 fn cancel_stops_a_stalled_write() {
     let server = stops_reading();
     let url = server.url("/upload");
-    let agent = common::builder().build();
+    let agent = common::builder().build().unwrap();
     let token = CancelToken::new();
     let call = {
         let (agent, url, token) = (agent.clone(), url.clone(), token.clone());
@@ -162,7 +162,7 @@ fn cancel_stops_a_stalled_write() {
 #[test]
 fn cancel_stops_the_wait_for_the_response_head() {
     let server = never_answers();
-    let agent = common::builder().build();
+    let agent = common::builder().build().unwrap();
     let token = CancelToken::new();
     let call = get(&agent, &server.url("/"), &token);
     server.request();
@@ -176,7 +176,7 @@ fn cancel_stops_the_wait_for_the_response_head() {
 fn cancel_stops_a_body_read() {
     let server = body_stalls_after(1000, b"hello");
     let url = server.url("/");
-    let agent = common::builder().build();
+    let agent = common::builder().build().unwrap();
     let token = CancelToken::new();
     let (reading_tx, reading) = crossbeam_channel::bounded(1);
     let call = {
@@ -209,7 +209,7 @@ fn cancel_stops_a_body_read() {
 fn a_cancelled_body_read_ends_read_to_end() {
     let server = body_stalls_after(1000, b"hello");
     let url = server.url("/");
-    let agent = common::builder().build();
+    let agent = common::builder().build().unwrap();
     let token = CancelToken::new();
     let (reading_tx, reading) = crossbeam_channel::bounded(1);
     let call = {
@@ -235,7 +235,10 @@ fn cancel_stops_a_pool_wait() {
     let server = body_stalls_after(10, b"hello");
     let url = server.url("/");
     let port = server.port();
-    let agent = common::builder().max_connections_per_host(1).build();
+    let agent = common::builder()
+        .max_connections_per_host(1)
+        .build()
+        .unwrap();
     // An unread body keeps the host's only connection checked out.
     let held = agent
         .get(&url)
@@ -266,7 +269,7 @@ fn cancel_stops_a_pool_wait() {
 fn one_token_cancels_three_concurrent_requests() {
     let server = never_answers();
     let url = server.url("/");
-    let agent = common::builder().build();
+    let agent = common::builder().build().unwrap();
     let token = CancelToken::new();
     let calls: Vec<_> = (0..3).map(|_| get(&agent, &url, &token)).collect();
     for _ in 0..3 {
@@ -285,7 +288,7 @@ fn one_token_cancels_three_concurrent_requests() {
 #[test]
 fn a_token_cancelled_before_the_call_stops_it_at_once() {
     let server = Server::fixed(ok("never sent"));
-    let agent = common::builder().build();
+    let agent = common::builder().build().unwrap();
     let token = CancelToken::new();
     token.cancel();
     let (result, elapsed) = {
@@ -302,7 +305,7 @@ fn a_token_cancelled_before_the_call_stops_it_at_once() {
 fn a_token_never_cancelled_costs_nothing() {
     let server = Server::fixed(ok("hello"));
     let url = server.url("/");
-    let agent = common::builder().build();
+    let agent = common::builder().build().unwrap();
     let token = CancelToken::new();
     for _ in 0..3 {
         let text = agent
@@ -341,7 +344,7 @@ fn a_cancelled_connection_is_never_reused() {
         }
     });
     let url = server.url("/");
-    let agent = common::builder().build();
+    let agent = common::builder().build().unwrap();
     let token = CancelToken::new();
     let (reading_tx, reading) = crossbeam_channel::bounded(1);
     let call = {

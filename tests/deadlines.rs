@@ -30,7 +30,8 @@ fn dns_timeout_when_the_resolver_blocks() {
     let agent = common::builder()
         .resolver(resolver)
         .timeout_dns(LIMIT)
-        .build();
+        .build()
+        .unwrap();
     let (result, elapsed) = timed(move || agent.get("http://stalled.test/").call().map(drop));
     let err = assert_timeout(result, Phase::Dns);
     assert_took(elapsed, LIMIT);
@@ -47,7 +48,8 @@ fn overall_timeout_bounds_a_blocked_resolver() {
     let agent = common::builder()
         .resolver(resolver)
         .timeout_dns(Duration::from_secs(10))
-        .build();
+        .build()
+        .unwrap();
     let (result, elapsed) = timed(move || {
         agent
             .get("http://stalled.test/")
@@ -66,7 +68,7 @@ fn connect_timeout_when_the_accept_queue_is_full() {
         return;
     };
     let addr = full.addr();
-    let agent = common::builder().timeout_connect(LIMIT).build();
+    let agent = common::builder().timeout_connect(LIMIT).build().unwrap();
     let (result, elapsed) = timed(move || agent.get(format!("http://{addr}/")).call().map(drop));
     let err = assert_timeout(result, Phase::Connect);
     assert_took(elapsed, LIMIT);
@@ -89,7 +91,8 @@ fn connect_timeout_covers_all_addresses_together() {
     let agent = common::builder()
         .resolve("stalled.test", vec![full.addr(); 6])
         .timeout_connect(limit)
-        .build();
+        .build()
+        .unwrap();
     let (result, elapsed) = timed(move || {
         agent
             .get(format!("http://stalled.test:{port}/"))
@@ -112,7 +115,8 @@ fn a_stalled_address_does_not_hold_up_the_next_one() {
     let agent = common::builder()
         .resolve("eyeballs.test", vec![full.addr(), good])
         .timeout_connect(Duration::from_secs(10))
-        .build();
+        .build()
+        .unwrap();
     let url = format!("http://eyeballs.test:{}/", good.port());
     let (result, elapsed) = timed(move || {
         let resp = agent.get(&url).call()?;
@@ -133,7 +137,7 @@ fn a_stalled_address_does_not_hold_up_the_next_one() {
 fn tls_timeout_when_the_server_ignores_the_client_hello() {
     let server = ignores_client_hello();
     let port = server.port();
-    let agent = common::builder().timeout_tls(LIMIT).build();
+    let agent = common::builder().timeout_tls(LIMIT).build().unwrap();
     let (result, elapsed) = timed(move || {
         agent
             .get(format!("https://127.0.0.1:{port}/"))
@@ -154,7 +158,7 @@ fn tls_timeout_when_the_server_ignores_the_client_hello() {
 fn write_timeout_when_the_server_stops_reading() {
     let server = stops_reading();
     let url = server.url("/upload");
-    let agent = common::builder().timeout_write(LIMIT).build();
+    let agent = common::builder().timeout_write(LIMIT).build().unwrap();
     let body = vec![0u8; LARGE_BODY];
     let (result, elapsed) = timed(move || agent.post(&url).send_bytes(&body).map(drop));
     let err = assert_timeout(result, Phase::Write);
@@ -179,7 +183,10 @@ fn write_timeout_when_the_server_stops_reading() {
 fn response_head_timeout_when_the_server_never_answers() {
     let server = never_answers();
     let url = server.url("/slow");
-    let agent = common::builder().timeout_response_head(LIMIT).build();
+    let agent = common::builder()
+        .timeout_response_head(LIMIT)
+        .build()
+        .unwrap();
     let agent_stats = agent.clone();
     let (result, elapsed) = {
         let url = url.clone();
@@ -222,7 +229,7 @@ fn response_head_timeout_when_the_server_never_answers() {
 fn read_timeout_when_the_body_stops_arriving() {
     let server = body_stalls_after(10, b"hello");
     let url = server.url("/");
-    let agent = common::builder().timeout_read(LIMIT).build();
+    let agent = common::builder().timeout_read(LIMIT).build().unwrap();
     let (outcome, _) = timed(move || {
         let mut body = agent.get(&url).call()?.into_body();
         let mut first = [0u8; 5];
@@ -243,7 +250,7 @@ fn overall_timeout_fires_while_every_body_read_succeeds() {
     // so only the request's overall limit can stop it.
     let server = dribbles(1_000_000, Duration::from_millis(100));
     let url = server.url("/");
-    let agent = common::builder().build();
+    let agent = common::builder().build().unwrap();
     type Limit = fn(windlass::RequestBuilder) -> windlass::RequestBuilder;
     let limits: [(&str, Limit); 2] = [
         ("timeout", |r| r.timeout(LIMIT)),
@@ -279,7 +286,8 @@ fn pool_wait_timeout_when_the_only_connection_is_held() {
     let agent = common::builder()
         .max_connections_per_host(1)
         .timeout_pool_wait(LIMIT)
-        .build();
+        .build()
+        .unwrap();
     // An unread body keeps the host's only connection checked out.
     let held = agent
         .get(&url)
@@ -327,7 +335,7 @@ fn overall_timeout_spans_a_redirect_chain() {
         }
     });
     let url = server.url("/hop/0");
-    let agent = common::builder().timeout(limit).build();
+    let agent = common::builder().timeout(limit).build().unwrap();
     let (result, elapsed) = timed(move || agent.get(&url).call().map(drop));
     assert_timeout(result, Phase::ResponseHead);
     assert_took(elapsed, limit);
@@ -345,7 +353,10 @@ fn overall_timeout_spans_a_redirect_chain() {
 fn a_per_request_timeout_overrides_a_longer_agent_timeout() {
     let server = never_answers();
     let url = server.url("/");
-    let agent = Agent::builder().timeout(Duration::from_secs(30)).build();
+    let agent = Agent::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
     let (result, elapsed) = timed(move || agent.get(&url).timeout(LIMIT).call().map(drop));
     assert_timeout(result, Phase::ResponseHead);
     assert_took(elapsed, LIMIT);
@@ -363,7 +374,7 @@ fn a_per_request_timeout_overrides_a_shorter_agent_timeout() {
         }
     });
     let url = server.url("/");
-    let agent = Agent::builder().timeout(LIMIT).build();
+    let agent = Agent::builder().timeout(LIMIT).build().unwrap();
 
     let (result, elapsed) = {
         let (agent, url) = (agent.clone(), url.clone());
@@ -390,7 +401,7 @@ fn a_per_request_timeout_overrides_a_shorter_agent_timeout() {
 fn a_per_request_deadline_bounds_the_call() {
     let server = never_answers();
     let url = server.url("/");
-    let agent = common::builder().build();
+    let agent = common::builder().build().unwrap();
     let deadline = Instant::now() + LIMIT;
     let (result, elapsed) = timed(move || agent.get(&url).deadline(deadline).call().map(drop));
     assert_timeout(result, Phase::ResponseHead);
@@ -409,7 +420,8 @@ fn the_earliest_limit_that_applies_fires() {
             Agent::builder()
                 .timeout(long)
                 .timeout_response_head(LIMIT)
-                .build(),
+                .build()
+                .unwrap(),
             Box::new({
                 let url = url.clone();
                 move |a: &Agent| a.get(&url)
@@ -417,7 +429,10 @@ fn the_earliest_limit_that_applies_fires() {
         ),
         (
             "deadline under the phase limit",
-            Agent::builder().timeout_response_head(long).build(),
+            Agent::builder()
+                .timeout_response_head(long)
+                .build()
+                .unwrap(),
             Box::new({
                 let url = url.clone();
                 move |a: &Agent| a.get(&url).deadline(Instant::now() + LIMIT)
@@ -425,7 +440,10 @@ fn the_earliest_limit_that_applies_fires() {
         ),
         (
             "per-request timeout under the deadline",
-            Agent::builder().timeout_response_head(long).build(),
+            Agent::builder()
+                .timeout_response_head(long)
+                .build()
+                .unwrap(),
             Box::new({
                 let url = url.clone();
                 move |a: &Agent| a.get(&url).deadline(Instant::now() + long).timeout(LIMIT)
@@ -433,7 +451,10 @@ fn the_earliest_limit_that_applies_fires() {
         ),
         (
             "deadline under the per-request timeout",
-            Agent::builder().timeout_response_head(long).build(),
+            Agent::builder()
+                .timeout_response_head(long)
+                .build()
+                .unwrap(),
             Box::new({
                 let url = url.clone();
                 move |a: &Agent| a.get(&url).timeout(long).deadline(Instant::now() + LIMIT)
@@ -458,7 +479,7 @@ fn the_earliest_limit_that_applies_fires() {
 #[test]
 fn a_deadline_already_past_fails_at_once_without_connecting() {
     let server = Server::fixed(ok("never sent"));
-    let agent = common::builder().build();
+    let agent = common::builder().build().unwrap();
     let past = Instant::now();
     let requests: Vec<(&str, windlass::RequestBuilder)> = vec![
         (
@@ -488,7 +509,8 @@ fn a_per_request_phase_timeout_overrides_the_agents() {
     let server = never_answers();
     let agent = common::builder()
         .timeout_response_head(Duration::from_secs(30))
-        .build();
+        .build()
+        .unwrap();
     let url = server.url("/slow");
     let (result, elapsed) = timed(move || {
         agent
@@ -506,7 +528,8 @@ fn a_per_request_read_timeout_overrides_the_agents() {
     let server = body_stalls_after(1000, b"partial");
     let agent = common::builder()
         .timeout_read(Duration::from_secs(30))
-        .build();
+        .build()
+        .unwrap();
     let url = server.url("/stalls");
     let (result, elapsed) = timed(move || {
         let resp = agent.get(&url).timeout_read(LIMIT).call()?;

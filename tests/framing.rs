@@ -386,7 +386,7 @@ fn response_head_over_a_configured_max_head_size_is_an_error() {
         "a".repeat(2048)
     );
     let server = Server::fixed(head);
-    let agent = common::builder().max_head_size(1024).build();
+    let agent = common::builder().max_head_size(1024).build().unwrap();
     assert_eq!(get_err(&agent, &server), ErrorKind::Protocol);
 }
 
@@ -451,7 +451,7 @@ fn decoded_size_beyond_body_limit_is_body_too_large() {
         compressed.len()
     );
     let server = Server::fixed(with_body(&head, &compressed));
-    let agent = common::builder().body_limit(10_000).build();
+    let agent = common::builder().body_limit(10_000).build().unwrap();
     let err = get(&agent, &server).bytes().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BodyTooLarge);
 }
@@ -541,7 +541,7 @@ fn endless_empty_compressed_blocks_are_a_protocol_error_not_a_spin() {
     for (what, coding, prefix, unit) in endless_streams() {
         let (server, sent) = endless(coding, prefix, unit);
         // No overall timeout: the bound must come from the input itself.
-        let agent = Agent::builder().build();
+        let agent = Agent::builder().build().unwrap();
         let err = agent
             .get(server.url("/"))
             .call()
@@ -564,6 +564,7 @@ fn one_read_of_an_endless_empty_compressed_stream_returns_an_error() {
         let (server, sent) = endless(coding, prefix, unit);
         let resp = Agent::builder()
             .build()
+            .unwrap()
             .get(server.url("/"))
             .call()
             .unwrap();
@@ -588,7 +589,7 @@ fn one_read_of_an_endless_empty_compressed_stream_returns_an_error() {
 fn the_body_limit_bounds_the_compressed_stream_too() {
     for (what, coding, prefix, unit) in endless_streams() {
         let (server, _sent) = endless(coding, prefix, unit);
-        let agent = common::builder().body_limit(100_000).build();
+        let agent = common::builder().body_limit(100_000).build().unwrap();
         let err = get(&agent, &server).text().unwrap_err();
         assert_eq!(err.kind(), ErrorKind::BodyTooLarge, "{what}: {err}");
     }
@@ -599,7 +600,7 @@ fn the_body_limit_bounds_the_compressed_stream_too() {
 #[test]
 fn text_beyond_body_limit_is_body_too_large() {
     let server = Server::fixed("HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world");
-    let agent = common::builder().body_limit(10).build();
+    let agent = common::builder().body_limit(10).build().unwrap();
     let err = get(&agent, &server).text().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BodyTooLarge);
 }
@@ -610,7 +611,7 @@ fn chunked_text_beyond_body_limit_is_body_too_large() {
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
          6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n",
     );
-    let agent = common::builder().body_limit(10).build();
+    let agent = common::builder().body_limit(10).build().unwrap();
     let err = get(&agent, &server).text().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BodyTooLarge);
 }
@@ -618,7 +619,7 @@ fn chunked_text_beyond_body_limit_is_body_too_large() {
 #[test]
 fn text_exactly_at_body_limit_is_accepted() {
     let server = Server::fixed("HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world");
-    let agent = common::builder().body_limit(11).build();
+    let agent = common::builder().body_limit(11).build().unwrap();
     assert_eq!(get(&agent, &server).text().unwrap(), "hello world");
 }
 

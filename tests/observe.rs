@@ -83,7 +83,7 @@ impl Recorder {
 fn hooks_fire_in_order_for_new_and_reused_connections() {
     let server = Server::fixed(ok("hello"));
     let recorder = Recorder::default();
-    let agent = common::builder().hook(recorder.clone()).build();
+    let agent = common::builder().hook(recorder.clone()).build().unwrap();
 
     agent.get(server.url("/")).call().unwrap().text().unwrap();
     assert_eq!(
@@ -410,7 +410,8 @@ fn a_body_held_too_long_is_warned_about_once_and_counted() {
     let server = Server::fixed(ok("never read"));
     let agent = common::builder()
         .leak_warn_after(Duration::from_millis(50))
-        .build();
+        .build()
+        .unwrap();
     let held = agent.get(server.url("/leaky")).call().unwrap();
     let warning = rx
         .iter()

@@ -242,7 +242,11 @@ impl windlass::Resolver for Gate {
 /// An agent whose name lookups go through a [`Gate`], uncached.
 fn gated_agent(builder: windlass::AgentBuilder) -> (Agent, GateControl) {
     let (gate, control) = gate();
-    let agent = builder.resolver(gate).dns_ttl(Duration::ZERO).build();
+    let agent = builder
+        .resolver(gate)
+        .dns_ttl(Duration::ZERO)
+        .build()
+        .unwrap();
     (agent, control)
 }
 
@@ -261,7 +265,10 @@ fn gated_key(origin: &Origin) -> String {
 fn waiters_are_served_in_fifo_order() {
     let origin = Origin::plain();
     let key = origin.key();
-    let agent = common::builder().max_connections_per_host(1).build();
+    let agent = common::builder()
+        .max_connections_per_host(1)
+        .build()
+        .unwrap();
 
     let held = agent.get(origin.url("/held")).call().unwrap();
     let waiters: Vec<_> = (1..=5)
@@ -291,7 +298,10 @@ fn waiters_are_served_in_fifo_order() {
 fn a_waiter_that_gives_up_leaves_the_queue_without_disturbing_the_order() {
     let origin = Origin::plain();
     let key = origin.key();
-    let agent = common::builder().max_connections_per_host(1).build();
+    let agent = common::builder()
+        .max_connections_per_host(1)
+        .build()
+        .unwrap();
 
     let held = agent.get(origin.url("/held")).call().unwrap();
     let first = queue_get(&agent, &key, origin.url("/first"), 1);
@@ -360,7 +370,10 @@ fn a_freed_slot_lets_the_longest_waiter_open_a_connection() {
         }
     });
     let key = origin.key();
-    let agent = common::builder().max_connections_per_host(1).build();
+    let agent = common::builder()
+        .max_connections_per_host(1)
+        .build()
+        .unwrap();
 
     let held = agent.get(origin.url("/close")).call().unwrap();
     let w1 = queue_get(&agent, &key, origin.url("/w1"), 1);
@@ -450,7 +463,10 @@ fn a_dropped_body_too_large_to_drain_frees_its_slot_for_the_next_waiter() {
         }
     });
     let key = server.pool_key();
-    let agent = common::builder().max_connections_per_host(1).build();
+    let agent = common::builder()
+        .max_connections_per_host(1)
+        .build()
+        .unwrap();
 
     let big = agent.get(server.url("/big")).call().unwrap();
     let waiter = queue_get(&agent, &key, server.url("/waiter"), 1);
@@ -494,7 +510,10 @@ fn a_stale_connection_retry_keeps_its_place_in_the_queue() {
         }
     });
     let key = server.pool_key();
-    let agent = common::builder().max_connections_per_host(2).build();
+    let agent = common::builder()
+        .max_connections_per_host(2)
+        .build()
+        .unwrap();
 
     let held = agent.get(server.url("/held")).call().unwrap();
     assert_eq!(
@@ -548,7 +567,8 @@ fn pool_wait_times_out_with_phase_pool_wait() {
     let agent = common::builder()
         .max_connections_per_host(1)
         .timeout_pool_wait(Duration::from_millis(150))
-        .build();
+        .build()
+        .unwrap();
 
     let held = agent.get(origin.url("/held")).call().unwrap();
     let started = Instant::now();
@@ -574,7 +594,10 @@ fn pool_wait_times_out_with_phase_pool_wait() {
 fn pool_wait_is_bounded_by_the_request_timeout_and_deadline() {
     let origin = Origin::plain();
     // The agent's own pool wait limit stays at its 30 s default.
-    let agent = common::builder().max_connections_per_host(1).build();
+    let agent = common::builder()
+        .max_connections_per_host(1)
+        .build()
+        .unwrap();
     let held = agent.get(origin.url("/held")).call().unwrap();
 
     let started = Instant::now();
@@ -604,7 +627,10 @@ fn pool_wait_is_bounded_by_the_request_timeout_and_deadline() {
 fn pool_wait_is_cancelled_by_the_token() {
     let origin = Origin::plain();
     let key = origin.key();
-    let agent = common::builder().max_connections_per_host(1).build();
+    let agent = common::builder()
+        .max_connections_per_host(1)
+        .build()
+        .unwrap();
     let held = agent.get(origin.url("/held")).call().unwrap();
 
     let token = CancelToken::new();
@@ -635,7 +661,8 @@ fn host_limits_override_the_agent_limits_for_one_host() {
                 max_idle: Some(0),
             },
         )
-        .build();
+        .build()
+        .unwrap();
 
     let held = agent.get(limited.url("/held")).call().unwrap();
     let err = agent
@@ -677,7 +704,8 @@ fn a_connection_limit_of_zero_still_allows_one_connection() {
                 max_idle: None,
             },
         )
-        .build();
+        .build()
+        .unwrap();
     for origin in [&agent_wide, &per_host] {
         let result = agent
             .get(origin.url("/"))
@@ -759,7 +787,7 @@ fn the_default_idle_limits_are_32_per_host_and_100_in_total() {
 #[test]
 fn max_idle_per_host_zero_opens_a_new_connection_for_every_request() {
     let origin = Origin::plain();
-    let agent = common::builder().max_idle_per_host(0).build();
+    let agent = common::builder().max_idle_per_host(0).build().unwrap();
 
     for i in 0..3 {
         let path = format!("/{i}");
@@ -779,7 +807,7 @@ fn max_idle_per_host_zero_opens_a_new_connection_for_every_request() {
 #[test]
 fn max_idle_per_host_closes_connections_beyond_it() {
     let origin = Origin::plain();
-    let agent = common::builder().max_idle_per_host(1).build();
+    let agent = common::builder().max_idle_per_host(1).build().unwrap();
 
     let a = agent.get(origin.url("/a")).call().unwrap();
     let b = agent.get(origin.url("/b")).call().unwrap();
@@ -798,7 +826,7 @@ fn max_idle_in_total_evicts_the_least_recently_used_connection() {
     let a = Origin::plain();
     let b = Origin::plain();
     let c = Origin::plain();
-    let agent = common::builder().max_idle(2).build();
+    let agent = common::builder().max_idle(2).build().unwrap();
     let get = |origin: &Origin, path: &str| {
         let body = agent.get(origin.url(path)).call().unwrap().text().unwrap();
         assert_eq!(body, path);
@@ -834,7 +862,8 @@ fn the_reaper_closes_an_idle_connection_without_another_request() {
     let origin = Origin::plain();
     let agent = common::builder()
         .idle_timeout(Duration::from_millis(200))
-        .build();
+        .build()
+        .unwrap();
 
     let started = Instant::now();
     assert_eq!(
@@ -910,7 +939,8 @@ fn max_lifetime_closes_an_idle_connection() {
     let origin = Origin::plain();
     let agent = common::builder()
         .max_lifetime(Duration::from_millis(300))
-        .build();
+        .build()
+        .unwrap();
 
     let started = Instant::now();
     assert_eq!(
@@ -934,7 +964,7 @@ fn max_lifetime_closes_an_idle_connection() {
 fn max_lifetime_closes_a_connection_that_comes_back_too_old() {
     let origin = Origin::plain();
     let lifetime = Duration::from_millis(200);
-    let agent = common::builder().max_lifetime(lifetime).build();
+    let agent = common::builder().max_lifetime(lifetime).build().unwrap();
 
     let resp = agent.get(origin.url("/")).call().unwrap();
     let opened_before = Instant::now();
@@ -1111,7 +1141,8 @@ fn assert_a_late_response_is_never_the_next_answer(tls: bool) {
     let agent = common::builder()
         .add_root_certificate(common::pki().ca_pem.as_bytes())
         .resolve("localhost", vec![server.addr()])
-        .build();
+        .build()
+        .unwrap();
 
     assert_eq!(
         agent.get(url("/first")).call().unwrap().text().unwrap(),
@@ -1417,7 +1448,10 @@ fn a_server_closing_idle_connections_at_random_never_fails_an_idempotent_request
         conn.close();
     });
     let key = server.pool_key();
-    let agent = common::builder().max_connections_per_host(2).build();
+    let agent = common::builder()
+        .max_connections_per_host(2)
+        .build()
+        .unwrap();
 
     let threads = 4;
     let per_thread = 50;

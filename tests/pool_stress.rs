@@ -333,7 +333,10 @@ fn many_threads_over_limited_hosts_with_cancels_deadlines_and_server_closes() {
     let fds_before = common::open_fds();
 
     let servers: Vec<_> = (0..SERVERS as u64).map(ChurnServer::start).collect();
-    let agent = Agent::builder().max_connections_per_host(LIMIT).build();
+    let agent = Agent::builder()
+        .max_connections_per_host(LIMIT)
+        .build()
+        .unwrap();
     let urls: Vec<_> = servers.iter().map(|s| s.url("")).collect();
     let tokens: Tokens = Arc::new((0..THREADS).map(|_| Mutex::new(None)).collect());
 

@@ -90,7 +90,8 @@ fn a_caller_set_proxy_authorization_never_enters_the_tunnel() {
     let agent = common::builder()
         .proxy(Proxy::new(&format!("http://user:pass@{}", proxy.addr)).unwrap())
         .add_root_certificate(common::pki().ca_pem.as_bytes())
-        .build();
+        .build()
+        .unwrap();
     let url = format!("https://localhost:{}/secret", origin.port());
     let resp = agent
         .get(&url)
@@ -130,7 +131,8 @@ fn a_plain_request_through_a_proxy_carries_proxy_authorization_to_the_proxy() {
     let proxy = Server::fixed(common::ok("via proxy"));
     let agent = common::builder()
         .proxy(Proxy::new(&format!("http://{}", proxy.addr())).unwrap())
-        .build();
+        .build()
+        .unwrap();
     let resp = agent
         .get("http://origin.invalid:8080/page")
         .header("Proxy-Authorization", "Basic Y2FsbGVyOnNlY3JldA==")

@@ -15,7 +15,8 @@ fn a_burst_passes_then_requests_are_spaced_at_the_rate() {
     let server = Server::fixed(ok("x"));
     let agent = common::builder()
         .rate_limit(RateLimit::per_second(20.0).burst(3))
-        .build();
+        .build()
+        .unwrap();
     let started = Instant::now();
     for _ in 0..3 {
         agent.get(server.url("/")).call().unwrap().text().unwrap();
@@ -36,7 +37,8 @@ fn a_wait_longer_than_the_deadline_fails_at_once() {
     let server = Server::fixed(ok("x"));
     let agent = common::builder()
         .rate_limit(RateLimit::per_second(0.1))
-        .build();
+        .build()
+        .unwrap();
     agent.get(server.url("/")).call().unwrap().text().unwrap();
     let started = Instant::now();
     let err = agent
@@ -58,7 +60,8 @@ fn a_host_limit_leaves_other_hosts_alone() {
     let fast = Server::fixed(ok("fast"));
     let agent = common::builder()
         .host_rate_limit(&slow.addr().to_string(), RateLimit::per_second(0.1))
-        .build();
+        .build()
+        .unwrap();
     agent.get(slow.url("/")).call().unwrap().text().unwrap();
     for _ in 0..20 {
         agent.get(fast.url("/")).call().unwrap().text().unwrap();
@@ -76,7 +79,8 @@ fn a_rate_limit_wait_is_cancelled_promptly() {
     let server = Server::fixed(ok("x"));
     let agent = common::builder()
         .rate_limit(RateLimit::per_second(0.2))
-        .build();
+        .build()
+        .unwrap();
     agent.get(server.url("/")).call().unwrap().text().unwrap();
     let token = windlass::CancelToken::new();
     let (tx, rx) = std::sync::mpsc::channel();

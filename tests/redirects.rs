@@ -179,7 +179,7 @@ fn eleven_redirects_are_too_many_by_default() {
 #[test]
 fn configured_max_redirects_is_the_limit() {
     let server = chain_server();
-    let agent = common::builder().max_redirects(3).build();
+    let agent = common::builder().max_redirects(3).build().unwrap();
     let resp = agent.get(server.url("/chain/3")).call().unwrap();
     assert_eq!(resp.text().unwrap(), "done");
     let err = agent.get(server.url("/chain/4")).call().unwrap_err();
@@ -189,7 +189,7 @@ fn configured_max_redirects_is_the_limit() {
 #[test]
 fn max_redirects_zero_returns_the_redirect_response() {
     let server = start_to_end(302);
-    let agent = common::builder().max_redirects(0).build();
+    let agent = common::builder().max_redirects(0).build().unwrap();
     let resp = agent.get(server.url("/start")).call().unwrap();
     assert_eq!(resp.status().as_u16(), 302);
     assert_eq!(resp.header("location"), Some("/end"));
@@ -311,7 +311,8 @@ fn credentials_are_dropped_when_the_host_changes() {
     });
     let agent = common::builder()
         .resolve("localhost", vec![server.addr()])
-        .build();
+        .build()
+        .unwrap();
     let resp = send_with_credentials(&agent, &server.url("/start"));
     assert_eq!(resp.url().host_str(), Some("localhost"));
     assert_eq!(resp.text().unwrap(), "done");
@@ -412,7 +413,8 @@ fn a_header_named_on_the_agent_or_the_request_is_kept_across_origins() {
     let (server, other) = redirecting_to_other_port(302);
     let agent = common::builder()
         .keep_header_on_redirect(HeaderName::from_static("x-custom"))
-        .build();
+        .build()
+        .unwrap();
     let request = agent
         .get(server.url("/start"))
         .keep_header_on_redirect(HeaderName::from_static("x-auth-token"));
@@ -429,7 +431,8 @@ fn a_caller_set_host_never_crosses_origins() {
     let (server, other) = redirecting_to_other_port(302);
     let agent = common::builder()
         .keep_header_on_redirect(HeaderName::from_static("host"))
-        .build();
+        .build()
+        .unwrap();
     agent
         .get(server.url("/start"))
         .header("Host", "internal.example")
@@ -491,7 +494,8 @@ fn https_to_http_redirect_is_refused_by_default() {
     let agent = common::builder()
         .add_root_certificate(common::pki().ca_pem.as_bytes())
         .resolve("localhost", vec![tls.addr()])
-        .build();
+        .build()
+        .unwrap();
     let err = agent.get(tls.https_url("/start")).call().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InsecureRedirect);
     assert_eq!(tls.request().target, "/start");
@@ -509,7 +513,8 @@ fn https_to_http_redirect_is_followed_when_allowed() {
         .add_root_certificate(common::pki().ca_pem.as_bytes())
         .resolve("localhost", vec![tls.addr()])
         .https_to_http_redirects(true)
-        .build();
+        .build()
+        .unwrap();
     let resp = send_with_credentials(&agent, &tls.https_url("/start"));
     assert_eq!(resp.url().scheme(), "http");
     assert_eq!(resp.text().unwrap(), "done");
@@ -526,7 +531,8 @@ fn secrets_are_not_sent_in_cleartext_after_an_allowed_https_to_http_redirect() {
         .add_root_certificate(common::pki().ca_pem.as_bytes())
         .resolve("localhost", vec![tls.addr()])
         .https_to_http_redirects(true)
-        .build();
+        .build()
+        .unwrap();
     send_with_custom_headers(agent.get(tls.https_url("/start")))
         .text()
         .unwrap();

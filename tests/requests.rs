@@ -219,7 +219,7 @@ fn custom_accept_encoding_header_replaces_the_default() {
 #[test]
 fn agent_user_agent_replaces_the_default() {
     let server = Server::fixed(OK);
-    let agent = common::builder().user_agent("agent/2").build();
+    let agent = common::builder().user_agent("agent/2").build().unwrap();
     agent.get(server.url("/")).call().unwrap();
     assert_eq!(server.request().header_all("user-agent"), ["agent/2"]);
 }
@@ -519,7 +519,7 @@ fn error_for_status_passes_2xx_and_3xx_through() {
         ),
         _ => Reply::keep("HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok"),
     });
-    let agent = common::builder().max_redirects(0).build();
+    let agent = common::builder().max_redirects(0).build().unwrap();
     let resp = agent.get(server.url("/new")).call().unwrap();
     let resp = resp.error_for_status().unwrap();
     assert_eq!(resp.status().as_u16(), 201);
@@ -569,7 +569,8 @@ fn durations_too_large_to_add_mean_never() {
         .leak_warn_after(std::time::Duration::MAX)
         .dns_ttl(std::time::Duration::MAX)
         .max_connections_per_host(1)
-        .build();
+        .build()
+        .unwrap();
     for _ in 0..3 {
         let text = agent.get(server.url("/")).call().unwrap().text().unwrap();
         assert_eq!(text, "fine");
@@ -661,7 +662,8 @@ fn assert_the_early_answer_is_returned(status: u16, close: EarlyClose, tls: bool
     let agent = common::builder()
         .add_root_certificate(common::pki().ca_pem.as_bytes())
         .resolve("localhost", vec![addr])
-        .build();
+        .build()
+        .unwrap();
     let scheme = if tls { "https" } else { "http" };
     let url = format!("{scheme}://localhost:{}/upload", addr.port());
     let uploads: [(&str, Upload); 2] = [

@@ -24,6 +24,7 @@ fn trusting_agent(server: &Server) -> Agent {
         .add_root_certificate(common::pki().ca_pem.as_bytes())
         .resolve("localhost", vec![server.addr()])
         .build()
+        .unwrap()
 }
 
 /// The rustls certificate error somewhere in the source chain of `err`.
@@ -121,7 +122,8 @@ fn certificate_from_an_untrusted_ca_is_rejected() {
     let server = https_server(&common::pki().valid);
     let agent = common::builder()
         .resolve("localhost", vec![server.addr()])
-        .build();
+        .build()
+        .unwrap();
     assert_rejected(server, agent, |e| {
         matches!(e, CertificateError::UnknownIssuer)
     });
@@ -135,7 +137,8 @@ fn invalid_root_pem_is_a_tls_error_at_the_first_request() {
             b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
         )
         .resolve("localhost", vec![server.addr()])
-        .build();
+        .build()
+        .unwrap();
     let err = agent.get(server.https_url("/")).call().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Tls, "{err}");
 }
@@ -146,7 +149,8 @@ fn danger_accept_invalid_certs_accepts_a_self_signed_certificate() {
     let agent = common::builder()
         .danger_accept_invalid_certs(true)
         .resolve("localhost", vec![server.addr()])
-        .build();
+        .build()
+        .unwrap();
     let resp = agent.get(server.https_url("/")).call().unwrap();
     assert_eq!(resp.text().unwrap(), "secure");
 }
@@ -158,7 +162,8 @@ fn danger_accept_invalid_certs_accepts_a_wrong_name_and_an_expired_certificate()
         let agent = common::builder()
             .danger_accept_invalid_certs(true)
             .resolve("localhost", vec![server.addr()])
-            .build();
+            .build()
+            .unwrap();
         let resp = agent.get(server.https_url("/")).call().unwrap();
         assert_eq!(resp.text().unwrap(), "secure");
     }
@@ -184,7 +189,8 @@ fn danger_accept_invalid_certs_is_scoped_to_its_agent() {
     let lax = common::builder()
         .danger_accept_invalid_certs(true)
         .resolve("localhost", vec![server.addr()])
-        .build();
+        .build()
+        .unwrap();
     assert_eq!(
         lax.get(server.https_url("/"))
             .call()
@@ -245,7 +251,8 @@ fn a_second_connection_resumes_the_tls_session() {
         .add_root_certificate(common::pki().ca_pem.as_bytes())
         .resolve("localhost", vec![server.addr()])
         .max_idle_per_host(0)
-        .build();
+        .build()
+        .unwrap();
     let first = agent.get(server.https_url("/")).call().unwrap();
     assert_eq!(first.timings().tls_resumed, Some(false));
     first.text().unwrap();

@@ -20,7 +20,7 @@ pub fn windlass_agent(ca_pem: Option<&str>, idle: usize) -> windlass::Agent {
     if let Some(pem) = ca_pem {
         builder = builder.add_root_certificate(pem.as_bytes());
     }
-    builder.build()
+    builder.build().unwrap()
 }
 
 /// Sends a windlass request and returns the response with its body unread.

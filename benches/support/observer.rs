@@ -44,7 +44,8 @@ pub fn measure(url: &str, requests: usize, rounds: usize) -> Result<ObserverCost
     let plain = windlass::Agent::new();
     let hooked = windlass::Agent::builder()
         .hook(Counter(Arc::clone(&events)))
-        .build();
+        .build()
+        .unwrap();
     round(&plain, url, requests.div_ceil(10))?;
     round(&hooked, url, requests.div_ceil(10))?;
     events.store(0, Ordering::Relaxed);

@@ -95,7 +95,7 @@ pub fn run(args: &BenchArgs, token: &CancelToken) -> Result<(), Failure> {
     if let Some(t) = args.idle_timeout {
         builder = builder.idle_timeout(t);
     }
-    let client = Client::new(builder.build(), &args.client, token)?;
+    let client = Client::new(builder.build()?, &args.client, token)?;
 
     let requests = match (args.requests, args.duration) {
         (None, None) => Some(DEFAULT_REQUESTS),

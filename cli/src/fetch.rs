@@ -76,7 +76,7 @@ pub fn run(args: &FetchArgs, token: &CancelToken) -> Result<(), Failure> {
         )
     })?;
     let jobs = name_jobs(urls);
-    let agent = client::builder(&args.client)?.build();
+    let agent = client::builder(&args.client)?.build()?;
     let client = Client::new(agent, &args.client, token)?;
 
     let started = Instant::now();

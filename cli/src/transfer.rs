@@ -21,7 +21,7 @@ struct Payload {
 
 pub fn run(args: &TransferArgs, token: &CancelToken) -> Result<(), Failure> {
     let url = args.url.as_deref().unwrap_or_default();
-    let agent = client::builder(&args.client)?.build();
+    let agent = client::builder(&args.client)?.build()?;
     let client = Client::new(agent, &args.client, token)?;
     let payload = payload(args)?;
     let method = match (&args.method, args.head, &payload) {

@@ -45,7 +45,7 @@ pub fn builder() -> windlass::AgentBuilder {
 
 /// An agent with the defaults and the safety-net timeout of [`builder`].
 pub fn agent() -> windlass::Agent {
-    builder().build()
+    builder().build().unwrap()
 }
 
 /// The agent's pool key for plain HTTP to 127.0.0.1:`port`, as
