@@ -11,7 +11,10 @@
 //!
 //! A third row, without a target, measures the same overshoot for a bare
 //! std socket with a read timeout (`SO_RCVTIMEO`): the floor of any client
-//! that times its reads out that way on this machine.
+//! that times its reads out that way on this machine. Then the same for
+//! response-head limits of 10 s and 30 s (three calls each, side by side),
+//! where the kernel's timer wheel rounds a plain socket timeout by hundreds
+//! of milliseconds.
 //!
 //! Prints median and p99 of each against the targets (median < 1 ms,
 //! p99 < 10 ms) with PASS/MISS. `--quick` (or `WINDLASS_BENCH_QUICK=1`) runs
@@ -66,7 +69,7 @@ fn hold(mut stream: TcpStream, heads: Sender<()>) {
 }
 
 /// Latencies in seconds, and the calls that ended the wrong way.
-#[derive(Default)]
+#[derive(Default, Debug)]
 struct Sample {
     secs: Vec<f64>,
     errors: Vec<String>,
@@ -123,14 +126,33 @@ fn deadline_overshoot(agent: &windlass::Agent, url: &str) -> Sample {
     sample
 }
 
+/// A call whose response-head limit is `limit`, against the silent server:
+/// the long limits, which the kernel's timer wheel rounds most coarsely.
+fn head_limit_overshoot(agent: &windlass::Agent, url: &str, limit: Duration) -> Sample {
+    let mut sample = Sample::default();
+    let start = Instant::now();
+    let result = agent.get(url).timeout_response_head(limit).call();
+    let elapsed = start.elapsed();
+    match result {
+        Err(e) if e.kind() == ErrorKind::Timeout(Phase::ResponseHead) => {
+            sample
+                .secs
+                .push(elapsed.as_secs_f64() - limit.as_secs_f64());
+        }
+        Err(e) => sample.errors.push(format!("wrong error: {e}")),
+        Ok(_) => sample.errors.push("a response from a silent server".into()),
+    }
+    sample
+}
+
 /// The overshoot floor of `SO_RCVTIMEO`: a bare std socket with
-/// `set_read_timeout(50 ms)` (`SO_RCVTIMEO`) reading from the silent server.
+/// `set_read_timeout(limit)` (`SO_RCVTIMEO`) reading from the silent server.
 /// The kernel rounds that timeout to its timer tick, so a client built on
 /// it cannot overshoot less than this.
-fn rcvtimeo_overshoot(addr: SocketAddr) -> Sample {
+fn rcvtimeo_overshoot(addr: SocketAddr, limit: Duration) -> Sample {
     let mut sample = Sample::default();
     let result = TcpStream::connect(addr).and_then(|mut s| {
-        s.set_read_timeout(Some(DEADLINE))?;
+        s.set_read_timeout(Some(limit))?;
         let start = Instant::now();
         let read = s.read(&mut [0u8; 16]);
         Ok((read, start.elapsed()))
@@ -139,7 +161,7 @@ fn rcvtimeo_overshoot(addr: SocketAddr) -> Sample {
         Ok((Err(e), elapsed)) if is_timeout(&e) => {
             sample
                 .secs
-                .push(elapsed.as_secs_f64() - DEADLINE.as_secs_f64());
+                .push(elapsed.as_secs_f64() - limit.as_secs_f64());
         }
         Ok((Err(e), _)) | Err(e) => sample.errors.push(format!("std socket: {e}")),
         Ok((Ok(_), _)) => sample
@@ -212,7 +234,51 @@ fn main() {
 
     let cancel = repeat(n, || cancel_latency(&agent, &url, &heads));
     let overshoot = repeat(n, || deadline_overshoot(&agent, &url));
-    let floor = repeat(n.min(50), || rcvtimeo_overshoot(addr));
+    let floor = repeat(n.min(50), || rcvtimeo_overshoot(addr, DEADLINE));
+    // The long limits run side by side (3 calls each, about 30 s in all);
+    // --quick skips them.
+    let long: Vec<(String, Sample, bool)> = if quick {
+        Vec::new()
+    } else {
+        let runs: Vec<(String, thread::JoinHandle<Sample>, bool)> = [10u64, 30]
+            .into_iter()
+            .flat_map(|secs| {
+                let limit = Duration::from_secs(secs);
+                let (agent, url) = (agent.clone(), url.clone());
+                let ours = thread::spawn(move || {
+                    let parts: Vec<_> = (0..3)
+                        .map(|_| {
+                            let (agent, url) = (agent.clone(), url.clone());
+                            thread::spawn(move || head_limit_overshoot(&agent, &url, limit))
+                        })
+                        .collect();
+                    let mut all = Sample::default();
+                    for p in parts {
+                        let s = p.join().unwrap_or_default();
+                        all.secs.extend(s.secs);
+                        all.errors.extend(s.errors);
+                    }
+                    all
+                });
+                let bare = thread::spawn(move || repeat(1, || rcvtimeo_overshoot(addr, limit)));
+                [
+                    (
+                        format!("overshoot, `.timeout_response_head({secs} s)`"),
+                        ours,
+                        true,
+                    ),
+                    (
+                        format!("overshoot of a bare std socket, `set_read_timeout({secs} s)`"),
+                        bare,
+                        false,
+                    ),
+                ]
+            })
+            .collect();
+        runs.into_iter()
+            .map(|(name, h, judged)| (name, h.join().unwrap_or_default(), judged))
+            .collect()
+    };
 
     println!("## windlass: cancel and deadline latency ({n} iterations each)\n");
     println!("| measurement | ok/n | median | p99 | min | max | target | result |");
@@ -235,9 +301,14 @@ fn main() {
         &floor,
         false,
     );
+    for (name, sample, judged) in &long {
+        let n = sample.secs.len() + sample.errors.len();
+        row(name, n, sample, *judged);
+    }
 
     let errors: Vec<_> = [&cancel, &overshoot, &floor]
-        .iter()
+        .into_iter()
+        .chain(long.iter().map(|(_, s, _)| s))
         .flat_map(|s| &s.errors)
         .collect();
     for e in &errors {

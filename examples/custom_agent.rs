@@ -19,8 +19,9 @@ fn main() -> Result<(), windlass::Error> {
         .max_connections_per_host(4)
         .idle_timeout(Duration::from_secs(60))
         .retry(windlass::Retry::default())
-        .build()
-        .unwrap();
+        // Reports a setting that cannot work (a malformed host key, a bad
+        // certificate) instead of failing later.
+        .build()?;
 
     let workers: Vec<_> = (0..8)
         .map(|i| {
@@ -41,7 +42,15 @@ fn main() -> Result<(), windlass::Error> {
         .cancel_token(&token)
         .call()
         .expect_err("a cancelled token stops the request");
-    println!("cancelled request: {err}");
+    // Display says what went wrong and where; the cause, if any, is
+    // `source()`: walk the chain to show everything.
+    let mut report = err.to_string();
+    let mut cause = std::error::Error::source(&err);
+    while let Some(c) = cause {
+        report.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    println!("cancelled request: {report}");
 
     print!("{}", agent.pool_stats());
     Ok(())

@@ -19,10 +19,7 @@ impl windlass::Hook for PrintEvents {
 fn main() -> Result<(), windlass::Error> {
     env_logger::init();
     let base = std::env::args().nth(1).unwrap_or_else(demo_server::start);
-    let agent = windlass::Agent::builder()
-        .hook(PrintEvents)
-        .build()
-        .unwrap();
+    let agent = windlass::Agent::builder().hook(PrintEvents).build()?;
 
     for _ in 0..2 {
         let response = agent.get(&base).call()?;

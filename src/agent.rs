@@ -3,12 +3,12 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderValue, Method};
 
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::inflight::{InFlightList, Registry};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::observe::Hook;
@@ -48,19 +48,42 @@ impl Timeouts {
         }
     }
 
-    /// These limits with every limit set in `overrides` taking precedence.
-    pub(crate) fn with(self, overrides: &Timeouts) -> Timeouts {
+    /// These limits with every phase limit a request set taking precedence,
+    /// a limit it switched off included.
+    pub(crate) fn with(self, overrides: &PhaseOverrides) -> Timeouts {
+        let PhaseOverrides {
+            dns,
+            connect,
+            tls,
+            write,
+            response_head,
+            read,
+            pool_wait,
+        } = *overrides;
         Timeouts {
-            overall: overrides.overall.or(self.overall),
-            dns: overrides.dns.or(self.dns),
-            connect: overrides.connect.or(self.connect),
-            tls: overrides.tls.or(self.tls),
-            write: overrides.write.or(self.write),
-            response_head: overrides.response_head.or(self.response_head),
-            read: overrides.read.or(self.read),
-            pool_wait: overrides.pool_wait.or(self.pool_wait),
+            overall: self.overall,
+            dns: dns.unwrap_or(self.dns),
+            connect: connect.unwrap_or(self.connect),
+            tls: tls.unwrap_or(self.tls),
+            write: write.unwrap_or(self.write),
+            response_head: response_head.unwrap_or(self.response_head),
+            read: read.unwrap_or(self.read),
+            pool_wait: pool_wait.unwrap_or(self.pool_wait),
         }
     }
+}
+
+/// The phase limits one request sets: `None` leaves the agent's limit,
+/// `Some(None)` switches the phase's limit off, `Some(Some(d))` replaces it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PhaseOverrides {
+    pub dns: Option<Option<Duration>>,
+    pub connect: Option<Option<Duration>>,
+    pub tls: Option<Option<Duration>>,
+    pub write: Option<Option<Duration>>,
+    pub response_head: Option<Option<Duration>>,
+    pub read: Option<Option<Duration>>,
+    pub pool_wait: Option<Option<Duration>>,
 }
 
 /// Everything an agent was built with; immutable afterwards.
@@ -80,6 +103,8 @@ pub(crate) struct Config {
     pub decompress: bool,
     pub proxy: Option<Proxy>,
     pub leak_warn_after: Option<Duration>,
+    /// The slowest a body may arrive; `None`: only the read-idle timeout.
+    pub min_speed: Option<crate::MinSpeed>,
     #[cfg(feature = "tls")]
     pub tls: crate::tls::TlsSettings,
 }
@@ -108,6 +133,7 @@ impl Default for Config {
             decompress: cfg!(feature = "gzip"),
             proxy: None,
             leak_warn_after: Some(Duration::from_secs(60)),
+            min_speed: None,
             #[cfg(feature = "tls")]
             tls: crate::tls::TlsSettings::default(),
         }
@@ -123,25 +149,20 @@ pub(crate) struct AgentInner {
     pub metrics: Arc<Metrics>,
     pub hook: Option<Arc<dyn Hook>>,
     pub limiter: Limiter,
+    /// Built by `AgentBuilder::build`, so a bad certificate is an error there
+    /// and not at the first https request.
     #[cfg(feature = "tls")]
-    tls: OnceLock<Result<Arc<rustls::ClientConfig>, String>>,
-    #[cfg(not(feature = "tls"))]
-    #[allow(dead_code)]
-    tls: OnceLock<()>,
+    tls: Arc<rustls::ClientConfig>,
 }
 
 impl AgentInner {
-    /// The agent's one TLS config, built on first use so plain-HTTP agents
-    /// never pay for loading the root store.
+    /// The agent's one TLS config, shared by its connections so they can
+    /// resume sessions. Built and checked by `AgentBuilder::build`; the
+    /// `Result` keeps callers ready for a config that can fail later (a
+    /// reloaded certificate).
     #[cfg(feature = "tls")]
     pub(crate) fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>, Error> {
-        let built = self
-            .tls
-            .get_or_init(|| crate::tls::build_config(&self.config.tls).map_err(|e| e.to_string()));
-        match built {
-            Ok(config) => Ok(Arc::clone(config)),
-            Err(message) => Err(Error::new(crate::ErrorKind::Tls, message.clone())),
-        }
+        Ok(Arc::clone(&self.tls))
     }
 
     /// The pool key for a URL. Every setting that changes what a connection
@@ -154,11 +175,11 @@ impl AgentInner {
         };
         let host = url
             .host_str()
-            .ok_or_else(|| Error::new(crate::ErrorKind::InvalidUrl, "URL has no host"))?;
+            .ok_or_else(|| Error::new(ErrorKind::InvalidUrl, "URL has no host"))?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let port = url
             .port_or_known_default()
-            .ok_or_else(|| Error::new(crate::ErrorKind::InvalidUrl, "URL has no port"))?;
+            .ok_or_else(|| Error::new(ErrorKind::InvalidUrl, "URL has no port"))?;
         // The URL parser already lowercases domain names; only an odd input
         // (an opaque host) pays for another copy.
         let host: Arc<str> = if host.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -311,6 +332,8 @@ pub struct AgentBuilder {
     resolver: Option<Arc<dyn Resolver>>,
     overrides: HashMap<String, Vec<SocketAddr>>,
     dns_ttl: Option<Duration>,
+    /// The first setting that cannot work, reported by `build()`.
+    error: Option<Error>,
 }
 
 impl std::fmt::Debug for dyn Hook {
@@ -326,52 +349,75 @@ impl std::fmt::Debug for dyn Resolver {
 }
 
 impl AgentBuilder {
+    /// Remember the first setting that cannot work; `build()` reports it.
+    fn fail(&mut self, err: Error) {
+        if self.error.is_none() {
+            self.error = Some(err);
+        }
+    }
+
     /// Overall limit per request (redirects, retries and body included), like
     /// Go's `Client.Timeout`. Default: none (each phase is still bounded).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.config.timeouts.overall = Some(timeout);
+    ///
+    /// `None`: no overall limit; each phase keeps its own.
+    pub fn timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.config.timeouts.overall = timeout.into();
         self
     }
 
     /// Limit for resolving a host name. Default 10 s.
-    pub fn timeout_dns(mut self, timeout: Duration) -> Self {
-        self.config.timeouts.dns = Some(timeout);
+    ///
+    /// `None`: no limit for this phase; the overall timeout/deadline still applies.
+    pub fn timeout_dns(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.config.timeouts.dns = timeout.into();
         self
     }
 
     /// Limit for opening a TCP connection, all addresses together. Default 10 s.
-    pub fn timeout_connect(mut self, timeout: Duration) -> Self {
-        self.config.timeouts.connect = Some(timeout);
+    ///
+    /// `None`: no limit for this phase; the overall timeout/deadline still applies.
+    pub fn timeout_connect(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.config.timeouts.connect = timeout.into();
         self
     }
 
     /// Limit for the TLS handshake. Default 10 s.
-    pub fn timeout_tls(mut self, timeout: Duration) -> Self {
-        self.config.timeouts.tls = Some(timeout);
+    ///
+    /// `None`: no limit for this phase; the overall timeout/deadline still applies.
+    pub fn timeout_tls(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.config.timeouts.tls = timeout.into();
         self
     }
 
     /// Longest a write may make no progress. Default 30 s.
-    pub fn timeout_write(mut self, timeout: Duration) -> Self {
-        self.config.timeouts.write = Some(timeout);
+    ///
+    /// `None`: no limit for this phase; the overall timeout/deadline still applies.
+    pub fn timeout_write(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.config.timeouts.write = timeout.into();
         self
     }
 
     /// Limit for the response head, from the end of the request. Default 30 s.
-    pub fn timeout_response_head(mut self, timeout: Duration) -> Self {
-        self.config.timeouts.response_head = Some(timeout);
+    ///
+    /// `None`: no limit for this phase; the overall timeout/deadline still applies.
+    pub fn timeout_response_head(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.config.timeouts.response_head = timeout.into();
         self
     }
 
     /// Longest wait between two reads of body bytes. Default 30 s.
-    pub fn timeout_read(mut self, timeout: Duration) -> Self {
-        self.config.timeouts.read = Some(timeout);
+    ///
+    /// `None`: no limit for this phase; the overall timeout/deadline still applies.
+    pub fn timeout_read(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.config.timeouts.read = timeout.into();
         self
     }
 
     /// Longest wait for a connection slot when the host is at its limit. Default 30 s.
-    pub fn timeout_pool_wait(mut self, timeout: Duration) -> Self {
-        self.config.timeouts.pool_wait = Some(timeout);
+    ///
+    /// `None`: no limit for this phase; the overall timeout/deadline still applies.
+    pub fn timeout_pool_wait(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.config.timeouts.pool_wait = timeout.into();
         self
     }
 
@@ -394,12 +440,20 @@ impl AgentBuilder {
         self
     }
 
-    /// Limits for one host (`"api.example.com:443"`), overriding the agent's.
+    /// Limits for one host, overriding the agent's. `host_port` is the host
+    /// and port as in a URL: `"api.example.com:443"`, `"10.0.0.7:8080"`,
+    /// `"[::1]:8443"`. Host names are compared without regard to case.
+    ///
+    /// A key without a valid port (1 to 65535) or with an invalid host makes
+    /// [`build`](AgentBuilder::build) fail with
+    /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig).
     pub fn host_limits(mut self, host_port: &str, limits: HostLimits) -> Self {
-        self.config
-            .pool
-            .host_limits
-            .insert(host_port.to_ascii_lowercase(), limits);
+        match host_port_key("host_limits", host_port) {
+            Ok(key) => {
+                self.config.pool.host_limits.insert(key, limits);
+            }
+            Err(e) => self.fail(e),
+        }
         self
     }
 
@@ -449,6 +503,19 @@ impl AgentBuilder {
         self
     }
 
+    /// Fail a response body that arrives slower than `min` (curl's
+    /// `--speed-limit` / `--speed-time`), with
+    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout)`(`[`Phase::LowSpeed`](crate::Phase::LowSpeed)`)`.
+    /// The read-idle timeout restarts with every byte, so without this a
+    /// server sending one byte every 29 s holds a call open forever. Default:
+    /// none for streamed bodies; [`MinSpeed::BUFFERED_DEFAULT`](crate::MinSpeed::BUFFERED_DEFAULT)
+    /// for [`Response::text`](crate::Response::text) and
+    /// [`Response::bytes`](crate::Response::bytes).
+    pub fn min_speed(mut self, min: crate::MinSpeed) -> Self {
+        self.config.min_speed = Some(min);
+        self
+    }
+
     /// The retry policy for failures and retryable statuses. Default: none
     /// (the stale-connection retry is always on).
     pub fn retry(mut self, retry: Retry) -> Self {
@@ -457,9 +524,21 @@ impl AgentBuilder {
     }
 
     /// The User-Agent sent when a request sets none. Default `windlass/VERSION`.
+    ///
+    /// A value that is not a valid header value (a CR, LF or other control
+    /// character) makes [`build`](AgentBuilder::build) fail with
+    /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig).
     pub fn user_agent(mut self, user_agent: &str) -> Self {
-        if let Ok(value) = HeaderValue::from_str(user_agent) {
-            self.config.user_agent = value;
+        match HeaderValue::from_str(user_agent) {
+            Ok(value) => self.config.user_agent = value,
+            // The http crate's error says no more than this message.
+            Err(_) => self.fail(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "user_agent: {user_agent:?} is not a valid header value \
+                     (control characters such as CR and LF are not allowed)"
+                ),
+            )),
         }
         self
     }
@@ -495,9 +574,26 @@ impl AgentBuilder {
     }
 
     /// Use these addresses for `host` instead of resolving it (like curl's
-    /// `--resolve`). A port of 0 means the URL's port.
+    /// `--resolve`). A port of 0 means the URL's port. `host` is the host
+    /// alone, without a port; names are compared without regard to case.
+    ///
+    /// An empty list or a host with a port makes
+    /// [`build`](AgentBuilder::build) fail with
+    /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig).
     pub fn resolve(mut self, host: &str, addrs: Vec<SocketAddr>) -> Self {
-        self.overrides.insert(host.to_ascii_lowercase(), addrs);
+        if addrs.is_empty() {
+            self.fail(Error::new(
+                ErrorKind::InvalidConfig,
+                format!("resolve: no addresses given for {host:?}"),
+            ));
+            return self;
+        }
+        match host_key("resolve", host) {
+            Ok(key) => {
+                self.overrides.insert(key, addrs);
+            }
+            Err(e) => self.fail(e),
+        }
         self
     }
 
@@ -513,8 +609,12 @@ impl AgentBuilder {
         self
     }
 
-    /// Also trust the certificates in this PEM. A PEM without a certificate
-    /// makes https requests fail with [`ErrorKind::Tls`](crate::ErrorKind::Tls).
+    /// Also trust the certificates in this PEM (one or more `CERTIFICATE`
+    /// blocks). May be called repeatedly.
+    ///
+    /// A PEM without a certificate, or with one that cannot be parsed or
+    /// used as a root, makes [`build`](AgentBuilder::build) fail with
+    /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig).
     #[cfg(feature = "tls")]
     pub fn add_root_certificate(mut self, pem: &[u8]) -> Self {
         self.config.tls.extra_roots.push(pem.to_vec());
@@ -522,14 +622,19 @@ impl AgentBuilder {
     }
 
     /// Trust only the certificates added with `add_root_certificate`, not the
-    /// built-in webpki roots.
+    /// built-in webpki roots. Without any added certificate no server could be
+    /// trusted, so [`build`](AgentBuilder::build) fails with
+    /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig).
     #[cfg(feature = "tls")]
     pub fn only_added_roots(mut self, only: bool) -> Self {
         self.config.tls.only_extra_roots = only;
         self
     }
 
-    /// Present a client certificate (PEM chain and PEM private key).
+    /// Present a client certificate (PEM chain, leaf first, and PEM private
+    /// key). A chain or key that cannot be parsed, or a key that does not
+    /// belong to the certificate, makes [`build`](AgentBuilder::build) fail
+    /// with [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig).
     #[cfg(feature = "tls")]
     pub fn client_certificate(mut self, chain_pem: &[u8], key_pem: &[u8]) -> Self {
         self.config.tls.client_cert = Some((chain_pem.to_vec(), key_pem.to_vec()));
@@ -551,11 +656,18 @@ impl AgentBuilder {
         self
     }
 
-    /// Limit the request rate to one host (`"api.example.com:443"`),
-    /// overriding [`rate_limit`](AgentBuilder::rate_limit) for it.
+    /// Limit the request rate to one host, overriding
+    /// [`rate_limit`](AgentBuilder::rate_limit) for it. `host_port` is written
+    /// as for [`host_limits`](AgentBuilder::host_limits):
+    /// `"api.example.com:443"`; a malformed one makes
+    /// [`build`](AgentBuilder::build) fail.
     pub fn host_rate_limit(mut self, host_port: &str, limit: RateLimit) -> Self {
-        self.host_rate_limits
-            .insert(host_port.to_ascii_lowercase(), limit);
+        match host_port_key("host_rate_limit", host_port) {
+            Ok(key) => {
+                self.host_rate_limits.insert(key, limit);
+            }
+            Err(e) => self.fail(e),
+        }
         self
     }
 
@@ -567,10 +679,28 @@ impl AgentBuilder {
 
     /// Build the agent, or report the first setting that cannot work.
     ///
+    /// What is checked: the [`user_agent`](AgentBuilder::user_agent) value;
+    /// the `host:port` keys of [`host_limits`](AgentBuilder::host_limits) and
+    /// [`host_rate_limit`](AgentBuilder::host_rate_limit); the hosts and
+    /// addresses given to [`resolve`](AgentBuilder::resolve); and, with the
+    /// `tls` feature, the certificates (`add_root_certificate`,
+    /// `client_certificate`) and `only_added_roots` without an added root.
+    /// The TLS configuration is built here, once, so a bad certificate is
+    /// reported now rather than by the first https request.
+    ///
+    /// ```
+    /// let err = windlass::Agent::builder()
+    ///     .host_limits("api.example.com", windlass::HostLimits::default())
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(err.kind(), windlass::ErrorKind::InvalidConfig);
+    /// assert!(err.to_string().starts_with("host_limits: "));
+    /// ```
+    ///
     /// # Errors
     ///
-    /// An invalid setting, named in the error, with kind
-    /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig).
+    /// The first invalid setting, named at the start of the message, with
+    /// kind [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig).
     pub fn build(self) -> Result<Agent, Error> {
         let AgentBuilder {
             config,
@@ -580,7 +710,13 @@ impl AgentBuilder {
             resolver,
             overrides,
             dns_ttl,
+            error,
         } = self;
+        if let Some(err) = error {
+            return Err(err);
+        }
+        #[cfg(feature = "tls")]
+        let tls = crate::tls::build_config(&config.tls)?;
         #[cfg(feature = "tls")]
         if config.tls.danger_accept_invalid_certs {
             log::warn!(
@@ -605,8 +741,126 @@ impl AgentBuilder {
                 metrics,
                 hook,
                 limiter: Limiter::new(rate_limit, host_rate_limits),
-                tls: OnceLock::new(),
+                #[cfg(feature = "tls")]
+                tls,
             }),
         })
+    }
+}
+
+/// A `host:port` key as the pool and the rate limiter look hosts up (the
+/// form of [`PoolKey::authority`]): the host as the URL parser writes it
+/// (lowercase, IDNA, IPv6 in brackets) and a port from 1 to 65535.
+fn host_port_key(setting: &str, host_port: &str) -> Result<String, Error> {
+    let invalid = |why: &str| {
+        Error::new(
+            ErrorKind::InvalidConfig,
+            format!("{setting}: {host_port:?} is not host:port ({why})"),
+        )
+    };
+    let Some((host, port)) = host_port.rsplit_once(':') else {
+        return Err(invalid(
+            "the port is missing, as in \"api.example.com:443\"",
+        ));
+    };
+    if host.contains(':') && !host.starts_with('[') {
+        return Err(invalid(
+            "an IPv6 address goes in brackets, as in \"[::1]:443\"",
+        ));
+    }
+    let digits = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
+    let port = match port.parse::<u16>() {
+        Ok(n) if digits && n != 0 => n,
+        _ => return Err(invalid("the port must be a number from 1 to 65535")),
+    };
+    if host.is_empty() {
+        return Err(invalid("the host is missing"));
+    }
+    let host = url::Host::parse(host).map_err(|e| {
+        Error::with_source(
+            ErrorKind::InvalidConfig,
+            format!("{setting}: {host_port:?} is not host:port (the host is not valid)"),
+            e,
+        )
+    })?;
+    Ok(format!("{host}:{port}"))
+}
+
+/// A host (no port) as the resolver looks it up: lowercase, IDNA, an IPv6
+/// address without brackets.
+fn host_key(setting: &str, host: &str) -> Result<String, Error> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<std::net::Ipv6Addr>() {
+        return Ok(ip.to_string());
+    }
+    if host.contains(':') {
+        return Err(Error::new(
+            ErrorKind::InvalidConfig,
+            format!(
+                "{setting}: {host:?} has a port; give the host alone \
+                 (an address with port 0 takes the URL's port)"
+            ),
+        ));
+    }
+    match url::Host::parse(host) {
+        Ok(url::Host::Domain(name)) => Ok(name),
+        Ok(other) => Ok(other.to_string()),
+        Err(e) => Err(Error::with_source(
+            ErrorKind::InvalidConfig,
+            format!("{setting}: {host:?} is not a valid host name"),
+            e,
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_keys_take_the_form_of_pool_keys() {
+        let key = |s| host_port_key("host_limits", s);
+        assert_eq!(key("API.Example.com:443").unwrap(), "api.example.com:443");
+        assert_eq!(key("127.0.0.1:8080").unwrap(), "127.0.0.1:8080");
+        assert_eq!(key("[0:0::1]:8443").unwrap(), "[::1]:8443");
+        for bad in [
+            "api.example.com",
+            "api.example.com:",
+            "api.example.com:0",
+            "api.example.com:65536",
+            "api.example.com:+80",
+            ":443",
+            "::1:443",
+            "http://a:80",
+            "a b:80",
+        ] {
+            let err = key(bad).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{bad}");
+            assert!(err.to_string().starts_with("host_limits: "), "{err}");
+        }
+    }
+
+    #[test]
+    fn resolve_hosts_take_the_form_of_url_hosts() {
+        let key = |s| host_key("resolve", s);
+        assert_eq!(key("LocalHost").unwrap(), "localhost");
+        assert_eq!(key("[::1]").unwrap(), "::1");
+        assert_eq!(key("10.0.0.1").unwrap(), "10.0.0.1");
+        assert!(key("localhost:443").is_err());
+        assert!(key("a b").is_err());
+    }
+
+    #[test]
+    fn a_phase_switched_off_for_a_request_has_no_limit() {
+        let agent = Timeouts::safe_defaults();
+        let overrides = PhaseOverrides {
+            connect: Some(None),
+            read: Some(Some(Duration::from_secs(1))),
+            ..PhaseOverrides::default()
+        };
+        let merged = agent.with(&overrides);
+        assert_eq!(merged.connect, None);
+        assert_eq!(merged.read, Some(Duration::from_secs(1)));
+        assert_eq!(merged.dns, agent.dns);
     }
 }

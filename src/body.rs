@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use crate::conn::Conn;
 use crate::deadline::Deadline;
 use crate::error::{Error, ErrorKind, Phase};
+use crate::exchange::{Exchange, Limit};
 use crate::http1::Decoder;
-use crate::observe::Observer;
 use crate::pool::{CloseReason, Lease, Pool};
+use crate::speed::SpeedCheck;
 
 /// Most bytes read to save a connection whose body was dropped early.
 const DRAIN_MAX: u64 = 64 * 1024;
@@ -33,15 +34,17 @@ pub(crate) struct Held {
     pub lease: Lease,
     pub pool: Pool,
     pub reusable: bool,
-    pub overall: Deadline,
-    pub observer: Observer,
+    /// The limit of each body read: the overall deadline and the read-idle timeout.
+    pub limit: Limit,
+    /// The attempt, still reporting until the body ends.
+    pub ex: Exchange,
 }
 
 impl Held {
     /// The body ended: the connection goes back to the pool if it may.
     fn finish(self) {
         if self.reusable {
-            self.observer.connection_returned();
+            self.ex.observer.connection_returned();
             self.pool.release(self.lease, self.conn);
         } else {
             self.close(CloseReason::NotReusable);
@@ -59,7 +62,7 @@ impl Held {
     }
 
     fn close(self, reason: CloseReason) {
-        self.observer.connection_closed(reason);
+        self.ex.observer.connection_closed(reason);
         self.pool.discard(self.lease, self.conn, reason);
     }
 }
@@ -79,6 +82,8 @@ pub(crate) struct RawBody {
     /// Bytes a decoder may still take before it must produce output; reset
     /// by [`Body`] whenever it does. Unlimited for an identity body.
     input_without_output: u64,
+    /// The minimum speed, when one applies.
+    speed: Option<SpeedCheck>,
 }
 
 impl RawBody {
@@ -91,6 +96,7 @@ impl RawBody {
             consumed: 0,
             wire_limit: u64::MAX,
             input_without_output: u64::MAX,
+            speed: None,
         };
         if body.decoder.is_done() {
             body.finish();
@@ -105,7 +111,7 @@ impl RawBody {
 
     fn finish(&mut self) {
         if let Some(held) = self.held.take() {
-            held.observer.body_done(self.started);
+            held.ex.observer.body_done(self.started);
             held.finish();
         }
     }
@@ -153,9 +159,10 @@ impl RawBody {
                 .is_none_or(|n| n <= DRAIN_MAX);
         if worth_it {
             let deadline = held
-                .overall
+                .ex
+                .overall()
                 .min(Deadline::after(Instant::now(), Some(DRAIN_BUDGET)));
-            held.conn.set_phase(Phase::Body, deadline, None);
+            held.conn.limit = Limit::until(Phase::Body, deadline, None);
             let mut drained = 0u64;
             loop {
                 let Some(held) = self.held.as_mut() else {
@@ -190,16 +197,41 @@ impl Read for RawBody {
             self.ended()?;
             return Ok(0);
         };
+        held.conn.limit = self
+            .speed
+            .as_ref()
+            .map_or(held.limit, |s| s.limit(held.limit));
         match self.decoder.read(&mut held.conn, out) {
             Ok(n) => {
                 self.consumed += n as u64;
-                held.observer.metrics.received(n as u64);
+                held.ex.observer.metrics.received(n as u64);
+                self.check_speed(n)?;
                 if self.decoder.is_done() {
                     self.finish();
                 }
                 Ok(n)
             }
             Err(e) => Err(self.fail(e)),
+        }
+    }
+}
+
+impl RawBody {
+    /// Measure the body against its minimum speed, if it has one.
+    pub(crate) fn set_min_speed(&mut self, min: crate::MinSpeed) {
+        self.speed = Some(SpeedCheck::new(min, Instant::now()));
+    }
+
+    fn check_speed(&mut self, n: usize) -> io::Result<()> {
+        let (Some(speed), Some(held)) = (self.speed.as_mut(), self.held.as_ref()) else {
+            return Ok(());
+        };
+        match speed.record(n, Instant::now(), &held.conn.sock.host) {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                self.fail_as(err.kind());
+                Err(err.into())
+            }
         }
     }
 }
@@ -243,6 +275,10 @@ impl BufRead for RawBody {
             self.ended()?;
             return Ok(&[]);
         };
+        held.conn.limit = self
+            .speed
+            .as_ref()
+            .map_or(held.limit, |s| s.limit(held.limit));
         let empty = match self.decoder.fill_buf(&mut held.conn) {
             Ok(buf) => buf.is_empty(),
             Err(e) => return Err(self.fail(e)),
@@ -257,8 +293,12 @@ impl BufRead for RawBody {
 
     fn consume(&mut self, n: usize) {
         self.count_input(n);
+        // A decoder consumes what it read: that is when the bytes count.
+        if self.check_speed(n).is_err() {
+            return;
+        }
         if let Some(held) = self.held.as_mut() {
-            held.observer.metrics.received(n as u64);
+            held.ex.observer.metrics.received(n as u64);
             self.decoder.consume(&mut held.conn, n);
             if self.decoder.is_done() {
                 self.finish();
@@ -369,7 +409,13 @@ impl Body {
     /// than holding more than `limit` decoded bytes.
     pub(crate) fn read_limited(&mut self, limit: u64) -> Result<Vec<u8>, Error> {
         // The compressed stream is held to the same limit as its output.
-        self.raw_mut().wire_limit = limit;
+        let raw = self.raw_mut();
+        raw.wire_limit = limit;
+        // Nobody reads a buffered body as it arrives, so nobody would give up
+        // on one that dribbles: a default minimum speed does.
+        if raw.speed.is_none() {
+            raw.set_min_speed(crate::MinSpeed::BUFFERED_DEFAULT);
+        }
         let mut out = Vec::new();
         let mut chunk = [0u8; 16 * 1024];
         loop {

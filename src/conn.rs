@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::deadline::{CancelHook, CancelToken, Deadline};
 use crate::error::{Error, Phase};
+use crate::exchange::{Limit, Setting};
 
 /// The read buffer's resting size; it grows for a large response head and
 /// shrinks back before the connection goes idle.
@@ -25,40 +26,13 @@ const PRECISE_WINDOW: Duration = Duration::from_millis(8);
 /// How often that polling looks at the socket.
 const POLL_STEP: Duration = Duration::from_micros(200);
 
-/// What the current operation on a connection is allowed.
-#[derive(Clone)]
-pub(crate) struct IoCtx {
-    /// The limit for the phase as a whole (overall deadline included).
-    pub deadline: Deadline,
-    /// A limit per read or write, restarted each time (the read-idle timeout).
-    pub per_op: Option<Duration>,
-    pub phase: Phase,
-    pub phase_started: Instant,
-    pub cancel: Option<CancelToken>,
-}
-
-impl IoCtx {
-    pub(crate) fn new(phase: Phase, deadline: Deadline, cancel: Option<&CancelToken>) -> IoCtx {
-        IoCtx {
-            deadline,
-            per_op: None,
-            phase,
-            phase_started: Instant::now(),
-            cancel: cancel.cloned(),
-        }
-    }
-
-    fn is_cancelled(&self) -> bool {
-        self.cancel.as_ref().is_some_and(|c| c.is_cancelled())
-    }
-}
-
-/// A TCP socket that applies the [`IoCtx`] to every read and write.
+/// A TCP socket whose reads and writes run under the [`Limit`] they are given.
+/// It remembers only the kernel timeouts it last set, to skip the syscall
+/// when they have not changed.
 pub(crate) struct Socket {
     tcp: Arc<TcpStream>,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
-    pub ctx: IoCtx,
     /// "host:port", for messages.
     pub host: Arc<str>,
 }
@@ -69,42 +43,33 @@ enum Dir {
     Write,
 }
 
+/// How long to let the kernel wait when `left` remains before the deadline.
+///
+/// The kernel rounds a socket timeout up to its timer wheel's granularity,
+/// which grows with the timeout: about 1/8 of it for long ones (a 30 s timeout
+/// fires up to 0.8 s late). Arming it an eighth early, and again for what is
+/// left each time it fires, converges on the deadline in a few wake-ups; the
+/// last [`PRECISE_WINDOW`] is polled.
+fn kernel_wait(left: Duration) -> Duration {
+    left.saturating_sub(left / 8)
+        .saturating_sub(PRECISE_WINDOW)
+        .max(Duration::from_millis(1))
+}
+
 impl Socket {
-    /// A socket not yet in use: [`Conn::begin`] gives it its limits.
+    /// A socket not yet in use.
     pub(crate) fn new(tcp: TcpStream, host: Arc<str>) -> Socket {
         let _ = tcp.set_nodelay(true);
         Socket {
             tcp: Arc::new(tcp),
             read_timeout: None,
             write_timeout: None,
-            ctx: IoCtx::new(Phase::Connect, Deadline::Never, None),
             host,
         }
     }
 
     pub(crate) fn tcp(&self) -> &TcpStream {
         &self.tcp
-    }
-
-    /// Time allowed for one operation, `Err` when it has already run out.
-    fn op_deadline(&self) -> Deadline {
-        self.ctx
-            .deadline
-            .min(Deadline::after(Instant::now(), self.ctx.per_op))
-    }
-
-    fn budget(&self, until: Deadline) -> io::Result<Option<Duration>> {
-        if self.ctx.is_cancelled() {
-            return Err(Error::cancelled(self.ctx.phase).into());
-        }
-        match until.remaining() {
-            Some(Duration::ZERO) => Err(self.timeout_error()),
-            other => Ok(other),
-        }
-    }
-
-    fn timeout_error(&self) -> io::Error {
-        Error::timeout(self.ctx.phase, &self.host, self.ctx.phase_started.elapsed()).into()
     }
 
     fn apply_timeout(&mut self, dir: Dir, want: Option<Duration>) -> io::Result<()> {
@@ -133,19 +98,6 @@ impl Socket {
         Ok(())
     }
 
-    /// Map an error from the socket to what the caller should see.
-    fn map_err(&self, e: io::Error) -> Option<io::Error> {
-        if self.ctx.is_cancelled() {
-            return Some(Error::cancelled(self.ctx.phase).into());
-        }
-        match e.kind() {
-            // The kernel timeout fired; retry unless the budget is really spent.
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => None,
-            io::ErrorKind::Interrupted => None,
-            _ => Some(e),
-        }
-    }
-
     /// Shut the socket down (used by cancel hooks and when discarding).
     pub(crate) fn shutdown(&self) {
         let _ = self.tcp.shutdown(Shutdown::Both);
@@ -158,34 +110,51 @@ impl Socket {
             let _ = tcp.shutdown(Shutdown::Both);
         })
     }
-}
 
-impl Socket {
-    /// Run one read or write under the current limits. The kernel timeout is
-    /// set to end [`PRECISE_WINDOW`] early: the kernel rounds it up to its
-    /// timer tick, which would overshoot the deadline by milliseconds, so the
-    /// last stretch is waited out by polling instead.
+    /// Run one read or write under `limit`. A kernel timeout that fires
+    /// early is not an error: the operation resumes with what is left.
     fn run_op(
         &mut self,
         dir: Dir,
+        limit: &Limit,
+        cancel: Option<&CancelToken>,
         mut op: impl FnMut(&TcpStream) -> io::Result<usize>,
     ) -> io::Result<usize> {
-        let until = self.op_deadline();
+        let cancelled = || cancel.is_some_and(CancelToken::is_cancelled);
+        let (until, setting) = limit.for_op(Instant::now());
         loop {
-            let budget = self.budget(until)?;
-            if budget.is_some_and(|left| left <= PRECISE_WINDOW) {
-                return self.finish_precisely(until, &mut op);
+            if cancelled() {
+                return Err(Error::cancelled(limit.phase).into());
             }
-            self.apply_timeout(dir, budget.map(|left| left - PRECISE_WINDOW))?;
+            let budget = until.remaining();
+            if budget == Some(Duration::ZERO) {
+                return Err(self.timeout(limit, setting));
+            }
+            if budget.is_some_and(|left| left <= PRECISE_WINDOW) {
+                return self.finish_precisely(until, limit, setting, cancel, &mut op);
+            }
+            self.apply_timeout(dir, budget.map(kernel_wait))?;
             match op(&self.tcp) {
                 Ok(n) => return Ok(n),
-                Err(e) => {
-                    if let Some(e) = self.map_err(e) {
-                        return Err(e);
-                    }
+                Err(e) if cancelled() => {
+                    drop(e);
+                    return Err(Error::cancelled(limit.phase).into());
                 }
+                // The kernel timeout fired, or a signal: look at the budget again.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => return Err(e),
             }
         }
+    }
+
+    fn timeout(&self, limit: &Limit, setting: Option<Setting>) -> io::Error {
+        limit.timeout(&self.host, setting).into()
     }
 
     /// Poll a non-blocking socket until the operation succeeds, fails, is
@@ -194,21 +163,25 @@ impl Socket {
     fn finish_precisely(
         &mut self,
         until: Deadline,
+        limit: &Limit,
+        setting: Option<Setting>,
+        cancel: Option<&CancelToken>,
         op: &mut impl FnMut(&TcpStream) -> io::Result<usize>,
     ) -> io::Result<usize> {
+        let cancelled = || cancel.is_some_and(CancelToken::is_cancelled);
         self.tcp.set_nonblocking(true)?;
         let result = loop {
-            if self.ctx.is_cancelled() {
-                break Err(Error::cancelled(self.ctx.phase).into());
+            if cancelled() {
+                break Err(Error::cancelled(limit.phase).into());
             }
             match op(&self.tcp) {
                 Ok(n) => break Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => break Err(self.map_err(e).unwrap_or_else(|| self.timeout_error())),
+                Err(e) => break Err(e),
             }
             match until.remaining() {
-                Some(Duration::ZERO) => break Err(self.timeout_error()),
+                Some(Duration::ZERO) => break Err(self.timeout(limit, setting)),
                 Some(left) => std::thread::sleep(left.min(POLL_STEP)),
                 None => std::thread::sleep(POLL_STEP),
             }
@@ -220,20 +193,33 @@ impl Socket {
     }
 }
 
-impl Read for Socket {
+/// A socket with the limit and token of the operation at hand: what rustls
+/// and the read loops see as `Read` + `Write`.
+pub(crate) struct Bound<'a> {
+    sock: &'a mut Socket,
+    limit: &'a Limit,
+    cancel: Option<&'a CancelToken>,
+}
+
+impl Read for Bound<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.run_op(Dir::Read, |mut tcp| tcp.read(buf))?;
+        let n = self
+            .sock
+            .run_op(Dir::Read, self.limit, self.cancel, |mut tcp| tcp.read(buf))?;
         // A cancel shuts the socket down, which reads as EOF.
-        if n == 0 && !buf.is_empty() && self.ctx.is_cancelled() {
-            return Err(Error::cancelled(self.ctx.phase).into());
+        if n == 0 && !buf.is_empty() && self.cancel.is_some_and(CancelToken::is_cancelled) {
+            return Err(Error::cancelled(self.limit.phase).into());
         }
         Ok(n)
     }
 }
 
-impl Write for Socket {
+impl Write for Bound<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.run_op(Dir::Write, |mut tcp| tcp.write(buf))
+        self.sock
+            .run_op(Dir::Write, self.limit, self.cancel, |mut tcp| {
+                tcp.write(buf)
+            })
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -264,7 +250,12 @@ pub(crate) struct Conn {
     /// Reused buffer for writing request heads.
     pub wbuf: Vec<u8>,
     pub info: ConnInfo,
-    cancel_hook: Option<CancelHook>,
+    /// The token of the request using the connection, and the hook that
+    /// shuts the socket down when it is cancelled.
+    watched: Option<(CancelToken, CancelHook)>,
+    /// The limit of the read the framing layer makes next. Set by the request
+    /// before each phase that reads through the framing layer.
+    pub limit: Limit,
 }
 
 impl Conn {
@@ -284,7 +275,8 @@ impl Conn {
                 idle_since: None,
                 server_keep_alive: None,
             },
-            cancel_hook: None,
+            watched: None,
+            limit: Limit::none(Phase::Connect),
         }
     }
 
@@ -303,66 +295,80 @@ impl Conn {
     }
 
     #[cfg(feature = "tls")]
-    pub(crate) fn tls_handshake(&mut self) -> io::Result<()> {
+    pub(crate) fn tls_handshake(&mut self, limit: &Limit) -> io::Result<()> {
+        let cancel = self.watched.as_ref().map(|(t, _)| t);
+        let mut io = Bound {
+            sock: &mut self.sock,
+            limit,
+            cancel,
+        };
         if let Some(tls) = self.tls.as_mut() {
             while tls.is_handshaking() {
-                tls.complete_io(&mut self.sock)?;
+                tls.complete_io(&mut io)?;
             }
         }
         Ok(())
     }
 
-    /// Start an operation: set its limits and, with a token, make cancel shut
-    /// the socket down. Returns false when the token is already cancelled.
-    pub(crate) fn begin(&mut self, ctx: IoCtx) -> bool {
-        // A connection opened for this request already watches its token.
-        let watching = self.cancel_hook.is_some()
-            && match (&self.sock.ctx.cancel, &ctx.cancel) {
-                (Some(old), Some(new)) => old.same_as(new),
-                _ => false,
-            };
-        self.sock.ctx = ctx;
-        if !watching {
-            self.cancel_hook = match &self.sock.ctx.cancel {
-                None => None,
-                Some(token) => match self.sock.watch(token) {
-                    Some(hook) => Some(hook),
-                    None => return false,
-                },
+    /// Make `token` (the request's) stop this connection: a cancel shuts the
+    /// socket down, so a blocked read or write returns at once. Returns false
+    /// when the token is already cancelled.
+    pub(crate) fn watch(&mut self, token: Option<&CancelToken>) -> bool {
+        let Some(token) = token else {
+            self.watched = None;
+            return true;
+        };
+        let already = self
+            .watched
+            .as_ref()
+            .is_some_and(|(old, _)| old.same_as(token));
+        if !already {
+            self.watched = match self.sock.watch(token) {
+                Some(hook) => Some((token.clone(), hook)),
+                None => return false,
             };
         }
-        !self.sock.ctx.is_cancelled()
+        !token.is_cancelled()
     }
 
-    /// Switch to the next phase of the same request.
-    pub(crate) fn set_phase(&mut self, phase: Phase, deadline: Deadline, per_op: Option<Duration>) {
-        self.sock.ctx.phase = phase;
-        self.sock.ctx.deadline = deadline;
-        self.sock.ctx.per_op = per_op;
-        self.sock.ctx.phase_started = Instant::now();
-    }
-
+    /// Whether the request's token was cancelled.
     pub(crate) fn was_cancelled(&self) -> bool {
-        self.sock.ctx.is_cancelled()
+        self.watched
+            .as_ref()
+            .is_some_and(|(token, _)| token.is_cancelled())
     }
 
     fn read_transport(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let limit = self.limit;
+        let cancel = self.watched.as_ref().map(|(t, _)| t);
+        let mut io = Bound {
+            sock: &mut self.sock,
+            limit: &limit,
+            cancel,
+        };
         #[cfg(feature = "tls")]
         if let Some(tls) = self.tls.as_mut() {
-            return read_tls_plaintext(tls, &mut self.sock, out);
+            return read_tls_plaintext(tls, &mut io, out);
         }
-        self.sock.read(out)
+        io.read(out)
     }
 
-    /// Write all of `data` (one syscall for plain TCP when the kernel takes it all).
-    pub(crate) fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+    /// Write all of `data` under `limit` (one syscall for plain TCP when the
+    /// kernel takes it all).
+    pub(crate) fn write_all(&mut self, data: &[u8], limit: &Limit) -> io::Result<()> {
+        let cancel = self.watched.as_ref().map(|(t, _)| t);
+        let mut io = Bound {
+            sock: &mut self.sock,
+            limit,
+            cancel,
+        };
         #[cfg(feature = "tls")]
         if let Some(tls) = self.tls.as_mut() {
-            let mut stream = rustls::Stream::new(&mut **tls, &mut self.sock);
+            let mut stream = rustls::Stream::new(&mut **tls, &mut io);
             stream.write_all(data)?;
             return stream.flush();
         }
-        self.sock.write_all(data)
+        io.write_all(data)
     }
 
     /// Buffered bytes not yet consumed.
@@ -432,10 +438,13 @@ impl Conn {
     /// The hook is removed before the flag is read: `cancel()` sets the flag
     /// before it takes the hooks, so a hook that still runs implies the flag.
     pub(crate) fn detach_cancel(&mut self) -> bool {
-        drop(self.cancel_hook.take());
-        let cancelled = self.sock.ctx.is_cancelled();
-        self.sock.ctx.cancel = None;
-        cancelled
+        match self.watched.take() {
+            None => false,
+            Some((token, hook)) => {
+                drop(hook);
+                token.is_cancelled()
+            }
+        }
     }
 
     /// Prepare to rest in the pool: no unread bytes may remain, and a buffer
@@ -560,7 +569,7 @@ impl Conn {
 #[cfg(feature = "tls")]
 fn read_tls_plaintext(
     tls: &mut rustls::ClientConnection,
-    sock: &mut Socket,
+    sock: &mut Bound<'_>,
     out: &mut [u8],
 ) -> io::Result<usize> {
     // Each pass reads at least one more record from the socket, or returns.
@@ -629,7 +638,7 @@ mod tests {
     fn read_times_out_with_the_phase_named() {
         let (mut conn, _server) = pair();
         let deadline = Deadline::after(Instant::now(), Some(Duration::from_millis(30)));
-        conn.set_phase(Phase::ResponseHead, deadline, None);
+        conn.limit = Limit::until(Phase::ResponseHead, deadline, None);
         let err = conn.fill_buf().unwrap_err();
         let err = Error::from_io(err);
         assert_eq!(err.kind(), crate::ErrorKind::Timeout(Phase::ResponseHead));
@@ -639,7 +648,8 @@ mod tests {
     fn cancel_wakes_a_blocked_read() {
         let (mut conn, _server) = pair();
         let token = CancelToken::new();
-        assert!(conn.begin(IoCtx::new(Phase::Body, Deadline::Never, Some(&token))));
+        assert!(conn.watch(Some(&token)));
+        conn.limit = Limit::none(Phase::Body);
         let other = token.clone();
         let t = std::thread::spawn(move || {
             let err = conn.fill_buf().map(|b| b.len()).unwrap_err();
@@ -647,6 +657,24 @@ mod tests {
         });
         other.cancel();
         assert_eq!(t.join().unwrap(), crate::ErrorKind::Cancelled);
+    }
+
+    #[test]
+    fn a_long_kernel_timeout_is_armed_early_and_converges() {
+        // Each wake-up leaves an eighth (plus the polled window) to go, so a
+        // 30 s wait reaches the last 8 ms in a handful of wake-ups.
+        let mut left = Duration::from_secs(30);
+        let mut wakeups = 0;
+        while left > PRECISE_WINDOW {
+            let wait = kernel_wait(left);
+            assert!(wait < left, "{wait:?} >= {left:?}");
+            // The kernel may fire up to an eighth late: still before the deadline.
+            assert!(wait + wait / 8 < left + Duration::from_millis(1));
+            left -= wait;
+            wakeups += 1;
+            assert!(wakeups < 40, "does not converge");
+        }
+        assert!(wakeups <= 12, "{wakeups} wake-ups");
     }
 
     #[test]

@@ -8,69 +8,67 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::agent::{AgentInner, Timeouts};
-use crate::conn::{Conn, IoCtx, Socket};
+use crate::agent::AgentInner;
+use crate::conn::{Conn, Socket};
 use crate::deadline::{CancelToken, Deadline};
 use crate::error::{Error, ErrorKind, Phase};
-use crate::metrics::Timer;
+use crate::exchange::{Exchange, Limit};
 use crate::observe::{Event, Observer};
 use crate::pool::{PoolKey, Scheme};
-use crate::timings::Timings;
 
 /// RFC 8305's "Connection Attempt Delay": the next address is tried after this.
 const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
 
-/// Open a new connection for `key`, filling in the DNS, connect and TLS timings.
+/// Open a new connection for `key`: DNS, TCP, the proxy tunnel and TLS,
+/// each entered through the exchange.
 pub(crate) fn open(
     agent: &AgentInner,
     key: &PoolKey,
-    cfg: &Timeouts,
-    overall: Deadline,
-    cancel: Option<&CancelToken>,
-    timings: &mut Timings,
-    observer: &Observer,
+    ex: &mut Exchange,
 ) -> Result<Box<Conn>, Error> {
     let (dial_host, dial_port) = match &agent.config.proxy {
         Some(proxy) => (proxy.host.as_str(), proxy.port),
         None => (&*key.host, key.port),
     };
 
-    let started = Instant::now();
-    let dns_deadline = overall.min(Deadline::after(started, cfg.dns));
-    observer.emit(Event::DnsStart { host: dial_host });
+    let limit = ex.enter(Phase::Dns);
+    ex.emit(Event::DnsStart { host: dial_host });
     let (addrs, looked_up) = agent
         .dns
-        .lookup(dial_host, dial_port, dns_deadline, cancel)?;
-    observer.emit(Event::DnsDone {
+        .lookup(dial_host, dial_port, limit.deadline, ex.cancel())?;
+    ex.emit(Event::DnsDone {
         addrs: &addrs,
-        elapsed: started.elapsed(),
+        elapsed: limit.started.elapsed(),
     });
-    if looked_up {
-        timings.dns = Some(started.elapsed());
-    }
 
-    let connect_started = Instant::now();
-    let connect_deadline = overall.min(Deadline::after(connect_started, cfg.connect));
+    let limit = ex.enter(Phase::Connect);
+    if !looked_up {
+        // An IP literal, an override or a cached answer: no lookup happened.
+        ex.timings.dns = None;
+    }
     let authority: Arc<str> = Arc::from(key.authority());
-    let (tcp, remote) = connect_tcp(&addrs, connect_deadline, cancel, &authority, Some(observer))?;
-    let connect_time = connect_started.elapsed();
-    timings.connect = Some(connect_time);
-    timings.remote_addr = Some(remote);
-    observer.time(Timer::Connect, connect_time);
+    let (tcp, remote) = connect_tcp(
+        &addrs,
+        limit.deadline,
+        ex.cancel(),
+        &authority,
+        Some(&ex.observer),
+    )?;
+    ex.timings.remote_addr = Some(remote);
 
     let sock = Socket::new(tcp, Arc::clone(&authority));
     let id = agent.next_conn_id.fetch_add(1, Ordering::Relaxed);
     let mut conn = Box::new(Conn::new(sock, id, remote));
-    if !conn.begin(IoCtx::new(Phase::Connect, connect_deadline, cancel)) {
+    if !conn.watch(ex.cancel()) {
         return Err(Error::cancelled(Phase::Connect));
     }
 
     if key.scheme == Scheme::Https {
         if let Some(proxy) = &agent.config.proxy {
-            crate::proxy::tunnel(&mut conn, proxy, key, agent.config.max_head_size)?;
+            crate::proxy::tunnel(&mut conn, proxy, key, agent.config.max_head_size, &limit)?;
         }
-        let deadline = overall.min(Deadline::after(Instant::now(), cfg.tls));
-        handshake(agent, &mut conn, key, deadline, timings, observer)?;
+        let limit = ex.enter(Phase::Tls);
+        handshake(agent, &mut conn, key, &limit, ex)?;
     }
     log::debug!("opened connection {id} to {key} ({remote})");
     Ok(conn)
@@ -81,27 +79,21 @@ fn handshake(
     agent: &AgentInner,
     conn: &mut Conn,
     key: &PoolKey,
-    deadline: Deadline,
-    timings: &mut Timings,
-    observer: &Observer,
+    limit: &Limit,
+    ex: &mut Exchange,
 ) -> Result<(), Error> {
     let config = agent.tls_config()?;
     let name = crate::tls::server_name(&key.host)?;
     let tls = rustls::ClientConnection::new(config, name)
         .map_err(|e| Error::with_source(ErrorKind::Tls, "cannot start TLS", e))?;
-    let started = Instant::now();
-    observer.emit(Event::TlsStart);
-    conn.set_phase(Phase::Tls, deadline, None);
     conn.set_tls(Box::new(tls));
-    conn.tls_handshake()
+    conn.tls_handshake(limit)
         .map_err(|e| crate::tls::handshake_error(e, &key.authority()))?;
-    let elapsed = started.elapsed();
+    let elapsed = limit.started.elapsed();
     let resumed = conn.tls_resumed();
-    timings.tls = Some(elapsed);
-    timings.tls_resumed = Some(resumed);
-    observer.time(Timer::Tls, elapsed);
-    observer.metrics.tls_handshake(resumed);
-    observer.emit(Event::TlsDone { resumed, elapsed });
+    ex.timings.tls_resumed = Some(resumed);
+    ex.observer.metrics.tls_handshake(resumed);
+    ex.emit(Event::TlsDone { resumed, elapsed });
     Ok(())
 }
 
@@ -110,22 +102,17 @@ fn handshake(
     _agent: &AgentInner,
     _conn: &mut Conn,
     _key: &PoolKey,
-    _deadline: Deadline,
-    _timings: &mut Timings,
-    _observer: &Observer,
+    _limit: &Limit,
+    _ex: &mut Exchange,
 ) -> Result<(), Error> {
     Err(Error::new(
-        ErrorKind::InvalidUrl,
+        ErrorKind::TlsUnavailable,
         "https is not available: windlass was built without the `tls` feature",
     ))
 }
 
-fn connect_error(host: &str, addr: SocketAddr, err: io::Error) -> Error {
-    Error::with_source(
-        ErrorKind::Connect,
-        format!("cannot connect to {host} ({addr})"),
-        err,
-    )
+fn connect_error(addr: SocketAddr, err: io::Error) -> Error {
+    Error::with_source(ErrorKind::Connect, format!("cannot connect to {addr}"), err)
 }
 
 fn is_timeout(err: &io::Error) -> bool {
@@ -173,7 +160,7 @@ pub(crate) fn connect_tcp(
             Err(e) if is_timeout(&e) => {
                 Err(Error::timeout(Phase::Connect, host, started.elapsed()))
             }
-            Err(e) => Err(connect_error(host, *addr, e)),
+            Err(e) => Err(connect_error(*addr, e)),
         };
     }
     race(&interleave(addrs), deadline, cancel, host, started, &report)
@@ -265,7 +252,7 @@ fn race(
                 });
             if let Err(e) = spawned {
                 running -= 1;
-                last_error = Some(connect_error(host, addr, e));
+                last_error = Some(connect_error(addr, e));
                 continue;
             }
         }
@@ -303,7 +290,7 @@ fn race(
                 last_error = Some(if is_timeout(&e) {
                     Error::timeout(Phase::Connect, host, started.elapsed())
                 } else {
-                    connect_error(host, addr, e)
+                    connect_error(addr, e)
                 });
                 next_start = Instant::now();
             }

@@ -101,16 +101,27 @@ pub enum ErrorKind {
     BodyTooLarge,
     /// The URL cannot be used: bad syntax, unsupported scheme, no host.
     InvalidUrl,
-    /// A header name or value (or the method) could inject into the request.
+    /// A header name or value could inject into the request, or is not valid
+    /// HTTP.
     InvalidHeader,
+    /// The request method is not an HTTP token (it has a space, a CR or LF,
+    /// or another byte a method cannot have).
+    InvalidMethod,
     /// Another I/O error on the connection.
     Io,
     /// Returned by [`Response::error_for_status`](crate::Response::error_for_status) for 4xx and 5xx.
     Status(http::StatusCode),
     /// [`AgentBuilder::build`](crate::AgentBuilder::build) found a setting
     /// that cannot work (a bad certificate, an invalid header value, a
-    /// malformed host key).
+    /// malformed host key). The message names the setting.
     InvalidConfig,
+    /// A value could not be written as JSON
+    /// ([`RequestBuilder::send_json`](crate::RequestBuilder::send_json)), or
+    /// the response body is not the JSON asked for
+    /// ([`Response::json`](crate::Response::json)).
+    Json,
+    /// An https URL, and windlass was built without its `tls` feature.
+    TlsUnavailable,
 }
 
 impl fmt::Display for ErrorKind {
@@ -130,6 +141,9 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Io => f.write_str("io"),
             ErrorKind::Status(s) => write!(f, "status {}", s.as_u16()),
             ErrorKind::InvalidConfig => f.write_str("invalid config"),
+            ErrorKind::Json => f.write_str("json"),
+            ErrorKind::TlsUnavailable => f.write_str("tls unavailable"),
+            ErrorKind::InvalidMethod => f.write_str("invalid method"),
         }
     }
 }
@@ -138,6 +152,25 @@ type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// An error from windlass: [`kind()`](Error::kind), the [`url()`](Error::url)
 /// it concerns, a message a person can act on, and the underlying source.
+///
+/// `Display` says one thing once: the message and the URL (its password
+/// hidden), never the cause. The cause is the
+/// [`source()`](std::error::Error::source); to show a person the whole story,
+/// walk the chain:
+///
+/// ```
+/// fn report(err: &windlass::Error) -> String {
+///     let mut text = err.to_string();
+///     let mut cause = std::error::Error::source(err);
+///     while let Some(c) = cause {
+///         text.push_str(&format!(": {c}"));
+///         cause = c.source();
+///     }
+///     text
+/// }
+/// let err = windlass::get("http://exa mple.com/").call().unwrap_err();
+/// assert!(report(&err).starts_with("invalid URL"));
+/// ```
 pub struct Error {
     inner: Box<Inner>,
 }
@@ -263,6 +296,9 @@ impl From<Error> for io::Error {
             ErrorKind::Protocol => io::ErrorKind::InvalidData,
             ErrorKind::BodyTooLarge => io::ErrorKind::InvalidData,
             ErrorKind::Connect => io::ErrorKind::ConnectionRefused,
+            ErrorKind::Json => io::ErrorKind::InvalidData,
+            ErrorKind::InvalidMethod | ErrorKind::InvalidConfig => io::ErrorKind::InvalidInput,
+            ErrorKind::TlsUnavailable => io::ErrorKind::Unsupported,
             _ => io::ErrorKind::Other,
         };
         io::Error::new(kind, err)
@@ -287,11 +323,28 @@ impl fmt::Debug for Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.inner.message)?;
+        // The cause is `source()`, not part of this text: a reporter that
+        // walks the chain would otherwise print it twice.
         if let Some(url) = &self.inner.url {
             write!(f, " ({})", redacted(url))?;
         }
-        if let Some(source) = &self.inner.source {
-            write!(f, ": {source}")?;
+        Ok(())
+    }
+}
+
+/// An error and every cause behind it on one line, for logs:
+/// `message (url): cause: cause`.
+pub(crate) struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut next = self.0.source();
+        // Bounded: a cycle of sources would otherwise never end.
+        for _ in 0..16 {
+            let Some(cause) = next else { break };
+            write!(f, ": {cause}")?;
+            next = cause.source();
         }
         Ok(())
     }
@@ -343,5 +396,32 @@ mod tests {
         let url = Url::parse("http://user:secret@example.com/").unwrap();
         let e = Error::new(ErrorKind::Connect, "refused").at_url(&url);
         assert!(!e.to_string().contains("secret"));
+    }
+
+    #[test]
+    fn display_says_the_message_and_url_but_not_the_source() {
+        let url = Url::parse("http://example.com/x").unwrap();
+        let cause = io::Error::new(io::ErrorKind::ConnectionReset, "peer hung up");
+        let e = Error::with_source(ErrorKind::Io, "the connection failed", cause).at_url(&url);
+        assert_eq!(
+            e.to_string(),
+            "the connection failed (http://example.com/x)"
+        );
+        assert!(!e.to_string().contains("peer hung up"));
+        let source = std::error::Error::source(&e).expect("the cause is the source");
+        assert_eq!(source.to_string(), "peer hung up");
+    }
+
+    #[test]
+    fn every_kind_has_a_short_name() {
+        for kind in [
+            ErrorKind::Json,
+            ErrorKind::InvalidMethod,
+            ErrorKind::TlsUnavailable,
+            ErrorKind::InvalidConfig,
+        ] {
+            let name = kind.to_string();
+            assert!(!name.is_empty() && name == name.to_lowercase(), "{name}");
+        }
     }
 }

@@ -1,7 +1,6 @@
 //! Every checked-out connection, visible: the goroutine dump of the Go article,
 //! for connections. Also where the reaper finds bodies held too long.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
@@ -20,6 +19,8 @@ use crate::metrics::Metrics;
 pub enum InFlightPhase {
     /// Waiting for a connection slot.
     WaitingForSlot,
+    /// Waiting for the host's rate limit to allow another request.
+    RateLimited,
     /// Opening a connection (DNS, TCP, TLS).
     Connecting,
     /// Writing the request.
@@ -32,8 +33,9 @@ pub enum InFlightPhase {
 
 impl InFlightPhase {
     /// Indexed by the `repr(u8)` value.
-    const ALL: [InFlightPhase; 5] = [
+    const ALL: [InFlightPhase; 6] = [
         InFlightPhase::WaitingForSlot,
+        InFlightPhase::RateLimited,
         InFlightPhase::Connecting,
         InFlightPhase::Writing,
         InFlightPhase::AwaitingHead,
@@ -43,6 +45,7 @@ impl InFlightPhase {
     fn as_str(self) -> &'static str {
         match self {
             InFlightPhase::WaitingForSlot => "waiting for a slot",
+            InFlightPhase::RateLimited => "waiting for the rate limit",
             InFlightPhase::Connecting => "connecting",
             InFlightPhase::Writing => "writing",
             InFlightPhase::AwaitingHead => "awaiting the head",
@@ -57,13 +60,25 @@ impl fmt::Display for InFlightPhase {
     }
 }
 
-/// One request in flight.
+/// What `in_flight()` shows of a request, written into buffers the slot
+/// keeps, so tracking a request allocates nothing once the slot is warm.
+#[derive(Default)]
+struct Shown {
+    method: Option<Method>,
+    /// `host[:port]`.
+    host: String,
+    /// The path, without the query (which may carry secrets).
+    path: String,
+    call_site: Option<&'static Location<'static>>,
+}
+
+/// One slot of the registry: a request in flight, or free (`id` 0). Slots
+/// are reused, so a request costs no allocation on the hot path.
 pub(crate) struct Tracked {
-    pub id: u64,
-    pub method: Method,
-    pub url: Url,
-    pub call_site: &'static Location<'static>,
-    started: Instant,
+    id: AtomicU64,
+    shown: Mutex<Shown>,
+    /// Nanoseconds after the registry's epoch when the attempt started.
+    started: AtomicU64,
     phase: AtomicU8,
     /// Nanoseconds after the registry's epoch when the body was handed over.
     body_since: AtomicU64,
@@ -76,29 +91,66 @@ impl Tracked {
     }
 
     fn phase(&self) -> InFlightPhase {
-        InFlightPhase::ALL[usize::from(self.phase.load(Ordering::Relaxed)).min(4)]
+        let i = usize::from(self.phase.load(Ordering::Relaxed));
+        InFlightPhase::ALL[i.min(InFlightPhase::ALL.len() - 1)]
     }
+
+    /// The request's number, unique within the agent.
+    pub(crate) fn id(&self) -> u64 {
+        self.id.load(Ordering::Relaxed)
+    }
+
+    fn shown(&self) -> std::sync::MutexGuard<'_, Shown> {
+        self.shown.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Slots are spread over shards by thread, so threads making requests at
+/// once do not contend for one lock.
+const SHARDS: usize = 16;
+
+#[derive(Default)]
+struct Shard {
+    slots: Vec<Arc<Tracked>>,
+    free: Vec<usize>,
 }
 
 /// All requests in flight for one agent.
 pub(crate) struct Registry {
     epoch: Instant,
     next_id: AtomicU64,
-    entries: Mutex<HashMap<u64, Arc<Tracked>, crate::fnv::BuildFnv>>,
+    shards: [Mutex<Shard>; SHARDS],
     leak_after: Option<Duration>,
     metrics: Arc<Metrics>,
 }
 
-/// Keeps a request listed; dropping it takes the request off the list.
+/// Keeps a request listed; dropping it frees its slot.
 pub(crate) struct TrackGuard {
     pub tracked: Arc<Tracked>,
+    shard: usize,
+    slot: usize,
     registry: Arc<Registry>,
 }
 
 impl Drop for TrackGuard {
     fn drop(&mut self) {
-        self.registry.lock().remove(&self.tracked.id);
+        self.tracked.id.store(0, Ordering::Relaxed);
+        self.registry.lock(self.shard).free.push(self.slot);
     }
+}
+
+/// The shard of the calling thread: a number fixed per thread.
+fn my_shard() -> usize {
+    use std::sync::atomic::AtomicUsize;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.with(|s| *s)
+}
+
+fn nanos_since(epoch: Instant, t: Instant) -> u64 {
+    u64::try_from(t.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl Registry {
@@ -106,14 +158,24 @@ impl Registry {
         Registry {
             epoch: Instant::now(),
             next_id: AtomicU64::new(1),
-            entries: Mutex::default(),
+            shards: Default::default(),
             leak_after,
             metrics,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Tracked>, crate::fnv::BuildFnv>> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self, shard: usize) -> std::sync::MutexGuard<'_, Shard> {
+        self.shards[shard].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every slot in use now.
+    fn live(&self) -> Vec<Arc<Tracked>> {
+        let mut out = Vec::new();
+        for shard in 0..SHARDS {
+            let shard = self.lock(shard);
+            out.extend(shard.slots.iter().filter(|t| t.id() != 0).map(Arc::clone));
+        }
+        out
     }
 
     pub(crate) fn track(
@@ -122,19 +184,56 @@ impl Registry {
         url: &Url,
         call_site: &'static Location<'static>,
     ) -> TrackGuard {
-        let tracked = Arc::new(Tracked {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            method: method.clone(),
-            url: url.clone(),
-            call_site,
-            started: Instant::now(),
-            phase: AtomicU8::new(0),
-            body_since: AtomicU64::new(0),
-            warned: AtomicBool::new(false),
-        });
-        self.lock().insert(tracked.id, Arc::clone(&tracked));
+        let shard = my_shard();
+        let (slot, tracked) = {
+            let mut s = self.lock(shard);
+            match s.free.pop() {
+                Some(i) => (i, Arc::clone(&s.slots[i])),
+                None => {
+                    let t = Arc::new(Tracked {
+                        id: AtomicU64::new(0),
+                        shown: Mutex::default(),
+                        started: AtomicU64::new(0),
+                        phase: AtomicU8::new(0),
+                        body_since: AtomicU64::new(0),
+                        warned: AtomicBool::new(false),
+                    });
+                    s.slots.push(Arc::clone(&t));
+                    (s.slots.len() - 1, t)
+                }
+            }
+        };
+        tracked
+            .started
+            .store(nanos_since(self.epoch, Instant::now()), Ordering::Relaxed);
+        tracked.phase.store(0, Ordering::Relaxed);
+        tracked.body_since.store(0, Ordering::Relaxed);
+        tracked.warned.store(false, Ordering::Relaxed);
+        {
+            let mut shown = tracked.shown();
+            if shown.method.as_ref() != Some(method) {
+                shown.method = Some(method.clone());
+            }
+            shown.host.clear();
+            shown.host.push_str(url.host_str().unwrap_or(""));
+            if let Some(port) = url.port() {
+                use std::fmt::Write as _;
+                let _ = write!(shown.host, ":{port}");
+            }
+            shown.path.clear();
+            shown.path.push_str(url.path());
+            shown.call_site = Some(call_site);
+            // Set under the same lock a snapshot reads it with, so an entry
+            // is never shown with another request's number.
+            tracked.id.store(
+                self.next_id.fetch_add(1, Ordering::Relaxed),
+                Ordering::Relaxed,
+            );
+        }
         TrackGuard {
             tracked,
+            shard,
+            slot,
             registry: Arc::clone(self),
         }
     }
@@ -144,17 +243,17 @@ impl Registry {
     pub(crate) fn body_held(&self, tracked: &Tracked) -> Option<Instant> {
         tracked.set_phase(InFlightPhase::BodyHeld);
         let now = Instant::now();
-        let since = u64::try_from(now.duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
-        tracked.body_since.store(since.max(1), Ordering::Relaxed);
+        tracked
+            .body_since
+            .store(nanos_since(self.epoch, now).max(1), Ordering::Relaxed);
         self.leak_after.and_then(|after| now.checked_add(after))
     }
 
     /// Warn once about each body held too long; return the next time to look.
     pub(crate) fn check_leaks(&self, now: Instant) -> Option<Instant> {
         let after = self.leak_after?;
-        let entries: Vec<Arc<Tracked>> = self.lock().values().cloned().collect();
         let mut next: Option<Instant> = None;
-        for t in entries {
+        for t in self.live() {
             let since = t.body_since.load(Ordering::Relaxed);
             if since == 0 || t.warned.load(Ordering::Relaxed) {
                 continue;
@@ -166,13 +265,14 @@ impl Registry {
             if due <= now {
                 t.warned.store(true, Ordering::Relaxed);
                 self.metrics.leak();
+                let shown = t.shown();
                 log::warn!(
                     "response body of {} {}{} (requested at {}) has been held unread for {:.1} s; \
                      read it to the end or drop it so its connection can be reused",
-                    t.method,
-                    t.url.host_str().unwrap_or(""),
-                    t.url.path(),
-                    t.call_site,
+                    shown.method.as_ref().map_or("", Method::as_str),
+                    shown.host,
+                    shown.path,
+                    shown.call_site.map(ToString::to_string).unwrap_or_default(),
                     now.duration_since(held_at).as_secs_f64()
                 );
             } else {
@@ -185,17 +285,26 @@ impl Registry {
     pub(crate) fn snapshot(&self) -> InFlightList {
         let now = Instant::now();
         let mut list: Vec<InFlight> = self
-            .lock()
-            .values()
-            .map(|t| InFlight {
-                id: t.id,
-                host: t.url.host_str().unwrap_or("").to_string()
-                    + &t.url.port().map(|p| format!(":{p}")).unwrap_or_default(),
-                method: t.method.to_string(),
-                path: t.url.path().to_string(),
-                phase: t.phase(),
-                age: now.duration_since(t.started),
-                call_site: t.call_site.to_string(),
+            .live()
+            .iter()
+            .filter_map(|t| {
+                let shown = t.shown();
+                let id = t.id();
+                let started = self.epoch + Duration::from_nanos(t.started.load(Ordering::Relaxed));
+                // A slot freed while we looked is skipped.
+                (id != 0).then(|| InFlight {
+                    id,
+                    host: shown.host.clone(),
+                    method: shown
+                        .method
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
+                    path: shown.path.clone(),
+                    phase: t.phase(),
+                    age: now.saturating_duration_since(started),
+                    call_site: shown.call_site.map(ToString::to_string).unwrap_or_default(),
+                })
             })
             .collect();
         list.sort_by_key(|e| e.id);

@@ -48,6 +48,7 @@ mod conn;
 mod connect;
 mod deadline;
 mod error;
+mod exchange;
 mod fnv;
 mod http1;
 mod inflight;
@@ -62,6 +63,7 @@ mod resolve;
 mod response;
 mod retry;
 mod run;
+mod speed;
 mod timings;
 #[cfg(feature = "tls")]
 mod tls;
@@ -82,6 +84,7 @@ pub use request::{IntoUrl, RequestBuilder};
 pub use resolve::{Resolver, SystemResolver};
 pub use response::Response;
 pub use retry::Retry;
+pub use speed::MinSpeed;
 pub use timings::Timings;
 
 /// The types of the `http` crate that windlass uses in its API.
@@ -132,3 +135,9 @@ pub fn request(method: impl AsRef<str>, url: impl IntoUrl) -> RequestBuilder {
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+#[allow(unexpected_cfgs)]
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::http1::fuzzing::*;
+}

@@ -11,8 +11,11 @@ use http::{Method, StatusCode};
 use crate::error::ErrorKind;
 use crate::pool::{CloseReason, PoolStats};
 
-/// Upper bounds of the histogram buckets, in seconds.
-pub const BUCKETS: [f64; 14] = [
+/// Upper bounds of the histogram buckets, in seconds, ascending. A slice, not
+/// an array: adding a bucket changes no public type.
+pub const BUCKETS: &[f64] = &BOUNDS;
+
+const BOUNDS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
@@ -30,7 +33,7 @@ fn method_index(m: &Method) -> usize {
 
 #[derive(Default)]
 struct Histogram {
-    buckets: [AtomicU64; BUCKETS.len()],
+    buckets: [AtomicU64; BOUNDS.len()],
     count: AtomicU64,
     sum_nanos: AtomicU64,
 }
@@ -38,7 +41,7 @@ struct Histogram {
 impl Histogram {
     fn observe(&self, d: Duration) {
         let secs = d.as_secs_f64();
-        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+        if let Some(i) = BOUNDS.iter().position(|b| secs <= *b) {
             self.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
         self.count.fetch_add(1, Ordering::Relaxed);
@@ -232,54 +235,66 @@ fn error_labels(kind: ErrorKind) -> (&'static str, &'static str) {
         ErrorKind::Io => ("io", ""),
         ErrorKind::Status(_) => ("status", ""),
         ErrorKind::InvalidConfig => ("invalid_config", ""),
+        ErrorKind::InvalidMethod => ("invalid_method", ""),
+        ErrorKind::Json => ("json", ""),
+        ErrorKind::TlsUnavailable => ("tls_unavailable", ""),
     }
 }
 
 /// A histogram at one moment: cumulative bucket counts for [`BUCKETS`], count and sum.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HistogramSnapshot {
-    /// Observations at or below each bound of [`BUCKETS`], cumulative.
-    pub buckets: [u64; BUCKETS.len()],
+    buckets: [u64; BOUNDS.len()],
+    count: u64,
+    sum: Duration,
+}
+
+impl HistogramSnapshot {
+    /// Observations at or below each bound of [`BUCKETS`], cumulative: one
+    /// count per bound, in the same order.
+    pub fn buckets(&self) -> &[u64] {
+        &self.buckets
+    }
+
+    /// The upper bounds of [`buckets`](HistogramSnapshot::buckets), in
+    /// seconds (the same as [`BUCKETS`]).
+    pub fn bounds(&self) -> &'static [f64] {
+        BUCKETS
+    }
+
     /// All observations (the `+Inf` bucket).
-    pub count: u64,
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
     /// The sum of all observations.
-    pub sum: Duration,
+    pub fn sum(&self) -> Duration {
+        self.sum
+    }
 }
 
 /// An agent's metrics at one moment, from [`Agent::metrics`](crate::Agent::metrics).
+///
+/// Read it through its methods; [`to_prometheus`](MetricsSnapshot::to_prometheus)
+/// renders all of it.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct MetricsSnapshot {
-    /// Responses by method and status class (`"GET"`, `"2xx"`, count); zero rows omitted.
-    pub requests: Vec<(&'static str, &'static str, u64)>,
-    /// Errors by kind.
-    pub errors: Vec<(ErrorKind, u64)>,
-    /// Redirects followed.
-    pub redirects: u64,
-    /// Full TLS handshakes.
-    pub tls_full: u64,
-    /// Resumed TLS handshakes.
-    pub tls_resumed: u64,
-    /// Request bytes written (heads and bodies).
-    pub bytes_sent: u64,
-    /// Response bytes read (heads and framed bodies, before decompression).
-    pub bytes_received: u64,
-    /// Bodies held longer than `leak_warn_after`.
-    pub leaks: u64,
-    /// From the start of a request (redirects and retries included) to the
-    /// end of its body, read or drained; a body that fails or is closed
-    /// unread is not counted.
-    pub request_duration: HistogramSnapshot,
-    /// Waiting for a pool slot.
-    pub pool_wait: HistogramSnapshot,
-    /// TCP connect.
-    pub connect: HistogramSnapshot,
-    /// TLS handshakes.
-    pub tls: HistogramSnapshot,
-    /// From the start of a request to the first response byte.
-    pub first_byte: HistogramSnapshot,
-    /// The pool's gauges and connection counters.
-    pub pool: PoolStats,
+    requests: Vec<(&'static str, &'static str, u64)>,
+    errors: Vec<(ErrorKind, u64)>,
+    redirects: u64,
+    tls_full: u64,
+    tls_resumed: u64,
+    bytes_sent: u64,
+    bytes_received: u64,
+    leaks: u64,
+    request_duration: HistogramSnapshot,
+    pool_wait: HistogramSnapshot,
+    connect: HistogramSnapshot,
+    tls: HistogramSnapshot,
+    first_byte: HistogramSnapshot,
+    pool: PoolStats,
 }
 
 /// Escape a label value for the Prometheus text format.
@@ -297,7 +312,7 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 
 fn histogram(out: &mut String, name: &str, help: &str, h: &HistogramSnapshot) {
     header(out, name, "histogram", help);
-    for (bound, n) in BUCKETS.iter().zip(h.buckets.iter()) {
+    for (bound, n) in h.bounds().iter().zip(h.buckets()) {
         let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {n}");
     }
     let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.count);
@@ -306,6 +321,88 @@ fn histogram(out: &mut String, name: &str, help: &str, h: &HistogramSnapshot) {
 }
 
 impl MetricsSnapshot {
+    /// Responses by method and status class (`("GET", "2xx", count)`); rows
+    /// with a zero count are left out. Methods other than the common seven
+    /// are counted as `"other"`.
+    pub fn requests(&self) -> &[(&'static str, &'static str, u64)] {
+        &self.requests
+    }
+
+    /// Failed requests by error kind, in the order the kinds first occurred.
+    pub fn errors(&self) -> &[(ErrorKind, u64)] {
+        &self.errors
+    }
+
+    /// Failed requests of one kind.
+    pub fn error_count(&self, kind: ErrorKind) -> u64 {
+        self.errors
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// Redirects followed.
+    pub fn redirects(&self) -> u64 {
+        self.redirects
+    }
+
+    /// Full TLS handshakes.
+    pub fn tls_full(&self) -> u64 {
+        self.tls_full
+    }
+
+    /// TLS handshakes that resumed an earlier session.
+    pub fn tls_resumed(&self) -> u64 {
+        self.tls_resumed
+    }
+
+    /// Request bytes written (heads and bodies).
+    pub fn bytes_sent(&self) -> u64 {
+        self.bytes_sent
+    }
+
+    /// Response bytes read (heads and framed bodies, before decompression).
+    pub fn bytes_received(&self) -> u64 {
+        self.bytes_received
+    }
+
+    /// Bodies held longer than `leak_warn_after`.
+    pub fn leaks(&self) -> u64 {
+        self.leaks
+    }
+
+    /// From the start of a request (redirects and retries included) to the
+    /// end of its body, read or drained; a body that fails or is closed
+    /// unread is not counted.
+    pub fn request_duration(&self) -> &HistogramSnapshot {
+        &self.request_duration
+    }
+
+    /// Waiting for a pool slot.
+    pub fn pool_wait(&self) -> &HistogramSnapshot {
+        &self.pool_wait
+    }
+
+    /// TCP connects.
+    pub fn connect(&self) -> &HistogramSnapshot {
+        &self.connect
+    }
+
+    /// TLS handshakes.
+    pub fn tls(&self) -> &HistogramSnapshot {
+        &self.tls
+    }
+
+    /// From the start of a request to the first response byte.
+    pub fn first_byte(&self) -> &HistogramSnapshot {
+        &self.first_byte
+    }
+
+    /// The pool's gauges and connection counters.
+    pub fn pool(&self) -> &PoolStats {
+        &self.pool
+    }
+
     fn histogram(&self, timer: Timer) -> &HistogramSnapshot {
         match timer {
             Timer::Request => &self.request_duration,
@@ -415,8 +512,8 @@ impl MetricsSnapshot {
         ];
         for (name, help, get) in gauges {
             header(&mut out, name, "gauge", help);
-            for h in &self.pool.hosts {
-                let _ = writeln!(out, "{name}{{host=\"{}\"}} {}", escape(&h.key), get(h));
+            for h in self.pool.hosts() {
+                let _ = writeln!(out, "{name}{{host=\"{}\"}} {}", escape(h.key()), get(h));
             }
         }
         header(
@@ -454,7 +551,7 @@ impl MetricsSnapshot {
             "Connections closed, by reason.",
         );
         for h in &self.pool.hosts {
-            for reason in CloseReason::ALL {
+            for &reason in CloseReason::ALL {
                 let _ = writeln!(
                     out,
                     "windlass_connections_closed_total{{host=\"{}\",reason=\"{reason}\"}} {}",
@@ -483,7 +580,8 @@ mod tests {
         let s = h.snapshot();
         assert_eq!(s.buckets[0], 1);
         assert_eq!(s.buckets[3], 2);
-        assert_eq!(s.buckets[BUCKETS.len() - 1], 2);
+        assert_eq!(s.buckets()[BUCKETS.len() - 1], 2);
+        assert_eq!(s.buckets().len(), s.bounds().len());
         assert_eq!(s.count, 3);
     }
 
@@ -501,7 +599,7 @@ mod tests {
             StatusCode::NOT_FOUND,
         );
         let s = m.snapshot(PoolStats::default());
-        assert_eq!(s.requests, vec![("GET", "2xx", 1), ("other", "4xx", 1)]);
+        assert_eq!(s.requests(), [("GET", "2xx", 1), ("other", "4xx", 1)]);
         let text = s.to_prometheus();
         assert!(text.contains("windlass_requests_total{method=\"GET\",status=\"2xx\"} 1"));
     }

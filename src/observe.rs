@@ -28,9 +28,11 @@ pub struct RequestInfo<'a> {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Event<'a> {
-    /// Started waiting for a pool slot (only when the host is at its limit).
+    /// Started waiting for a pool slot: sent only when the host is at its
+    /// connection limit and the request joins the wait queue.
     PoolWaitStart,
-    /// Got a slot or a connection from the pool.
+    /// The wait that [`PoolWaitStart`](Event::PoolWaitStart) announced ended
+    /// with a slot or a connection (not sent when there was no wait).
     PoolWaitEnd {
         /// Time spent waiting.
         waited: Duration,
@@ -80,7 +82,8 @@ pub enum Event<'a> {
         /// The remote address.
         remote: SocketAddr,
     },
-    /// The request head was written.
+    /// The request head was written (with the body too, when it is small
+    /// enough to go in the same write).
     WroteHeaders,
     /// The whole request, body included, was written.
     WroteRequest,
@@ -126,6 +129,9 @@ pub trait Hook: Send + Sync + 'static {
 pub(crate) struct Observer {
     pub metrics: Arc<Metrics>,
     hooks: [Option<Arc<dyn Hook>>; 2],
+    /// What hooks are told about the request; kept only when there are hooks,
+    /// so nobody pays for the copy of the URL when nobody looks.
+    about: Option<Box<(Method, Url)>>,
     track: TrackGuard,
     /// When the request (not this attempt) began: redirects and retries count.
     request_started: Instant,
@@ -137,25 +143,31 @@ impl Observer {
         agent_hook: Option<Arc<dyn Hook>>,
         request_hook: Option<Arc<dyn Hook>>,
         track: TrackGuard,
+        request: (&Method, &Url),
         request_started: Instant,
     ) -> Observer {
+        let hooks = [agent_hook, request_hook];
+        let about = hooks
+            .iter()
+            .any(Option::is_some)
+            .then(|| Box::new((request.0.clone(), request.1.clone())));
         Observer {
             metrics,
-            hooks: [agent_hook, request_hook],
+            hooks,
+            about,
             track,
             request_started,
         }
     }
 
     pub(crate) fn emit(&self, event: Event<'_>) {
-        if self.hooks.iter().all(Option::is_none) {
+        let Some(about) = self.about.as_deref() else {
             return;
-        }
-        let t = &self.track.tracked;
+        };
         let info = RequestInfo {
-            id: t.id,
-            method: &t.method,
-            url: &t.url,
+            id: self.track.tracked.id(),
+            method: &about.0,
+            url: &about.1,
         };
         for hook in self.hooks.iter().flatten() {
             hook.on_event(&info, &event);

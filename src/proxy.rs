@@ -6,6 +6,7 @@ use url::Url;
 
 use crate::conn::Conn;
 use crate::error::{Error, ErrorKind};
+use crate::exchange::Limit;
 use crate::http1;
 use crate::pool::PoolKey;
 
@@ -73,6 +74,7 @@ pub(crate) fn tunnel(
     proxy: &Proxy,
     key: &PoolKey,
     max_head: usize,
+    limit: &Limit,
 ) -> Result<(), Error> {
     let target = key.authority();
     let mut head = Vec::new();
@@ -82,7 +84,8 @@ pub(crate) fn tunnel(
         http1::put_header(&mut head, "proxy-authorization", auth.as_bytes());
     }
     head.extend_from_slice(b"\r\n");
-    conn.write_all(&head).map_err(Error::from_io)?;
+    conn.write_all(&head, limit).map_err(Error::from_io)?;
+    conn.limit = *limit;
     let mut got = false;
     let response = crate::http1::read_head(conn, max_head, &mut got)?;
     if !response.status.is_success() {

@@ -149,8 +149,10 @@ impl SendBody {
 #[derive(Default, Clone)]
 pub(crate) struct Overrides {
     pub hook: Option<std::sync::Arc<dyn crate::observe::Hook>>,
-    /// Phase limits for this request; `overall` is unused here (see `timeout`).
-    pub phases: crate::agent::Timeouts,
+    /// Phase limits for this request, each one set or left to the agent.
+    pub phases: crate::agent::PhaseOverrides,
+    /// The overall limit for this request; `Some(Duration::MAX)` when the
+    /// caller switched it off (a limit too large to add is no limit).
     pub timeout: Option<Duration>,
     pub deadline: Option<Instant>,
     pub cancel: Option<CancelToken>,
@@ -158,6 +160,8 @@ pub(crate) struct Overrides {
     pub max_redirects: Option<u32>,
     /// Headers kept across origins on this request's redirects, beyond the agent's.
     pub redirect_keep_headers: Vec<http::HeaderName>,
+    /// The slowest this response body may arrive, overriding the agent's.
+    pub min_speed: Option<crate::MinSpeed>,
 }
 
 /// A request ready to run.
@@ -274,51 +278,71 @@ impl RequestBuilder {
     }
 
     /// An overall limit for this request, from now: redirects, retries and
-    /// reading the body included (like Go's `Client.Timeout`).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.overrides.timeout = Some(timeout);
+    /// reading the body included (like Go's `Client.Timeout`), in place of
+    /// the agent's [`timeout`](crate::AgentBuilder::timeout).
+    ///
+    /// `None`: no overall limit for this request, even if the agent has one;
+    /// each phase's limit and the [`deadline`](RequestBuilder::deadline) still
+    /// apply.
+    pub fn timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        // Deadline::after treats a limit too large to add as no limit.
+        self.overrides.timeout = Some(timeout.into().unwrap_or(Duration::MAX));
         self
     }
 
     /// Limit for resolving the host name, for this request.
-    pub fn timeout_dns(mut self, timeout: Duration) -> Self {
-        self.overrides.phases.dns = Some(timeout);
+    ///
+    /// `None`: no limit for this phase; the overall timeout/deadline still applies.
+    pub fn timeout_dns(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.overrides.phases.dns = Some(timeout.into());
         self
     }
 
     /// Limit for opening the TCP connection, for this request.
-    pub fn timeout_connect(mut self, timeout: Duration) -> Self {
-        self.overrides.phases.connect = Some(timeout);
+    ///
+    /// `None`: no limit for this phase; the overall timeout/deadline still applies.
+    pub fn timeout_connect(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.overrides.phases.connect = Some(timeout.into());
         self
     }
 
     /// Limit for the TLS handshake, for this request.
-    pub fn timeout_tls(mut self, timeout: Duration) -> Self {
-        self.overrides.phases.tls = Some(timeout);
+    ///
+    /// `None`: no limit for this phase; the overall timeout/deadline still applies.
+    pub fn timeout_tls(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.overrides.phases.tls = Some(timeout.into());
         self
     }
 
     /// Longest a write may make no progress, for this request.
-    pub fn timeout_write(mut self, timeout: Duration) -> Self {
-        self.overrides.phases.write = Some(timeout);
+    ///
+    /// `None`: no limit for this phase; the overall timeout/deadline still applies.
+    pub fn timeout_write(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.overrides.phases.write = Some(timeout.into());
         self
     }
 
     /// Limit for the response head after the request was written, for this request.
-    pub fn timeout_response_head(mut self, timeout: Duration) -> Self {
-        self.overrides.phases.response_head = Some(timeout);
+    ///
+    /// `None`: no limit for this phase; the overall timeout/deadline still applies.
+    pub fn timeout_response_head(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.overrides.phases.response_head = Some(timeout.into());
         self
     }
 
     /// Longest wait between two reads of body bytes, for this request.
-    pub fn timeout_read(mut self, timeout: Duration) -> Self {
-        self.overrides.phases.read = Some(timeout);
+    ///
+    /// `None`: no limit for this phase; the overall timeout/deadline still applies.
+    pub fn timeout_read(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.overrides.phases.read = Some(timeout.into());
         self
     }
 
     /// Longest wait for a pool slot, for this request.
-    pub fn timeout_pool_wait(mut self, timeout: Duration) -> Self {
-        self.overrides.phases.pool_wait = Some(timeout);
+    ///
+    /// `None`: no limit for this phase; the overall timeout/deadline still applies.
+    pub fn timeout_pool_wait(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.overrides.phases.pool_wait = Some(timeout.into());
         self
     }
 
@@ -344,6 +368,13 @@ impl RequestBuilder {
     /// Most redirects to follow for this request; 0 returns the 3xx response.
     pub fn max_redirects(mut self, max: u32) -> Self {
         self.overrides.max_redirects = Some(max);
+        self
+    }
+
+    /// Fail this response's body if it arrives slower than `min`, overriding
+    /// the agent's [`min_speed`](crate::AgentBuilder::min_speed).
+    pub fn min_speed(mut self, min: crate::MinSpeed) -> Self {
+        self.overrides.min_speed = Some(min);
         self
     }
 
@@ -402,7 +433,13 @@ impl RequestBuilder {
         self.send(SendBody::Reader(Box::new(reader), length))
     }
 
-    /// Send a value as JSON (`application/json`).
+    /// Send a value as JSON (`application/json` unless a Content-Type is set).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Json`] when `value` cannot be written as JSON (a map with
+    /// non-string keys, a failing `Serialize`), before anything is sent; the
+    /// serde_json error is the source.
     #[cfg(feature = "json")]
     pub fn send_json(self, value: &impl serde::Serialize) -> Result<Response, Error> {
         match serde_json::to_vec(value) {
@@ -410,8 +447,8 @@ impl RequestBuilder {
                 .with_default_type("application/json")
                 .send(SendBody::Bytes(body)),
             Err(e) => self.refuse(Error::with_source(
-                ErrorKind::InvalidHeader,
-                "the value cannot be serialized as JSON",
+                ErrorKind::Json,
+                "the request body cannot be written as JSON",
                 e,
             )),
         }
@@ -497,8 +534,10 @@ fn percent_decode(s: &str) -> String {
 pub(crate) fn parse_method(method: &str) -> Result<Method, Error> {
     Method::from_bytes(method.as_bytes()).map_err(|_| {
         Error::new(
-            ErrorKind::InvalidHeader,
-            format!("invalid HTTP method {method:?}"),
+            ErrorKind::InvalidMethod,
+            format!(
+                "invalid HTTP method {method:?}: a method is one word, without spaces or control characters"
+            ),
         )
     })
 }
@@ -537,8 +576,13 @@ mod tests {
     #[test]
     fn methods_must_be_tokens() {
         assert!(parse_method("PATCH").is_ok());
-        assert!(parse_method("GET /x HTTP/1.1\r\n").is_err());
-        assert!(parse_method("GE T").is_err());
+        let err = parse_method("GET /x HTTP/1.1\r\n").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidMethod);
+        assert_eq!(
+            parse_method("GE T").unwrap_err().kind(),
+            ErrorKind::InvalidMethod
+        );
+        assert!(parse_method("").is_err());
     }
 
     #[test]

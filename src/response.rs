@@ -103,14 +103,20 @@ impl Response {
     }
 
     /// The body parsed as JSON, at most the agent's body limit.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Json`] when the body is not JSON or not the shape of `T`
+    /// (the serde_json error is the source); the errors of
+    /// [`bytes`](Response::bytes) when the body cannot be read.
     #[cfg(feature = "json")]
     pub fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, Error> {
         let url = self.url.clone();
         let bytes = self.bytes()?;
         serde_json::from_slice(&bytes).map_err(|e| {
             Error::with_source(
-                ErrorKind::Protocol,
-                "the response body is not the expected JSON",
+                ErrorKind::Json,
+                "the response body is not the JSON asked for",
                 e,
             )
             .at_url(&url)

@@ -12,12 +12,11 @@ use http::{HeaderMap, Method, StatusCode};
 
 use crate::agent::{Agent, AgentInner};
 use crate::body::{Body, Encoding, Held, RawBody};
-use crate::conn::{Conn, IoCtx};
-use crate::deadline::{CancelToken, Deadline};
-use crate::error::{Error, ErrorKind, Phase};
+use crate::conn::Conn;
+use crate::deadline::Deadline;
+use crate::error::{Chain, Error, ErrorKind, Phase};
+use crate::exchange::{Exchange, Limit, Setting};
 use crate::http1::{self, Decoder, Framing};
-use crate::inflight::InFlightPhase;
-use crate::metrics::Timer;
 use crate::observe::{Event, Observer};
 use crate::pool::{CloseReason, Lease, PoolKey};
 use crate::redirect::{self, Next};
@@ -129,11 +128,7 @@ fn with_retries(
     let mut stale_retry_used = false;
     loop {
         attempts += 1;
-        let mut timings = Timings {
-            attempts,
-            ..Timings::default()
-        };
-        let outcome = send(inner, req, overall, fresh, started, &mut timings);
+        let outcome = send(inner, req, overall, fresh, started, attempts);
         let may_repeat = idempotent && req.body.replayable();
         let wait = match outcome {
             Ok(resp) => {
@@ -148,7 +143,7 @@ fn with_retries(
                 }
             }
             Err(failure) => {
-                let err = failure.err.with_timings(timings.clone());
+                let err = failure.err;
                 // The server most likely closed the idle connection as we took
                 // it; nothing reached it, so try once more on a new one.
                 if failure.reused
@@ -159,12 +154,15 @@ fn with_retries(
                 {
                     stale_retry_used = true;
                     fresh = true;
-                    log::debug!("retrying on a new connection after a stale one failed: {err}");
+                    log::debug!(
+                        "retrying on a new connection after a stale one failed: {}",
+                        Chain(&err)
+                    );
                     continue;
                 }
                 if may_repeat && retries < policy.max_retries() && policy.retries_error(&err) {
                     retries += 1;
-                    log::debug!("retry {retries} after: {err}");
+                    log::debug!("retry {retries} after: {}", Chain(&err));
                     policy.delay(retries, None)
                 } else {
                     return Err(err);
@@ -194,139 +192,126 @@ struct Failure {
     got_bytes: bool,
 }
 
-impl From<Error> for Failure {
-    fn from(err: Error) -> Failure {
-        Failure {
-            err,
-            reused: false,
-            got_bytes: false,
-        }
-    }
+/// An attempt holding a connection: what a failure must give back.
+struct OnConn {
+    conn: Box<Conn>,
+    lease: Lease,
+    reused: bool,
 }
 
-/// One attempt on one connection.
+/// One attempt on one connection, as protocol steps. Each step enters its
+/// phase through the exchange, which returns the limit the step runs under.
 fn send(
     inner: &AgentInner,
     req: &mut Request,
     overall: Deadline,
     fresh: bool,
     started: Instant,
-    timings: &mut Timings,
+    attempts: u32,
 ) -> Result<Response, Failure> {
-    let timeouts = &inner.config.timeouts.with(&req.overrides.phases);
-    let cancel = req.overrides.cancel.as_ref();
-    if cancel.is_some_and(CancelToken::is_cancelled) {
-        return Err(Error::cancelled(Phase::PoolWait).into());
+    let mut ex = exchange(inner, req, overall, started, attempts);
+    let bare = |ex: &mut Exchange, err: Error| Failure {
+        err: ex.fail(err),
+        reused: false,
+        got_bytes: false,
+    };
+    if ex.is_cancelled() {
+        let err = Error::cancelled(Phase::PoolWait);
+        return Err(bare(&mut ex, err));
     }
-    let key = inner.pool_key(&req.url)?;
-    let observer = Observer::new(
-        std::sync::Arc::clone(&inner.metrics),
-        inner.hook.clone(),
-        req.overrides.hook.clone(),
-        inner
-            .pool
-            .in_flight()
-            .track(&req.method, &req.url, req.call_site),
-        started,
-    );
+    let key = inner.pool_key(&req.url).map_err(|e| bare(&mut ex, e))?;
 
+    // Wait for the host's rate limit, then for a connection or a slot.
     if inner.limiter.is_active() {
-        inner.limiter.acquire(&key.authority(), overall, cancel)?;
+        let limit = ex.enter(Phase::RateLimit);
+        let acquired = inner
+            .limiter
+            .acquire(&key.authority(), limit.deadline, ex.cancel());
+        acquired.map_err(|e| bare(&mut ex, e))?;
     }
-    let pool_deadline = overall.min(Deadline::after(Instant::now(), timeouts.pool_wait));
-    observer.emit(Event::PoolWaitStart);
-    let checkout = inner.pool.checkout(&key, fresh, pool_deadline, cancel)?;
-    timings.pool_wait = Some(checkout.waited);
-    observer.time(Timer::PoolWait, checkout.waited);
-    observer.emit(Event::PoolWaitEnd {
-        waited: checkout.waited,
-    });
+    let limit = ex.enter(Phase::PoolWait);
+    let mut waited = false;
+    let checkout = inner
+        .pool
+        .checkout_telling(&key, fresh, limit.deadline, ex.cancel(), || {
+            waited = true;
+            ex.emit(Event::PoolWaitStart);
+        })
+        .map_err(|e| bare(&mut ex, e))?;
+    if waited {
+        ex.emit(Event::PoolWaitEnd {
+            waited: checkout.waited,
+        });
+    }
     let mut lease = checkout.lease;
     let reused = checkout.conn.is_some();
-    let mut conn = match checkout.conn {
-        Some(conn) => {
-            timings.reused = true;
-            timings.idle_before_reuse = conn.info.idle_since.map(|t| t.elapsed());
-            timings.remote_addr = Some(conn.info.remote);
-            conn
-        }
+    let conn = match checkout.conn {
+        Some(conn) => conn,
         None => {
-            observer.phase(InFlightPhase::Connecting);
-            let conn =
-                crate::connect::open(inner, &key, timeouts, overall, cancel, timings, &observer)?;
+            let conn = crate::connect::open(inner, &key, &mut ex).map_err(|e| bare(&mut ex, e))?;
             lease.connected();
             conn
         }
     };
-    observer.emit(Event::GotConnection {
+    let idle = reused
+        .then(|| conn.info.idle_since.map(|t| t.elapsed()))
+        .flatten();
+    ex.got_connection(reused, idle, conn.info.remote);
+    let mut on = OnConn {
+        conn,
+        lease,
         reused,
-        idle: timings.idle_before_reuse,
-        remote: conn.info.remote,
-    });
-
-    let fail = |conn: Box<Conn>, lease: Lease, err: Error, got_bytes: bool| {
-        let reason = if conn.was_cancelled() || err.kind() == ErrorKind::Cancelled {
-            CloseReason::Cancelled
-        } else {
-            CloseReason::Error
-        };
-        observer.connection_closed(reason);
-        inner.pool.discard(lease, conn, reason);
-        Failure {
-            err,
-            reused,
-            got_bytes,
-        }
     };
-
-    let write = IoCtx {
-        per_op: timeouts.write,
-        ..IoCtx::new(Phase::Write, overall, cancel)
-    };
-    if !conn.begin(write) {
-        return Err(fail(conn, lease, Error::cancelled(Phase::Write), false));
+    if !on.conn.watch(ex.cancel()) {
+        let err = Error::cancelled(Phase::Write);
+        return Err(give_back(inner, &mut ex, on, err, false));
     }
-    observer.phase(InFlightPhase::Writing);
-    // A write that failed on the connection leaves one question: did the
-    // server answer before it stopped reading? (A 413 or 401 to an upload it
-    // will not take, then a close.) Its answer is what the caller needs.
-    let write_failed = match write_request(inner, &key, req, &mut conn) {
+
+    // Write the request. A write that failed on the connection leaves one
+    // question: did the server answer before it stopped reading? (A 413 or
+    // 401 to an upload it will not take, then a close.) That answer is what
+    // the caller needs.
+    let limit = ex.enter(Phase::Write);
+    let write_failed = match write_request(inner, &key, req, &mut on.conn, &limit, &ex) {
         Ok(sent) => {
             inner.metrics.sent(sent);
-            observer.emit(Event::WroteHeaders);
-            observer.emit(Event::WroteRequest);
-            timings.request_written = Some(started.elapsed());
+            ex.emit(Event::WroteRequest);
             None
         }
-        Err(WriteFailure::Body(err)) => return Err(fail(conn, lease, err, false)),
+        Err(WriteFailure::Body(err)) => return Err(give_back(inner, &mut ex, on, err, false)),
         Err(WriteFailure::Conn(err)) if err.kind() == ErrorKind::Cancelled => {
-            return Err(fail(conn, lease, err, false))
+            return Err(give_back(inner, &mut ex, on, err, false))
         }
         Err(WriteFailure::Conn(err)) => {
-            log::debug!("writing the request failed ({err}); reading any early response");
+            log::debug!(
+                "writing the request failed ({}); reading any early response",
+                Chain(&err)
+            );
             Some(err)
         }
     };
-    observer.phase(InFlightPhase::AwaitingHead);
 
-    let head_limit = match write_failed {
-        None => timeouts.response_head,
-        Some(_) => Some(EARLY_RESPONSE_GRACE),
-    };
-    let head_deadline = overall.min(Deadline::after(Instant::now(), head_limit));
-    conn.set_phase(Phase::ResponseHead, head_deadline, None);
+    // Read the final response head.
+    let mut limit = ex.enter(Phase::ResponseHead);
+    if write_failed.is_some() {
+        let grace = Deadline::after(limit.started, Some(EARLY_RESPONSE_GRACE));
+        limit.deadline = limit.deadline.min(grace);
+    }
+    on.conn.limit = limit;
     let mut got_bytes = false;
     let mut informational = 0;
     let head = loop {
-        let head = match http1::read_head(&mut conn, inner.config.max_head_size, &mut got_bytes) {
+        let head = match http1::read_head(&mut on.conn, inner.config.max_head_size, &mut got_bytes)
+        {
             Ok(head) => head,
+            // Without a whole head, the write's own error is the story.
             Err(err) => {
-                // Without a whole head, the write's own error is the story.
                 let err = write_failed.unwrap_or(err);
-                return Err(fail(conn, lease, err, got_bytes));
+                return Err(give_back(inner, &mut ex, on, err, got_bytes));
             }
         };
         inner.metrics.received(head.size as u64);
+        // 1xx heads are skipped; 101 is final (the connection then closes).
         if !head.status.is_informational() || head.status == StatusCode::SWITCHING_PROTOCOLS {
             break head;
         }
@@ -335,18 +320,16 @@ fn send(
             let err = Error::protocol(format!(
                 "more than {MAX_INFORMATIONAL} informational (1xx) responses"
             ));
-            return Err(fail(conn, lease, err, true));
+            return Err(give_back(inner, &mut ex, on, err, true));
         }
     };
-    timings.first_byte = Some(started.elapsed());
-    timings.total = started.elapsed();
-    observer.emit(Event::FirstByte);
-    observer.time(Timer::FirstByte, timings.total);
+    ex.emit(Event::FirstByte);
     inner.metrics.response(&req.method, head.status);
 
+    // Hand over the body, framed as the head says.
     let (framing, mut reusable) = match http1::framing(&req.method, &head) {
         Ok(f) => f,
-        Err(err) => return Err(fail(conn, lease, err, true)),
+        Err(err) => return Err(give_back(inner, &mut ex, on, err, true)),
     };
     if head.status == StatusCode::SWITCHING_PROTOCOLS
         || request_closes(&req.headers)
@@ -355,7 +338,7 @@ fn send(
         // After a failed write the request on the wire is incomplete.
         reusable = false;
     }
-    conn.info.server_keep_alive = http1::keep_alive_timeout(&head.headers);
+    on.conn.info.server_keep_alive = http1::keep_alive_timeout(&head.headers);
     log::trace!(
         "{} {} (called at {}) -> {} {:?}",
         req.method,
@@ -364,23 +347,28 @@ fn send(
         head.status,
         crate::observe::redact_headers(&head.headers)
     );
-
-    conn.set_phase(Phase::Body, overall, timeouts.read);
+    let timings = ex.finish();
+    let body_limit = ex.enter(Phase::Body);
+    on.conn.limit = body_limit;
     let held = Held {
-        conn,
-        lease,
+        conn: on.conn,
+        lease: on.lease,
         pool: inner.pool.clone(),
         reusable,
-        overall,
-        observer,
+        limit: body_limit,
+        ex,
     };
-    let raw = RawBody::new(Some(held), Decoder::new(framing));
+    let mut raw = RawBody::new(Some(held), Decoder::new(framing));
+    if let Some(min) = req.overrides.min_speed.or(inner.config.min_speed) {
+        raw.set_min_speed(min);
+    }
+    let mut timings = timings;
     if raw.holder().is_none() {
         // No body to read (HEAD, 204, 304, an empty one): it is done already.
         timings.body_done = Some(started.elapsed());
     }
     if let Some(held) = raw.holder() {
-        if let Some(due) = inner.pool.in_flight().body_held(held.observer.tracked()) {
+        if let Some(due) = inner.pool.in_flight().body_held(held.ex.observer.tracked()) {
             inner.pool.watch_leak(due);
         }
     }
@@ -394,10 +382,84 @@ fn send(
         version: head.version,
         headers: head.headers,
         url: req.url.clone(),
-        timings: std::mem::take(timings),
+        timings,
         body: Body::new(raw, encoding),
         body_limit: inner.config.body_limit,
     })
+}
+
+/// The exchange for one attempt of `req`.
+fn exchange(
+    inner: &AgentInner,
+    req: &Request,
+    overall: Deadline,
+    started: Instant,
+    attempts: u32,
+) -> Exchange {
+    let observer = Observer::new(
+        std::sync::Arc::clone(&inner.metrics),
+        inner.hook.clone(),
+        req.overrides.hook.clone(),
+        inner
+            .pool
+            .in_flight()
+            .track(&req.method, &req.url, req.call_site),
+        (&req.method, &req.url),
+        started,
+    );
+    Exchange::new(
+        observer,
+        inner.config.timeouts.with(&req.overrides.phases),
+        overall,
+        overall_setting(inner, req),
+        req.overrides.cancel.clone(),
+        started,
+        Timings {
+            attempts,
+            ..Timings::default()
+        },
+    )
+}
+
+/// Which setting makes the request's overall deadline, for messages.
+fn overall_setting(inner: &AgentInner, req: &Request) -> Option<Setting> {
+    if req.overrides.deadline.is_some() {
+        return None;
+    }
+    let (value, from_request) = match req.overrides.timeout {
+        Some(t) => (t, true),
+        None => (inner.config.timeouts.overall?, false),
+    };
+    let _ = from_request;
+    Some(Setting {
+        name: "timeout",
+        value,
+        default: false,
+        rate: None,
+    })
+}
+
+/// The attempt failed with a connection in hand: close it, free its slot,
+/// and say whether the attempt may be repeated.
+fn give_back(
+    inner: &AgentInner,
+    ex: &mut Exchange,
+    on: OnConn,
+    err: Error,
+    got_bytes: bool,
+) -> Failure {
+    let reason = if on.conn.was_cancelled() || err.kind() == ErrorKind::Cancelled {
+        CloseReason::Cancelled
+    } else {
+        CloseReason::Error
+    };
+    ex.observer.connection_closed(reason);
+    inner.pool.discard(on.lease, on.conn, reason);
+    Failure {
+        err: ex.fail(err),
+        reused: on.reused,
+        got_bytes,
+    }
 }
 
 fn decoding_wanted(inner: &AgentInner, headers: &HeaderMap) -> bool {
@@ -417,6 +479,8 @@ fn write_request(
     key: &PoolKey,
     req: &mut Request,
     conn: &mut Conn,
+    limit: &Limit,
+    ex: &Exchange,
 ) -> Result<u64, WriteFailure> {
     let via_proxy = inner.config.proxy.is_some() && key.scheme == crate::pool::Scheme::Http;
     let mut out = std::mem::take(&mut conn.wbuf);
@@ -467,26 +531,34 @@ fn write_request(
         );
     }
     let body = std::mem::replace(&mut req.body, SendBody::Spent);
+    let head_written = || ex.emit(Event::WroteHeaders);
     let result = match body {
-        SendBody::Empty | SendBody::Spent => {
+        SendBody::Spent => Err(WriteFailure::Body(Error::new(
+            ErrorKind::Io,
+            "the request body was a reader that is already spent; it cannot be sent again",
+        ))),
+        SendBody::Empty => {
             if matches!(req.method, Method::POST | Method::PUT | Method::PATCH) {
                 http1::put_header(&mut out, "content-length", b"0");
             }
             out.extend_from_slice(b"\r\n");
             req.body = SendBody::Empty;
-            conn.write_all(&out)
-                .map(|()| out.len() as u64)
-                .map_err(WriteFailure::conn)
+            let sent = conn.write_all(&out, limit);
+            head_written();
+            sent.map(|()| out.len() as u64).map_err(WriteFailure::conn)
         }
         SendBody::Bytes(bytes) => {
             http1::put_header_fmt(&mut out, "content-length", format_args!("{}", bytes.len()));
             out.extend_from_slice(b"\r\n");
             let result = if bytes.len() <= COALESCE_BODY {
                 out.extend_from_slice(&bytes);
-                conn.write_all(&out).map(|()| out.len() as u64)
+                let sent = conn.write_all(&out, limit);
+                head_written();
+                sent.map(|()| out.len() as u64)
             } else {
-                conn.write_all(&out)
-                    .and_then(|()| conn.write_all(&bytes))
+                conn.write_all(&out, limit)
+                    .inspect(|()| head_written())
+                    .and_then(|()| conn.write_all(&bytes, limit))
                     .map(|()| (out.len() + bytes.len()) as u64)
             };
             req.body = SendBody::Bytes(bytes);
@@ -498,11 +570,12 @@ fn write_request(
                 None => http1::put_header(&mut out, "transfer-encoding", b"chunked"),
             }
             out.extend_from_slice(b"\r\n");
-            conn.write_all(&out)
+            conn.write_all(&out, limit)
                 .map_err(WriteFailure::conn)
+                .inspect(|()| head_written())
                 .and_then(|()| match length {
-                    Some(n) => send_sized(conn, &mut reader, n),
-                    None => send_chunked(conn, &mut reader),
+                    Some(n) => send_sized(conn, &mut reader, n, limit),
+                    None => send_chunked(conn, &mut reader, limit),
                 })
                 .map(|body| out.len() as u64 + body)
         }
@@ -529,27 +602,37 @@ impl WriteFailure {
     }
 }
 
-fn send_chunked(conn: &mut Conn, reader: &mut dyn Read) -> Result<u64, WriteFailure> {
+fn send_chunked(
+    conn: &mut Conn,
+    reader: &mut dyn Read,
+    limit: &Limit,
+) -> Result<u64, WriteFailure> {
     let mut buf = vec![0u8; UPLOAD_CHUNK + 32];
     let mut sent = 0u64;
     loop {
         // Leave room for the size line in front and the CRLF behind.
         let n = read_some(reader, &mut buf[16..16 + UPLOAD_CHUNK])?;
         if n == 0 {
-            conn.write_all(b"0\r\n\r\n").map_err(WriteFailure::conn)?;
+            conn.write_all(b"0\r\n\r\n", limit)
+                .map_err(WriteFailure::conn)?;
             return Ok(sent + 5);
         }
         let size = format!("{n:x}\r\n");
         let start = 16 - size.len();
         buf[start..16].copy_from_slice(size.as_bytes());
         buf[16 + n..16 + n + 2].copy_from_slice(b"\r\n");
-        conn.write_all(&buf[start..16 + n + 2])
+        conn.write_all(&buf[start..16 + n + 2], limit)
             .map_err(WriteFailure::conn)?;
         sent += (16 + n + 2 - start) as u64;
     }
 }
 
-fn send_sized(conn: &mut Conn, reader: &mut dyn Read, length: u64) -> Result<u64, WriteFailure> {
+fn send_sized(
+    conn: &mut Conn,
+    reader: &mut dyn Read,
+    length: u64,
+    limit: &Limit,
+) -> Result<u64, WriteFailure> {
     let mut buf = vec![0u8; UPLOAD_CHUNK];
     let mut left = length;
     while left > 0 {
@@ -561,7 +644,8 @@ fn send_sized(conn: &mut Conn, reader: &mut dyn Read, length: u64) -> Result<u64
                 format!("the request body ended {left} bytes short of its Content-Length"),
             )));
         }
-        conn.write_all(&buf[..n]).map_err(WriteFailure::conn)?;
+        conn.write_all(&buf[..n], limit)
+            .map_err(WriteFailure::conn)?;
         left -= n as u64;
     }
     Ok(length)

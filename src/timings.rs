@@ -4,6 +4,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::error::Phase;
+
 /// How long each phase of a request took. Phases that did not run are `None`
 /// (a reused connection has no DNS, connect or TLS time).
 ///
@@ -44,6 +46,22 @@ pub struct Timings {
     pub attempts: u32,
     /// Redirects followed.
     pub redirects: u32,
+}
+
+impl Timings {
+    /// A phase ended after `elapsed`, `since_request` after the request began.
+    pub(crate) fn record(&mut self, phase: Phase, elapsed: Duration, since_request: Duration) {
+        match phase {
+            Phase::Dns => self.dns = Some(elapsed),
+            Phase::Connect => self.connect = Some(elapsed),
+            Phase::Tls => self.tls = Some(elapsed),
+            Phase::PoolWait => self.pool_wait = Some(elapsed),
+            Phase::Write => self.request_written = Some(since_request),
+            Phase::ResponseHead => self.first_byte = Some(since_request),
+            Phase::Body | Phase::LowSpeed => self.body_done = Some(since_request),
+            Phase::RetryWait | Phase::RateLimit => {}
+        }
+    }
 }
 
 fn ms(d: Option<Duration>) -> String {

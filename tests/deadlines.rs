@@ -542,3 +542,97 @@ fn a_per_request_read_timeout_overrides_the_agents() {
     assert_timeout(result, Phase::Body);
     assert_took(elapsed, LIMIT);
 }
+
+// --- the minimum transfer speed ----------------------------------------------------
+
+/// Reads a body to its end or its first error; the bytes read, the outcome,
+/// and the time from the head to that outcome.
+fn read_all(resp: windlass::Response) -> (usize, Result<(), Error>, Duration) {
+    let started = Instant::now();
+    let mut body = resp.into_body();
+    let mut got = 0;
+    let mut buf = [0u8; 64];
+    for _ in 0..1_000_000 {
+        match body.read(&mut buf) {
+            Ok(0) => return (got, Ok(()), started.elapsed()),
+            Ok(n) => got += n,
+            Err(e) => return (got, Err(Error::from_io(e)), started.elapsed()),
+        }
+    }
+    (got, Ok(()), started.elapsed())
+}
+
+#[test]
+fn a_body_slower_than_the_minimum_speed_fails_with_phase_low_speed() {
+    // 10 bytes a second against a minimum of 100 over half a second: every
+    // read succeeds well inside the read-idle limit, yet the body fails.
+    let server = dribbles(1_000_000, Duration::from_millis(100));
+    let url = server.url("/");
+    let window = Duration::from_millis(500);
+    let agent = common::builder()
+        .min_speed(windlass::MinSpeed::new(100, window))
+        .build()
+        .unwrap();
+    let ((got, end, elapsed), _) = timed(move || read_all(agent.get(&url).call().unwrap()));
+    let err = assert_timeout(end, Phase::LowSpeed);
+    assert!(got >= 1, "no byte arrived before the window closed");
+    assert_took(elapsed, window);
+    assert!(
+        err.to_string()
+            .contains("min_speed = 100 bytes/s over 0.5 s"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_request_minimum_speed_overrides_the_agents() {
+    let server = dribbles(1_000_000, Duration::from_millis(100));
+    let url = server.url("/");
+    // The agent's minimum is met by 10 bytes a second; the request's is not.
+    let agent = common::builder()
+        .min_speed(windlass::MinSpeed::new(1, Duration::from_secs(5)))
+        .build()
+        .unwrap();
+    let window = Duration::from_millis(400);
+    let ((_, end, elapsed), _) = timed(move || {
+        let resp = agent
+            .get(&url)
+            .min_speed(windlass::MinSpeed::new(1000, window))
+            .call()
+            .unwrap();
+        read_all(resp)
+    });
+    assert_timeout(end, Phase::LowSpeed);
+    assert_took(elapsed, window);
+}
+
+#[test]
+fn a_body_that_stops_fails_at_the_end_of_its_speed_window() {
+    // Nothing more after five bytes: the read-idle limit is far away, the
+    // speed window is not.
+    let server = body_stalls_after(10, b"hello");
+    let url = server.url("/");
+    let window = LIMIT;
+    let agent = common::builder()
+        .min_speed(windlass::MinSpeed::new(100, window))
+        .build()
+        .unwrap();
+    let ((got, end, elapsed), _) = timed(move || read_all(agent.get(&url).call().unwrap()));
+    assert_eq!(got, 5);
+    assert_timeout(end, Phase::LowSpeed);
+    assert_took(elapsed, window);
+}
+
+#[test]
+fn a_body_faster_than_the_minimum_speed_is_read_whole() {
+    let body = "x".repeat(100_000);
+    let server = Server::fixed(ok(&body));
+    let agent = common::builder()
+        .min_speed(windlass::MinSpeed::new(1000, Duration::from_millis(200)))
+        .build()
+        .unwrap();
+    assert_eq!(
+        agent.get(server.url("/")).call().unwrap().text().unwrap(),
+        body
+    );
+}

@@ -85,12 +85,11 @@ fn hooks_fire_in_order_for_new_and_reused_connections() {
     let recorder = Recorder::default();
     let agent = common::builder().hook(recorder.clone()).build().unwrap();
 
+    // No pool wait events: the host is far from its limit, nothing waits.
     agent.get(server.url("/")).call().unwrap().text().unwrap();
     assert_eq!(
         recorder.take(),
         [
-            "PoolWaitStart",
-            "PoolWaitEnd",
             "DnsStart",
             "DnsDone",
             "ConnectStart",
@@ -108,8 +107,6 @@ fn hooks_fire_in_order_for_new_and_reused_connections() {
     assert_eq!(
         recorder.take(),
         [
-            "PoolWaitStart",
-            "PoolWaitEnd",
             "GotConnection",
             "WroteHeaders",
             "WroteRequest",
@@ -345,6 +342,57 @@ fn prometheus_text_parses_and_agrees_with_pool_stats() {
 }
 
 #[test]
+fn the_snapshots_are_read_through_methods_that_agree_with_the_text() {
+    let server = Server::serve(|_| common::Reply::keep(ok("fine")));
+    let agent = common::agent();
+    for _ in 0..3 {
+        agent.get(server.url("/")).call().unwrap().text().unwrap();
+    }
+    let refused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let err = agent.get(format!("http://{refused}/")).call().unwrap_err();
+    assert_eq!(err.kind(), windlass::ErrorKind::Connect);
+
+    let metrics = agent.metrics();
+    assert_eq!(metrics.requests(), [("GET", "2xx", 3)]);
+    assert_eq!(metrics.error_count(windlass::ErrorKind::Connect), 1);
+    assert_eq!(metrics.error_count(windlass::ErrorKind::Dns), 0);
+    let duration = metrics.request_duration();
+    assert_eq!(duration.count(), 3);
+    assert_eq!(duration.buckets().len(), windlass::BUCKETS.len());
+    assert_eq!(duration.bounds(), windlass::BUCKETS);
+    assert!(duration.buckets().windows(2).all(|w| w[0] <= w[1]));
+    assert!(duration.sum() > Duration::ZERO);
+    assert!(metrics.bytes_sent() > 0 && metrics.bytes_received() > 0);
+
+    // The refused host has an entry too, with nothing open.
+    assert_eq!(metrics.pool().hosts().len(), 2);
+    let host = metrics.pool().host(&server.pool_key()).expect("pool entry");
+    assert_eq!(host.key(), server.pool_key());
+    assert_eq!((host.idle(), host.active(), host.waiting()), (1, 0, 0));
+    assert_eq!((host.opened(), host.reused()), (1, 2));
+    assert_eq!(host.closed().total(), 0);
+    assert_eq!(
+        *host.closed(),
+        windlass::ClosedCounts::default().with(windlass::CloseReason::PoolFull, 0)
+    );
+
+    let (_, samples) = parse_prometheus(&metrics.to_prometheus());
+    assert_eq!(
+        value(&samples, "windlass_errors_total", &[("kind", "connect")]),
+        1.0
+    );
+    let closed: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.name == "windlass_connections_closed_total")
+        .collect();
+    // One series per host and reason.
+    assert_eq!(closed.len(), 2 * windlass::CloseReason::ALL.len());
+}
+
+#[test]
 fn in_flight_shows_a_held_body_and_forgets_it_after_drop() {
     let server = Server::fixed(ok("held body"));
     let agent = common::agent();
@@ -424,7 +472,51 @@ fn a_body_held_too_long_is_warned_about_once_and_counted() {
         warning.contains("observe.rs"),
         "names the call site: {warning}"
     );
-    assert_eq!(agent.metrics().leaks, 1);
+    assert_eq!(agent.metrics().leaks(), 1);
     drop(held);
     assert!(agent.in_flight().is_empty());
+}
+
+#[test]
+fn pool_wait_events_mark_a_real_wait_only() {
+    let server = Server::fixed(ok("hello"));
+    let agent = common::builder()
+        .max_connections_per_host(1)
+        .build()
+        .unwrap();
+    // The only connection is held by an unread body.
+    let held = agent.get(server.url("/")).call().unwrap();
+    let recorder = Recorder::default();
+    let waiter = {
+        let (agent, url, recorder) = (agent.clone(), server.url("/"), recorder.clone());
+        std::thread::spawn(move || agent.get(&url).hook(recorder).call().unwrap().text())
+    };
+    common::wait_until(
+        "the second request announces its wait",
+        std::time::Duration::from_secs(5),
+        || {
+            recorder
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|e| e == "PoolWaitStart")
+        },
+    );
+    assert_eq!(recorder.0.lock().unwrap().as_slice(), ["PoolWaitStart"]);
+    assert_eq!(held.text().unwrap(), "hello");
+    assert_eq!(waiter.join().unwrap().unwrap(), "hello");
+    assert_eq!(
+        recorder.take(),
+        [
+            "PoolWaitStart",
+            "PoolWaitEnd",
+            "GotConnection",
+            "WroteHeaders",
+            "WroteRequest",
+            "FirstByte",
+            "ResponseDone",
+            "ConnectionReturned",
+        ]
+    );
 }

@@ -23,7 +23,9 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use common::{echo_target, Conn, PeerEnd, Reply, Request, Server, IO_TIMEOUT};
-use windlass::{Agent, CancelToken, ClosedCounts, Error, ErrorKind, HostLimits, HostStats, Phase};
+use windlass::{
+    Agent, CancelToken, CloseReason, ClosedCounts, Error, ErrorKind, HostLimits, HostStats, Phase,
+};
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -394,10 +396,7 @@ fn a_freed_slot_lets_the_longest_waiter_open_a_connection() {
     assert_eq!((stats.opened, stats.reused), (2, 1));
     assert_eq!(
         stats.closed,
-        ClosedCounts {
-            not_reusable: 1,
-            ..ClosedCounts::default()
-        }
+        ClosedCounts::default().with(CloseReason::NotReusable, 1)
     );
 }
 
@@ -481,10 +480,7 @@ fn a_dropped_body_too_large_to_drain_frees_its_slot_for_the_next_waiter() {
     assert_eq!(stats.opened, 2);
     assert_eq!(
         stats.closed,
-        ClosedCounts {
-            not_reusable: 1,
-            ..ClosedCounts::default()
-        }
+        ClosedCounts::default().with(CloseReason::NotReusable, 1)
     );
 }
 
@@ -656,10 +652,7 @@ fn host_limits_override_the_agent_limits_for_one_host() {
     let agent = common::builder()
         .host_limits(
             &limited.host_port(),
-            HostLimits {
-                max_connections: Some(1),
-                max_idle: Some(0),
-            },
+            HostLimits::new().max_connections(1).max_idle(0),
         )
         .build()
         .unwrap();
@@ -697,13 +690,7 @@ fn a_connection_limit_of_zero_still_allows_one_connection() {
     let per_host = Origin::plain();
     let agent = common::builder()
         .max_connections_per_host(0)
-        .host_limits(
-            &per_host.host_port(),
-            HostLimits {
-                max_connections: Some(0),
-                max_idle: None,
-            },
-        )
+        .host_limits(&per_host.host_port(), HostLimits::new().max_connections(0))
         .build()
         .unwrap();
     for origin in [&agent_wide, &per_host] {
@@ -878,10 +865,7 @@ fn the_reaper_closes_an_idle_connection_without_another_request() {
     assert_eq!(counts(&stats), [0, 0, 0, 0]);
     assert_eq!(
         stats.closed,
-        ClosedCounts {
-            idle_timeout: 1,
-            ..ClosedCounts::default()
-        }
+        ClosedCounts::default().with(CloseReason::IdleTimeout, 1)
     );
 }
 
@@ -953,10 +937,7 @@ fn max_lifetime_closes_an_idle_connection() {
     assert_eq!(counts(&stats), [0, 0, 0, 0]);
     assert_eq!(
         stats.closed,
-        ClosedCounts {
-            lifetime: 1,
-            ..ClosedCounts::default()
-        }
+        ClosedCounts::default().with(CloseReason::Lifetime, 1)
     );
 }
 
@@ -1032,10 +1013,7 @@ fn liveness_check_discards_a_connection_the_server_closed() {
     assert_eq!((stats.opened, stats.reused), (2, 0));
     assert_eq!(
         stats.closed,
-        ClosedCounts {
-            server_closed: 1,
-            ..ClosedCounts::default()
-        }
+        ClosedCounts::default().with(CloseReason::ServerClosed, 1)
     );
 }
 
@@ -1305,10 +1283,7 @@ fn idempotent_requests_are_retried_once_on_a_fresh_connection_after_a_stale_one(
     assert_eq!((stats.opened, stats.reused), (n + 1, n));
     assert_eq!(
         stats.closed,
-        ClosedCounts {
-            error: n,
-            ..ClosedCounts::default()
-        }
+        ClosedCounts::default().with(CloseReason::Error, n)
     );
 }
 

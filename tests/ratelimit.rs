@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{ok, Server};
-use windlass::{ErrorKind, Phase, RateLimit};
+use windlass::{ErrorKind, InFlightPhase, Phase, RateLimit};
 
 #[test]
 fn a_burst_passes_then_requests_are_spaced_at_the_rate() {
@@ -100,9 +100,26 @@ fn a_rate_limit_wait_is_cancelled_promptly() {
             result
         })
     };
+    // Cancel only once the request is known to wait for its token.
+    common::wait_until(
+        "the request waits for the rate limit",
+        Duration::from_secs(5),
+        || {
+            agent
+                .in_flight()
+                .iter()
+                .any(|e| e.phase == InFlightPhase::RateLimited)
+        },
+    );
+    let cancelled_at = Instant::now();
     token.cancel();
     let elapsed = rx.recv_timeout(Duration::from_secs(5)).expect("returned");
     let err = waiter.join().unwrap().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Cancelled);
     assert!(elapsed < Duration::from_secs(5));
+    assert!(
+        cancelled_at.elapsed() < Duration::from_millis(500),
+        "returned {:?} after the cancel",
+        cancelled_at.elapsed()
+    );
 }

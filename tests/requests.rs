@@ -387,7 +387,7 @@ fn invalid_header_is_rejected_even_with_a_body() {
 
 #[test]
 fn method_with_crlf_is_rejected_before_sending() {
-    assert_refused_before_sending(ErrorKind::InvalidHeader, |agent, url| {
+    assert_refused_before_sending(ErrorKind::InvalidMethod, |agent, url| {
         agent
             .request("GET / HTTP/1.1\r\nX-Injected: 1\r\n\r\nGET", url)
             .call()
@@ -396,9 +396,23 @@ fn method_with_crlf_is_rejected_before_sending() {
 
 #[test]
 fn method_with_space_is_rejected_before_sending() {
-    assert_refused_before_sending(ErrorKind::InvalidHeader, |agent, url| {
+    assert_refused_before_sending(ErrorKind::InvalidMethod, |agent, url| {
         agent.request("GE T", url).call()
     });
+}
+
+#[test]
+fn an_invalid_method_is_named_in_plain_words() {
+    let err = common::agent()
+        .request("GE T", "http://127.0.0.1:1/")
+        .call()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidMethod);
+    assert_eq!(
+        err.to_string(),
+        "invalid HTTP method \"GE T\": a method is one word, without spaces or \
+         control characters (http://127.0.0.1:1/)"
+    );
 }
 
 #[test]
@@ -659,11 +673,10 @@ const BIG_UPLOAD: usize = 32 * 1024 * 1024;
 
 fn assert_the_early_answer_is_returned(status: u16, close: EarlyClose, tls: bool) {
     let addr = answers_early(Some(status), close, tls, 2);
-    let agent = common::builder()
-        .add_root_certificate(common::pki().ca_pem.as_bytes())
-        .resolve("localhost", vec![addr])
-        .build()
-        .unwrap();
+    let builder = common::builder().resolve("localhost", vec![addr]);
+    #[cfg(feature = "tls")]
+    let builder = builder.add_root_certificate(common::pki().ca_pem.as_bytes());
+    let agent = builder.build().unwrap();
     let scheme = if tls { "https" } else { "http" };
     let url = format!("{scheme}://localhost:{}/upload", addr.port());
     let uploads: [(&str, Upload); 2] = [
@@ -714,4 +727,201 @@ fn a_connection_that_fails_mid_upload_without_an_answer_is_an_io_error() {
         .send_bytes(&vec![b'x'; BIG_UPLOAD])
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+}
+
+// --- JSON -----------------------------------------------------------------------
+
+/// A value whose `Serialize` always fails.
+#[cfg(feature = "json")]
+struct Unserializable;
+
+#[cfg(feature = "json")]
+impl serde::Serialize for Unserializable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("this value has no JSON form"))
+    }
+}
+
+#[cfg(feature = "json")]
+#[test]
+fn a_value_that_cannot_be_json_is_a_json_error_before_sending() {
+    assert_refused_before_sending(ErrorKind::Json, |agent, url| {
+        agent.post(url).send_json(&Unserializable)
+    });
+}
+
+#[cfg(feature = "json")]
+#[test]
+fn a_body_that_is_not_the_json_asked_for_is_a_json_error() {
+    #[derive(Debug, serde::Deserialize)]
+    struct Item {
+        #[allow(dead_code)]
+        id: u32,
+    }
+    let server = Server::fixed(common::ok("{\"id\": \"seven\"}"));
+    let resp = common::agent().get(server.url("/item")).call().unwrap();
+    let err = resp.json::<Item>().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Json, "{err}");
+    // The serde_json error is the source, not part of the message.
+    let source = std::error::Error::source(&err).expect("the parse error");
+    assert!(source.to_string().contains("invalid type"), "{source}");
+    assert!(!err.to_string().contains("invalid type"), "{err}");
+}
+
+#[cfg(not(feature = "tls"))]
+#[test]
+fn https_without_the_tls_feature_is_tls_unavailable() {
+    let server = Server::fixed(OK);
+    let url = format!("https://127.0.0.1:{}/", server.port());
+    let err = common::agent().get(&url).call().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TlsUnavailable, "{err}");
+    assert!(err.to_string().contains("`tls` feature"), "{err}");
+}
+
+// --- the agent's settings, checked by build() -------------------------------------
+
+fn build_error(builder: windlass::AgentBuilder) -> Error {
+    let err = builder
+        .build()
+        .expect_err("build() accepted a setting that cannot work");
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
+    err
+}
+
+#[test]
+fn an_invalid_user_agent_is_reported_by_build() {
+    let err = build_error(common::builder().user_agent("agent/1\r\nX-Injected: 1"));
+    assert!(err.to_string().starts_with("user_agent: "), "{err}");
+}
+
+#[test]
+fn the_first_invalid_setting_is_the_one_reported() {
+    let err = build_error(
+        common::builder()
+            .host_rate_limit("nowhere", windlass::RateLimit::per_second(1.0))
+            .user_agent("bad\n"),
+    );
+    assert!(err.to_string().starts_with("host_rate_limit: "), "{err}");
+}
+
+#[test]
+fn host_keys_without_a_valid_port_are_reported_by_build() {
+    for key in [
+        "api.example.com",
+        "api.example.com:0",
+        "api.example.com:https",
+        "::1:80",
+    ] {
+        let err = build_error(common::builder().host_limits(key, windlass::HostLimits::default()));
+        assert!(err.to_string().starts_with("host_limits: "), "{key}: {err}");
+        let err = build_error(
+            common::builder().host_rate_limit(key, windlass::RateLimit::per_second(1.0)),
+        );
+        assert!(
+            err.to_string().starts_with("host_rate_limit: "),
+            "{key}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_host_rate_limit_key_matches_regardless_of_case() {
+    let server = Server::fixed(OK);
+    let agent = common::builder()
+        .resolve("localhost", vec![server.addr()])
+        .host_rate_limit(
+            &format!("LocalHost:{}", server.port()),
+            windlass::RateLimit::per_second(0.001),
+        )
+        .build()
+        .unwrap();
+    let url = format!("http://localhost:{}/", server.port());
+    agent.get(&url).call().unwrap().text().unwrap();
+    // The one token is spent: the next request would wait far past its timeout.
+    let err = agent
+        .get(&url)
+        .timeout(std::time::Duration::from_secs(5))
+        .call()
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Timeout(windlass::Phase::RateLimit),
+        "{err}"
+    );
+}
+
+#[test]
+fn resolve_without_addresses_or_with_a_port_is_reported_by_build() {
+    let err = build_error(common::builder().resolve("localhost", Vec::new()));
+    assert!(err.to_string().starts_with("resolve: "), "{err}");
+    let addr: SocketAddr = "127.0.0.1:80".parse().unwrap();
+    let err = build_error(common::builder().resolve("localhost:80", vec![addr]));
+    assert!(err.to_string().starts_with("resolve: "), "{err}");
+}
+
+// --- timeouts that can be switched off ----------------------------------------------
+
+/// Answers each request after `delay`.
+fn slow_server(delay: std::time::Duration) -> Server {
+    Server::start(move |conn| {
+        while conn.read_request().is_some() {
+            let (_keep, never) = std::sync::mpsc::channel::<()>();
+            let _ = never.recv_timeout(delay);
+            conn.write(OK.as_bytes());
+        }
+    })
+}
+
+#[test]
+fn a_phase_limit_switched_off_for_a_request_lets_a_slow_answer_through() {
+    let server = slow_server(std::time::Duration::from_millis(300));
+    let agent = common::builder()
+        .timeout_response_head(std::time::Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let err = agent.get(server.url("/limited")).call().unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Timeout(windlass::Phase::ResponseHead),
+        "{err}"
+    );
+    let text = agent
+        .get(server.url("/unlimited"))
+        .timeout_response_head(None)
+        .call()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert_eq!(text, "ok");
+}
+
+#[test]
+fn a_phase_limit_switched_off_on_the_agent_lets_a_slow_answer_through() {
+    let server = slow_server(std::time::Duration::from_millis(300));
+    let agent = common::builder()
+        .timeout_response_head(None)
+        .timeout_read(None)
+        .build()
+        .unwrap();
+    let text = agent.get(server.url("/")).call().unwrap().text().unwrap();
+    assert_eq!(text, "ok");
+}
+
+#[test]
+fn the_overall_timeout_switched_off_for_a_request_lets_a_slow_answer_through() {
+    let server = slow_server(std::time::Duration::from_millis(300));
+    let agent = common::builder()
+        .timeout(std::time::Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let err = agent.get(server.url("/limited")).call().unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    let text = agent
+        .get(server.url("/unlimited"))
+        .timeout(None)
+        .call()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert_eq!(text, "ok");
 }

@@ -129,18 +129,175 @@ fn certificate_from_an_untrusted_ca_is_rejected() {
     });
 }
 
+// --- settings checked by build() ---------------------------------------------------
+
+fn build_error(builder: windlass::AgentBuilder) -> windlass::Error {
+    let err = builder
+        .build()
+        .expect_err("build() accepted a setting that cannot work");
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
+    err
+}
+
 #[test]
-fn invalid_root_pem_is_a_tls_error_at_the_first_request() {
+fn a_root_pem_that_cannot_be_parsed_is_reported_by_build() {
+    let err = build_error(common::builder().add_root_certificate(
+        b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
+    ));
+    assert!(
+        err.to_string()
+            .starts_with("add_root_certificate: the PEM cannot be parsed"),
+        "{err}"
+    );
+    assert!(std::error::Error::source(&err).is_some());
+}
+
+#[test]
+fn a_root_pem_without_a_certificate_is_reported_by_build() {
+    let err = build_error(common::builder().add_root_certificate(b"not a certificate"));
+    assert!(
+        err.to_string()
+            .starts_with("add_root_certificate: no certificate found in the PEM"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_root_pem_is_checked_even_with_verification_off() {
+    build_error(
+        common::builder()
+            .danger_accept_invalid_certs(true)
+            .add_root_certificate(b"not a certificate"),
+    );
+}
+
+#[test]
+fn only_added_roots_without_an_added_root_is_reported_by_build() {
+    let err = build_error(common::builder().only_added_roots(true));
+    assert!(err.to_string().starts_with("only_added_roots: "), "{err}");
+}
+
+#[test]
+fn only_added_roots_trusts_the_added_ca() {
     let server = https_server(&common::pki().valid);
     let agent = common::builder()
-        .add_root_certificate(
-            b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
-        )
+        .add_root_certificate(common::pki().ca_pem.as_bytes())
+        .only_added_roots(true)
         .resolve("localhost", vec![server.addr()])
         .build()
         .unwrap();
+    let resp = agent.get(server.https_url("/")).call().unwrap();
+    assert_eq!(resp.text().unwrap(), "secure");
+}
+
+#[test]
+fn a_client_certificate_that_cannot_be_used_is_reported_by_build() {
+    let ca = common::pki().ca_pem.as_bytes();
+    // No certificate in the chain.
+    let err = build_error(common::builder().client_certificate(b"nothing", b"nothing"));
+    assert!(
+        err.to_string()
+            .starts_with("client_certificate: no certificate found"),
+        "{err}"
+    );
+    // A certificate, but no key.
+    let err = build_error(common::builder().client_certificate(ca, b"nothing"));
+    assert!(
+        err.to_string()
+            .starts_with("client_certificate: no private key found"),
+        "{err}"
+    );
+    // A key that does not belong to the certificate.
+    let other = rcgen::KeyPair::generate().unwrap();
+    let err =
+        build_error(common::builder().client_certificate(ca, other.serialize_pem().as_bytes()));
+    assert!(err.to_string().starts_with("client_certificate: "), "{err}");
+}
+
+// --- messages -----------------------------------------------------------------------
+
+/// The request's error, after checking it reads as plain words: no rustls
+/// Debug text, and no repetition of its source.
+fn plain_tls_error(server: Server, agent: Agent) -> String {
     let err = agent.get(server.https_url("/")).call().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Tls, "{err}");
+    let message = err.to_string();
+    let source = std::error::Error::source(&err).expect("the rustls error as the source");
+    assert!(
+        source.is::<rustls::Error>(),
+        "the source is the rustls error itself: {source:?}"
+    );
+    assert!(
+        !message.contains(&source.to_string()),
+        "the message repeats its source: {message}"
+    );
+    for debug in [
+        "UnknownIssuer",
+        "NotValidForName",
+        "Expired",
+        "InvalidCertificate",
+        "{",
+    ] {
+        assert!(!message.contains(debug), "Debug text in {message}");
+    }
+    assert!(
+        message.ends_with(&format!("({})", server.https_url("/"))),
+        "{message}"
+    );
+    message
+}
+
+#[test]
+fn an_untrusted_certificate_is_explained_in_plain_words() {
+    let server = https_server(&common::pki().self_signed);
+    let agent = trusting_agent(&server);
+    let message = plain_tls_error(server, agent);
+    assert!(
+        message.starts_with("the server's certificate is not trusted (unknown issuer)"),
+        "{message}"
+    );
+    assert!(message.contains("add_root_certificate"), "{message}");
+}
+
+#[test]
+fn a_certificate_for_another_name_names_both_names() {
+    let server = https_server(&common::pki().wrong_name);
+    let agent = trusting_agent(&server);
+    let message = plain_tls_error(server, agent);
+    assert!(
+        message.starts_with(
+            "the server's certificate is not valid for localhost (it is for wrong.example)"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_expired_certificate_is_explained_in_plain_words() {
+    let server = https_server(&common::pki().expired);
+    let agent = trusting_agent(&server);
+    let message = plain_tls_error(server, agent);
+    assert!(
+        message.starts_with("the server's certificate has expired"),
+        "{message}"
+    );
+}
+
+#[test]
+fn https_to_a_plain_http_port_is_explained_in_plain_words() {
+    // A plain-HTTP server answers the ClientHello with an HTTP error.
+    let server = Server::start(|conn| {
+        conn.write(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+        conn.close();
+    });
+    let agent = common::agent();
+    let url = format!("https://127.0.0.1:{}/", server.port());
+    let err = agent.get(&url).call().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Tls, "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!("the server did not answer in TLS (is the port plain HTTP?) ({url})")
+    );
 }
 
 #[test]
@@ -260,5 +417,5 @@ fn a_second_connection_resumes_the_tls_session() {
     assert_eq!(second.timings().tls_resumed, Some(true));
     second.text().unwrap();
     let metrics = agent.metrics();
-    assert_eq!((metrics.tls_full, metrics.tls_resumed), (1, 1));
+    assert_eq!((metrics.tls_full(), metrics.tls_resumed()), (1, 1));
 }

@@ -105,6 +105,21 @@ pub struct ClientArgs {
     #[arg(long = "connect-timeout", value_name = "SECS", value_parser = parse_secs, help_heading = "Connection")]
     pub connect_timeout: Option<Duration>,
 
+    /// Fail (exit 28) when the body arrives slower than this many bytes a
+    /// second over --speed-time seconds (default 30)
+    #[arg(
+        short = 'Y',
+        long = "speed-limit",
+        value_name = "BYTES",
+        help_heading = "Connection"
+    )]
+    pub speed_limit: Option<u64>,
+
+    /// The window --speed-limit is measured over; alone, it means at least
+    /// 1 byte a second
+    #[arg(short = 'y', long = "speed-time", value_name = "SECS", value_parser = parse_secs, help_heading = "Connection")]
+    pub speed_time: Option<Duration>,
+
     /// Retry failed idempotent requests up to N times (connect errors,
     /// timeouts before a response, 429/502/503/504) [default: no retries]
     #[arg(long = "retry", value_name = "N", help_heading = "Connection")]

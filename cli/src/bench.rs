@@ -346,8 +346,7 @@ fn report(tally: &Tally, elapsed: Duration, client: &Client) {
     }
 
     let stats = client.agent.pool_stats();
-    let opened: u64 = stats.hosts.iter().map(|h| h.opened).sum();
-    let reused: u64 = stats.hosts.iter().map(|h| h.reused).sum();
+    let (opened, reused) = (stats.opened(), stats.reused());
     let checkouts = (opened + reused).max(1);
     println!(
         "  connections   {opened} opened, {reused} reused ({:.2}% of requests on a pooled connection)",

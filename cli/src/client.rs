@@ -1,5 +1,7 @@
 //! Turning the shared options into a windlass agent and requests.
 
+use std::time::Duration;
+
 use windlass::{Agent, AgentBuilder, CancelToken, RequestBuilder};
 
 use crate::args::ClientArgs;
@@ -22,6 +24,13 @@ pub fn builder(args: &ClientArgs) -> Result<AgentBuilder, Failure> {
     }
     if let Some(t) = args.connect_timeout {
         b = b.timeout_connect(t);
+    }
+    // curl's pair: either one alone switches the check on, the other takes
+    // its default (1 byte a second, over 30 s).
+    if args.speed_limit.is_some() || args.speed_time.is_some() {
+        let bytes = args.speed_limit.unwrap_or(1);
+        let window = args.speed_time.unwrap_or(Duration::from_secs(30));
+        b = b.min_speed(windlass::MinSpeed::new(bytes, window));
     }
     if let Some(n) = args.retry {
         b = b.retry(windlass::Retry::new(n));

@@ -7,7 +7,8 @@ use windlass::ErrorKind;
 pub const OK: u8 = 0;
 /// A failure that fits no other class (a bug, an unexpected local error).
 pub const OTHER: u8 = 1;
-/// Bad command line (also what clap exits with).
+/// Bad command line (also what clap exits with), or an option the library
+/// refused (a bad method, user agent or CA file).
 pub const USAGE: u8 = 2;
 /// The URL (or proxy URL) cannot be used.
 pub const INVALID_URL: u8 = 3;
@@ -39,7 +40,7 @@ pub const HELP: &str = "\
 Exit codes (curl's numbers where curl has one):
     0  success
     1  other error
-    2  bad command line
+    2  bad command line, or an option that cannot work
     3  invalid URL
     6  could not resolve host
     7  could not connect
@@ -66,9 +67,32 @@ pub fn code_for(kind: ErrorKind) -> u8 {
         ErrorKind::InvalidUrl => INVALID_URL,
         ErrorKind::Io => NETWORK,
         ErrorKind::Status(_) => HTTP_ERROR,
-        // BodyTooLarge, InvalidHeader and kinds added later.
+        // A bad -X, or an option the library refused (--user-agent, --cacert).
+        ErrorKind::InvalidMethod | ErrorKind::InvalidConfig => USAGE,
+        // curl exits 1 for a protocol it was built without.
+        ErrorKind::TlsUnavailable => OTHER,
+        // BodyTooLarge, InvalidHeader, Json and kinds added later.
         _ => OTHER,
     }
+}
+
+/// What to tell a person about an error: its message and every cause after
+/// it, `message (url): cause: cause…`. windlass's `Display` says only the
+/// error itself (its cause is `source()`), so a one-line report must walk
+/// the chain. A cause whose text is already at the end of the line (an
+/// error that prints its own cause) is not repeated.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        let part = c.to_string();
+        if !part.is_empty() && !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// Why the command failed: the exit code and what to tell the user.
@@ -126,7 +150,7 @@ impl From<windlass::Error> for Failure {
         if code == CANCELLED {
             Failure::new(code, "cancelled")
         } else {
-            Failure::new(code, err.to_string())
+            Failure::new(code, chain(&err))
         }
     }
 }
@@ -157,6 +181,54 @@ mod tests {
             let line = format!("{code:>5}  ");
             assert!(HELP.lines().any(|l| l.starts_with(&line)), "{code} missing");
         }
+    }
+
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    #[test]
+    fn the_chain_shows_every_cause_once() {
+        let err = Layer(
+            "cannot connect (http://127.0.0.1:1/)",
+            Some(Box::new(Layer(
+                "connection refused",
+                Some(Box::new(Layer("os error 111", None))),
+            ))),
+        );
+        assert_eq!(
+            chain(&err),
+            "cannot connect (http://127.0.0.1:1/): connection refused: os error 111"
+        );
+        let repeats = Layer(
+            "reading failed: disk on fire",
+            Some(Box::new(Layer("disk on fire", None))),
+        );
+        assert_eq!(chain(&repeats), "reading failed: disk on fire");
+    }
+
+    #[test]
+    fn a_library_error_is_reported_with_its_cause() {
+        let err = windlass::get("http://exa mple.com/").call().unwrap_err();
+        let failure = Failure::from(err);
+        assert_eq!(failure.code, INVALID_URL);
+        let message = failure.message.unwrap();
+        assert!(message.starts_with("invalid URL"), "{message}");
+        assert!(
+            message.contains("\": invalid international domain name"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -250,3 +250,31 @@ fn help_documents_the_exit_codes_and_version_prints() {
     assert_eq!(out.status.code(), Some(0));
     assert!(stdout(&out).starts_with("windlass "));
 }
+
+#[test]
+fn speed_limit_fails_a_body_that_dribbles_with_exit_28() {
+    // Ten bytes a second against a minimum of 1000 over half a second.
+    let server = TestServer::start(|_| {
+        Reply::Write(Box::new(|stream| {
+            use std::io::Write;
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n");
+            for _ in 0..100 {
+                if stream.write_all(b"x").is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }))
+    });
+    let started = Instant::now();
+    let out = run(&[
+        "--speed-limit",
+        "1000",
+        "--speed-time",
+        "0.5",
+        &server.url("/"),
+    ]);
+    assert_eq!(out.status.code(), Some(28), "{}", stderr(&out));
+    assert!(stderr(&out).contains("min_speed"), "{}", stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

@@ -1,24 +1,38 @@
 //! The connection pool: one mutex around all pool state, never held across I/O.
 //!
 //! Each pool key (scheme, host, port, proxy, TLS settings) has a [`Host`] with
-//! its idle connections (most recently used reused first), the number of open
-//! connections (connecting + active + idle) counted against
-//! `max_connections_per_host`, and a FIFO queue of waiters. A request holds a
-//! [`Lease`] for its slot; the lease gives the slot back on drop, so no error
-//! path can leak one. A returned connection goes straight to the longest
-//! waiter; a freed slot wakes the next one.
+//! its idle connections (most recently used reused first), its open slots
+//! counted against `max_connections_per_host`, and a FIFO queue of waiters.
+//! Every open slot is in one [`Slot`] state (connecting, active or idle), and
+//! the host changes them only through named transitions that assert
+//! `open == idle + active + connecting` when they end (see `host.rs`).
+//!
+//! A request holds a [`Lease`] for its slot; the lease gives the slot back on
+//! drop, so no error path can leak one. A returned connection goes straight to
+//! the longest waiter; a freed slot wakes the next one. Connections are closed
+//! only after the lock is released: closing may write (a TLS close_notify).
+//!
+//! The pool is generic over what it holds ([`Poolable`], [`Conn`] by default),
+//! so the accounting is unit-tested with a fake connection (`tests.rs`).
 
+mod host;
+mod poolable;
 mod reaper;
 mod stats;
+#[cfg(test)]
+mod tests;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
+pub(crate) use poolable::Poolable;
 pub use stats::{CloseReason, ClosedCounts, HostStats, PoolStats};
+
+use host::{Grant, Host, Slot, Waiter};
 
 use crate::conn::Conn;
 use crate::deadline::{CancelToken, Deadline};
@@ -79,12 +93,41 @@ impl fmt::Display for PoolKey {
 }
 
 /// Limits for one host, overriding the agent's.
+///
+/// ```
+/// let limits = windlass::HostLimits::new().max_connections(8).max_idle(4);
+/// assert_eq!(limits.max_connections, Some(8));
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HostLimits {
     /// Most connections open to the host (connecting + active + idle); `None` = the agent's.
     pub max_connections: Option<usize>,
     /// Most idle connections kept for the host; `None` = the agent's.
     pub max_idle: Option<usize>,
+}
+
+impl HostLimits {
+    /// The agent's limits, until overridden by the setters.
+    pub const fn new() -> HostLimits {
+        HostLimits {
+            max_connections: None,
+            max_idle: None,
+        }
+    }
+
+    /// Most connections open to the host (connecting + active + idle).
+    /// Beyond it, requests wait in FIFO order. 0 is taken as 1.
+    pub const fn max_connections(mut self, max: usize) -> HostLimits {
+        self.max_connections = Some(max);
+        self
+    }
+
+    /// Most idle connections kept for the host; 0 keeps none.
+    pub const fn max_idle(mut self, max: usize) -> HostLimits {
+        self.max_idle = Some(max);
+        self
+    }
 }
 
 /// The pool's settings, fixed when the agent is built.
@@ -102,67 +145,17 @@ pub(crate) struct PoolConfig {
 /// How [`Pool::verify_idle`] accounts for the connection it looks at.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Probe {
-    /// Taken from the idle list: its reuse is already counted.
+    /// Taken from the idle list: its reuse is already counted, and if it is
+    /// dead, its lease frees the slot.
     Counted,
     /// Handed to a waiter: its reuse is not counted yet, and if it is dead,
     /// the waiter keeps its slot to open a new connection in.
     KeepSlot,
 }
 
-/// Something the pool hands to a waiter.
-enum Grant {
-    /// An idle connection, with its slot.
-    Conn(Box<Conn>),
-    /// A slot to open a new connection in.
-    Slot,
-    /// The waiter's token was cancelled.
-    Cancelled,
-}
-
-struct Waiter {
-    id: u64,
-    tx: Sender<Grant>,
-}
-
-struct IdleConn {
-    conn: Box<Conn>,
-    expires: Option<(Instant, CloseReason)>,
-}
-
-struct Host {
-    idle: VecDeque<IdleConn>,
-    /// Connecting + active + idle.
-    open: usize,
-    connecting: usize,
-    waiters: VecDeque<Waiter>,
-    max_connections: Option<usize>,
-    max_idle: usize,
-    opened: u64,
-    reused: u64,
-    closed: ClosedCounts,
-}
-
-impl Host {
-    fn is_empty(&self) -> bool {
-        self.open == 0 && self.waiters.is_empty()
-    }
-
-    /// One of this host's slots is free: hand it to the longest waiter (who
-    /// will open a connection in it), or shrink the open count.
-    fn slot_freed(&mut self) {
-        while let Some(waiter) = self.waiters.pop_front() {
-            if waiter.tx.try_send(Grant::Slot).is_ok() {
-                self.connecting += 1;
-                return;
-            }
-        }
-        self.open -= 1;
-    }
-}
-
-#[derive(Default)]
-struct State {
-    hosts: HashMap<PoolKey, Host, crate::fnv::BuildFnv>,
+struct State<C> {
+    hosts: HashMap<PoolKey, Host<C>, crate::fnv::BuildFnv>,
+    /// Idle connections over all hosts, for `max_idle`.
     idle_total: usize,
     next_waiter: u64,
     closed: bool,
@@ -170,8 +163,32 @@ struct State {
     reaper_next: Option<Instant>,
 }
 
-pub(crate) struct Shared {
-    state: Mutex<State>,
+impl<C> Default for State<C> {
+    fn default() -> Self {
+        State {
+            hosts: HashMap::default(),
+            idle_total: 0,
+            next_waiter: 0,
+            closed: false,
+            reaper_next: None,
+        }
+    }
+}
+
+impl<C: Poolable> State<C> {
+    /// `idle_total` is the sum of the hosts' idle lists. A walk over every
+    /// host, so only in debug builds.
+    fn check_idle_total(&self) {
+        #[cfg(debug_assertions)]
+        {
+            let sum: usize = self.hosts.values().map(Host::idle_len).sum();
+            debug_assert_eq!(self.idle_total, sum, "idle_total out of step");
+        }
+    }
+}
+
+pub(crate) struct Shared<C: Poolable = Conn> {
+    state: Mutex<State<C>>,
     cfg: PoolConfig,
     reaper: reaper::Handle,
     /// Requests in flight, for `in_flight()` and the reaper's leak warnings.
@@ -179,51 +196,71 @@ pub(crate) struct Shared {
 }
 
 /// A handle to the pool; cheap to clone.
-#[derive(Clone)]
-pub(crate) struct Pool {
-    shared: Arc<Shared>,
+pub(crate) struct Pool<C: Poolable = Conn> {
+    shared: Arc<Shared<C>>,
 }
 
-/// The right to one open connection to a key. Dropping it frees the slot.
-pub(crate) struct Lease {
-    shared: Arc<Shared>,
-    key: PoolKey,
-    connecting: bool,
-    done: bool,
-}
-
-impl Lease {
-    /// The new connection is up: count it as opened and active.
-    pub(crate) fn connected(&mut self) {
-        if self.connecting {
-            self.connecting = false;
-            let mut state = self.shared.lock();
-            if let Some(host) = state.hosts.get_mut(&self.key) {
-                host.connecting -= 1;
-                host.opened += 1;
-            }
+impl<C: Poolable> Clone for Pool<C> {
+    fn clone(&self) -> Self {
+        Pool {
+            shared: Arc::clone(&self.shared),
         }
     }
 }
 
-impl Drop for Lease {
+/// The right to one open slot for a key. Dropping it frees the slot.
+///
+/// Its state is the slot's: `Connecting` until [`Lease::connected`], then
+/// `Active`; `Closed` once [`Pool::release`] or [`Pool::discard`] took the
+/// slot over, when dropping it does nothing.
+pub(crate) struct Lease<C: Poolable = Conn> {
+    shared: Arc<Shared<C>>,
+    key: PoolKey,
+    slot: Slot,
+}
+
+impl<C: Poolable> Lease<C> {
+    /// `Connecting` → `Active`: the new connection is up; count it as opened.
+    pub(crate) fn connected(&mut self) {
+        if self.slot == Slot::Connecting {
+            self.slot = Slot::Active;
+            let mut state = self.shared.lock();
+            self.shared
+                .with_host(&mut state, &self.key, Host::connected);
+        }
+    }
+
+    /// The lease ends with its connection in the caller's hands: `Active`
+    /// (a connection in hand was opened, even if nobody said so) → `Closed`,
+    /// the caller now accounting for the slot. Returns the key.
+    fn finish(mut self) -> PoolKey {
+        self.connected();
+        self.slot = Slot::Closed;
+        self.key.clone()
+    }
+}
+
+impl<C: Poolable> Drop for Lease<C> {
     fn drop(&mut self) {
-        if !self.done {
-            self.shared.free_slot(&self.key, self.connecting);
+        let slot = std::mem::replace(&mut self.slot, Slot::Closed);
+        if slot != Slot::Closed {
+            let mut state = self.shared.lock();
+            self.shared
+                .with_host(&mut state, &self.key, |host| host.close(slot, None));
         }
     }
 }
 
 /// What a checkout produced.
-pub(crate) struct Checkout {
-    pub lease: Lease,
+pub(crate) struct Checkout<C: Poolable = Conn> {
+    pub lease: Lease<C>,
     /// A reused connection, or `None`: open a new one under the lease.
-    pub conn: Option<Box<Conn>>,
+    pub conn: Option<Box<C>>,
     pub waited: Duration,
 }
 
-impl Pool {
-    pub(crate) fn new(cfg: PoolConfig, in_flight: Arc<crate::inflight::Registry>) -> Pool {
+impl<C: Poolable> Pool<C> {
+    pub(crate) fn new(cfg: PoolConfig, in_flight: Arc<crate::inflight::Registry>) -> Pool<C> {
         Pool {
             shared: Arc::new(Shared {
                 state: Mutex::new(State::default()),
@@ -256,14 +293,36 @@ impl Pool {
     /// Take an idle connection for `key`, or a slot to open one, waiting in
     /// FIFO order when the host is at its limit. `fresh` skips idle connections
     /// (a retry after a stale one failed).
+    #[cfg(test)]
     pub(crate) fn checkout(
         &self,
         key: &PoolKey,
         fresh: bool,
         deadline: Deadline,
         cancel: Option<&CancelToken>,
-    ) -> Result<Checkout, Error> {
+    ) -> Result<Checkout<C>, Error> {
+        self.checkout_telling(key, fresh, deadline, cancel, || {})
+    }
+
+    /// [`checkout`](Pool::checkout), calling `about_to_wait` once when the
+    /// host is at its limit and the caller joins the wait queue (and never
+    /// when a connection or slot is had at once), so a "waiting" event means
+    /// a real wait.
+    pub(crate) fn checkout_telling(
+        &self,
+        key: &PoolKey,
+        fresh: bool,
+        deadline: Deadline,
+        cancel: Option<&CancelToken>,
+        about_to_wait: impl FnOnce(),
+    ) -> Result<Checkout<C>, Error> {
+        let mut about_to_wait = Some(about_to_wait);
         let started = Instant::now();
+        let done = |lease, conn| Checkout {
+            lease,
+            conn,
+            waited: started.elapsed(),
+        };
         // Each pass either returns or discards one dead idle connection, and a
         // host holds finitely many, so this ends; the bound is a safety net.
         for _ in 0..10_000 {
@@ -274,92 +333,49 @@ impl Pool {
                     return Err(Error::new(ErrorKind::Io, "the agent was dropped"));
                 }
                 let now = Instant::now();
-                let mut found = None;
-                let State {
-                    hosts, idle_total, ..
-                } = &mut *state;
-                let host = self.shared.host(hosts, key);
-                if !fresh {
-                    while let Some(idle) = host.idle.pop_back() {
-                        *idle_total -= 1;
-                        match idle.expires {
-                            Some((at, reason)) if at <= now => {
-                                host.closed.add(reason);
-                                host.slot_freed();
-                                to_close.push((idle.conn, reason));
-                            }
-                            _ => {
-                                // Counted as reused now, under this lock, so
-                                // the common case locks once; the probe below
-                                // takes the count back if the connection is dead.
-                                host.reused += 1;
-                                found = Some(idle.conn);
-                                break;
-                            }
+                let id = state.next_waiter;
+                let taken = self.shared.with_host(&mut state, key, |host| {
+                    if !fresh {
+                        if let Some(conn) = host.reuse_idle(now, &mut to_close) {
+                            return Taken::Idle(conn);
                         }
                     }
-                }
-                let at_limit = host.max_connections.is_some_and(|max| host.open >= max);
-                if fresh && at_limit && host.waiters.is_empty() {
-                    // A retry that must not reuse: trade the oldest idle
-                    // connection's slot for a new connection rather than wait
-                    // behind connections nobody is using.
-                    if let Some(idle) = host.idle.pop_front() {
-                        *idle_total -= 1;
-                        host.closed.add(CloseReason::NotReusable);
-                        host.connecting += 1;
-                        to_close.push((idle.conn, CloseReason::NotReusable));
-                        // Closing may write (TLS close_notify): never under the lock.
-                        drop(state);
-                        close_all(to_close);
-                        return Ok(Checkout {
-                            lease: self.lease(key, true),
-                            conn: None,
-                            waited: started.elapsed(),
-                        });
+                    if fresh && host.at_limit() && !host.has_waiters() {
+                        // A retry that must not reuse: trade the oldest idle
+                        // connection's slot for a new connection rather than
+                        // wait behind connections nobody is using.
+                        if let Some(conn) = host.trade_oldest_idle() {
+                            to_close.push((conn, CloseReason::NotReusable));
+                            return Taken::Slot;
+                        }
                     }
-                }
-                match found {
-                    Some(conn) => Taken::Idle(conn),
-                    None if host.waiters.is_empty()
-                        && host.max_connections.is_none_or(|max| host.open < max) =>
-                    {
-                        host.open += 1;
-                        host.connecting += 1;
-                        Taken::Slot
+                    if host.try_open_slot() {
+                        return Taken::Slot;
                     }
-                    None => {
-                        let (tx, rx) = crossbeam_channel::bounded(2);
-                        let id = state.next_waiter;
-                        state.next_waiter += 1;
-                        let host = self.shared.host(&mut state.hosts, key);
-                        host.waiters.push_back(Waiter { id, tx: tx.clone() });
-                        Taken::Wait(id, tx, rx)
-                    }
+                    let (tx, rx) = crossbeam_channel::bounded(2);
+                    host.enqueue(Waiter { id, tx: tx.clone() });
+                    Taken::Wait(id, tx, rx)
+                });
+                if let Taken::Wait(..) = taken {
+                    state.next_waiter += 1;
                 }
+                taken
             };
+            // Closing may write (TLS close_notify): never under the lock.
             close_all(to_close);
-            let lease = |connecting| self.lease(key, connecting);
             match taken {
-                Taken::Slot => {
-                    return Ok(Checkout {
-                        lease: lease(true),
-                        conn: None,
-                        waited: started.elapsed(),
-                    })
-                }
+                Taken::Slot => return Ok(done(self.lease(key, Slot::Connecting), None)),
                 Taken::Idle(conn) => {
-                    let lease = lease(false);
+                    let lease = self.lease(key, Slot::Active);
                     if let Some(conn) = self.verify_idle(key, conn, Probe::Counted) {
-                        return Ok(Checkout {
-                            lease,
-                            conn: Some(conn),
-                            waited: started.elapsed(),
-                        });
+                        return Ok(done(lease, Some(conn)));
                     }
                     // Dead: its lease drops here, freeing the slot; try again.
                 }
                 Taken::Wait(id, tx, rx) => {
+                    if let Some(tell) = about_to_wait.take() {
+                        tell();
+                    }
                     let granted = self.wait(key, id, tx, rx, deadline, cancel, started)?;
                     let conn = match granted {
                         // A retry after a stale connection wants a new one: close
@@ -372,37 +388,34 @@ impl Pool {
                         Some(conn) => self.verify_idle(key, conn, Probe::KeepSlot),
                         None => None,
                     };
-                    let connecting = conn.is_none();
-                    return Ok(Checkout {
-                        lease: lease(connecting),
-                        conn,
-                        waited: started.elapsed(),
-                    });
+                    let slot = match conn {
+                        Some(_) => Slot::Active,
+                        None => Slot::Connecting,
+                    };
+                    return Ok(done(self.lease(key, slot), conn));
                 }
             }
         }
         Err(Error::new(ErrorKind::Io, "pool checkout did not settle"))
     }
 
-    fn lease(&self, key: &PoolKey, connecting: bool) -> Lease {
+    fn lease(&self, key: &PoolKey, slot: Slot) -> Lease<C> {
         Lease {
             shared: Arc::clone(&self.shared),
             key: key.clone(),
-            connecting,
-            done: false,
+            slot,
         }
     }
 
     /// Close a connection handed to a waiter but keep its slot, now counted
     /// as connecting: the waiter opens a new connection in it.
-    fn reopen_slot(&self, key: &PoolKey, conn: Box<Conn>, reason: CloseReason) {
+    fn reopen_slot(&self, key: &PoolKey, conn: Box<C>, reason: CloseReason) {
         {
             let mut state = self.shared.lock();
-            let host = self.shared.host(&mut state.hosts, key);
-            host.closed.add(reason);
-            host.connecting += 1;
+            self.shared
+                .with_host(&mut state, key, |host| host.reopen(reason));
         }
-        log::debug!("closing connection {} to {key}: {reason}", conn.info.id);
+        log::debug!("closing connection {} to {key}: {reason}", conn.id());
         conn.close();
     }
 
@@ -411,27 +424,25 @@ impl Pool {
     /// the reuse or the close. A dead one's slot is freed by its lease, or kept
     /// as connecting with [`Probe::KeepSlot`] for the caller to open a new
     /// connection in.
-    fn verify_idle(&self, key: &PoolKey, mut conn: Box<Conn>, probe: Probe) -> Option<Box<Conn>> {
+    fn verify_idle(&self, key: &PoolKey, mut conn: Box<C>, probe: Probe) -> Option<Box<C>> {
         if conn.is_alive() {
             if probe == Probe::KeepSlot {
                 let mut state = self.shared.lock();
-                self.shared.host(&mut state.hosts, key).reused += 1;
+                self.shared.with_host(&mut state, key, Host::count_reuse);
             }
-            log::debug!("reusing connection {} to {key}", conn.info.id);
+            log::debug!("reusing connection {} to {key}", conn.id());
             return Some(conn);
         }
         {
             let mut state = self.shared.lock();
-            let host = self.shared.host(&mut state.hosts, key);
-            host.closed.add(CloseReason::ServerClosed);
-            match probe {
-                Probe::Counted => host.reused -= 1,
-                Probe::KeepSlot => host.connecting += 1,
-            }
+            self.shared.with_host(&mut state, key, |host| match probe {
+                Probe::Counted => host.reuse_failed(),
+                Probe::KeepSlot => host.reopen(CloseReason::ServerClosed),
+            });
         }
         log::debug!(
             "idle connection {} to {key} was closed by the server or has unread bytes",
-            conn.info.id
+            conn.id()
         );
         conn.close();
         None
@@ -443,12 +454,12 @@ impl Pool {
         &self,
         key: &PoolKey,
         id: u64,
-        tx: Sender<Grant>,
-        rx: Receiver<Grant>,
+        tx: Sender<Grant<C>>,
+        rx: Receiver<Grant<C>>,
         deadline: Deadline,
         cancel: Option<&CancelToken>,
         started: Instant,
-    ) -> Result<Option<Box<Conn>>, Error> {
+    ) -> Result<Option<Box<C>>, Error> {
         let hook = match cancel {
             Some(token) => match token.on_cancel(move || {
                 let _ = tx.try_send(Grant::Cancelled);
@@ -481,25 +492,21 @@ impl Pool {
 
     /// Leave the wait queue. A grant already sent to us is passed on, so a
     /// waiter that gives up never strands a connection or a slot.
-    fn give_up(&self, key: &PoolKey, id: u64, rx: &Receiver<Grant>, err: Error) -> Error {
+    fn give_up(&self, key: &PoolKey, id: u64, rx: &Receiver<Grant<C>>, err: Error) -> Error {
         let still_queued = {
             let mut state = self.shared.lock();
-            let host = self.shared.host(&mut state.hosts, key);
-            match host.waiters.iter().position(|w| w.id == id) {
-                Some(i) => {
-                    host.waiters.remove(i);
-                    true
-                }
-                None => false,
-            }
+            self.shared
+                .with_host(&mut state, key, |host| host.leave_queue(id))
         };
         if !still_queued {
             // Grants are sent under the lock, so it is in the channel by now.
             for grant in rx.try_iter() {
                 match grant {
-                    Grant::Conn(conn) => self.release(self.lease(key, false), conn),
+                    // Still active: the release passes it to the next waiter
+                    // or the idle list.
+                    Grant::Conn(conn) => self.release(self.lease(key, Slot::Active), conn),
                     // The granter counted us as connecting; the lease undoes that.
-                    Grant::Slot => drop(self.lease(key, true)),
+                    Grant::Slot => drop(self.lease(key, Slot::Connecting)),
                     Grant::Cancelled => {}
                 }
             }
@@ -509,17 +516,15 @@ impl Pool {
 
     /// Give a connection back after a complete response. It goes to the
     /// longest waiter, else to the idle list, else it is closed.
-    pub(crate) fn release(&self, mut lease: Lease, mut conn: Box<Conn>) {
-        lease.done = true;
-        let key = lease.key.clone();
-        drop(lease);
+    pub(crate) fn release(&self, lease: Lease<C>, mut conn: Box<C>) {
+        let key = lease.finish();
         let now = Instant::now();
         let cancelled = conn.detach_cancel();
         let lifetime_end = self
             .shared
             .cfg
             .max_lifetime
-            .and_then(|l| conn.info.created.checked_add(l));
+            .and_then(|l| conn.created().checked_add(l));
         if cancelled {
             return self.close_slot(&key, conn, CloseReason::Cancelled);
         }
@@ -529,6 +534,7 @@ impl Pool {
         if !conn.make_idle() {
             return self.close_slot(&key, conn, CloseReason::NotReusable);
         }
+        let expires = self.expiry(&conn, now);
         let mut evicted = None;
         let mut wake_reaper = false;
         let outcome = {
@@ -537,42 +543,30 @@ impl Pool {
                 drop(state);
                 return self.close_slot(&key, conn, CloseReason::AgentDropped);
             }
-            let host = self.shared.host(&mut state.hosts, &key);
-            let mut conn = Some(conn);
-            while let Some(waiter) = host.waiters.pop_front() {
-                match waiter
-                    .tx
-                    .try_send(Grant::Conn(conn.take().expect("present")))
-                {
-                    Ok(()) => break,
-                    Err(e) => match e.into_inner() {
-                        Grant::Conn(c) => conn = Some(c),
-                        _ => unreachable_grant(),
-                    },
+            let outcome = self.shared.with_host(&mut state, &key, |host| {
+                let Some(conn) = host.hand_to_waiter(conn) else {
+                    return Outcome::HandedOff;
+                };
+                match host.park(conn, now, expires) {
+                    Ok(()) => Outcome::Idle,
+                    Err(conn) => Outcome::Close(conn),
+                }
+            });
+            if let Outcome::Idle = outcome {
+                if state.idle_total > self.shared.cfg.max_idle {
+                    evicted = self.shared.evict_oldest(&mut state);
+                }
+                if let Some((at, _)) = expires {
+                    wake_reaper = state.reaper_next.is_none_or(|next| at < next);
+                    if wake_reaper {
+                        state.reaper_next = Some(at);
+                    }
                 }
             }
-            match conn {
-                None => Outcome::HandedOff,
-                Some(conn) if host.idle.len() >= host.max_idle => Outcome::Close(conn),
-                Some(conn) => {
-                    let expires = self.expiry(&conn, now);
-                    host.idle.push_back(IdleConn { conn, expires });
-                    state.idle_total += 1;
-                    if state.idle_total > self.shared.cfg.max_idle {
-                        evicted = self.shared.evict_oldest(&mut state);
-                    }
-                    if let Some((at, _)) = expires {
-                        wake_reaper = state.reaper_next.is_none_or(|next| at < next);
-                        if wake_reaper {
-                            state.reaper_next = Some(at);
-                        }
-                    }
-                    Outcome::Idle
-                }
-            }
+            outcome
         };
         if let Some(conn) = evicted {
-            log::debug!("closing idle connection {}: pool full", conn.info.id);
+            log::debug!("closing idle connection {}: pool full", conn.id());
             conn.close();
         }
         match outcome {
@@ -588,32 +582,31 @@ impl Pool {
     }
 
     /// Close a checked-out connection and free its slot.
-    pub(crate) fn discard(&self, mut lease: Lease, conn: Box<Conn>, reason: CloseReason) {
-        lease.done = true;
-        let key = lease.key.clone();
-        drop(lease);
+    pub(crate) fn discard(&self, lease: Lease<C>, conn: Box<C>, reason: CloseReason) {
+        let key = lease.finish();
         self.close_slot(&key, conn, reason);
     }
 
-    fn close_slot(&self, key: &PoolKey, conn: Box<Conn>, reason: CloseReason) {
-        log::debug!("closing connection {} to {key}: {reason}", conn.info.id);
+    /// `Active` → `Closed`: close a connection whose lease has finished, then
+    /// free its slot.
+    fn close_slot(&self, key: &PoolKey, conn: Box<C>, reason: CloseReason) {
+        log::debug!("closing connection {} to {key}: {reason}", conn.id());
         // Closed before its slot is handed on, so the host never has more
         // sockets than its limit; counted and freed under one lock.
         conn.close();
         let mut state = self.shared.lock();
-        let host = self.shared.host(&mut state.hosts, key);
-        host.closed.add(reason);
-        host.slot_freed();
+        self.shared.with_host(&mut state, key, |host| {
+            host.close(Slot::Active, Some(reason));
+        });
     }
 
     /// When an idle connection must be closed, and why.
-    fn expiry(&self, conn: &Conn, now: Instant) -> Option<(Instant, CloseReason)> {
+    fn expiry(&self, conn: &C, now: Instant) -> Option<(Instant, CloseReason)> {
         let cfg = &self.shared.cfg;
         // A server's Keep-Alive timeout caps the idle life a little under it, so
         // we close first instead of racing the server's close.
         let server = conn
-            .info
-            .server_keep_alive
+            .server_keep_alive()
             .map(|t| t - (t / 4).min(Duration::from_secs(1)));
         let idle = match (cfg.idle_timeout, server) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -625,7 +618,7 @@ impl Pool {
             .map(|at| (at, CloseReason::IdleTimeout));
         let life_end = cfg
             .max_lifetime
-            .and_then(|l| conn.info.created.checked_add(l))
+            .and_then(|l| conn.created().checked_add(l))
             .map(|at| (at, CloseReason::Lifetime));
         match (idle_end, life_end) {
             (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
@@ -639,16 +632,7 @@ impl Pool {
         let mut hosts: Vec<HostStats> = state
             .hosts
             .iter()
-            .map(|(key, h)| HostStats {
-                key: key.to_string(),
-                idle: h.idle.len(),
-                active: h.open - h.idle.len() - h.connecting,
-                connecting: h.connecting,
-                waiting: h.waiters.len(),
-                opened: h.opened,
-                reused: h.reused,
-                closed: h.closed,
-            })
+            .map(|(key, h)| h.stats(key.to_string()))
             .collect();
         hosts.sort_by(|a, b| a.key.cmp(&b.key));
         PoolStats { hosts }
@@ -657,18 +641,15 @@ impl Pool {
     /// The agent is gone: close every idle connection, refuse new checkouts,
     /// close connections as they come back, and stop the reaper.
     pub(crate) fn shut_down(&self) {
-        let idle: Vec<Box<Conn>> = {
+        let idle = {
             let mut state = self.shared.lock();
             state.closed = true;
             state.idle_total = 0;
             let mut all = Vec::new();
             for host in state.hosts.values_mut() {
-                for idle in host.idle.drain(..) {
-                    host.open -= 1;
-                    host.closed.add(CloseReason::AgentDropped);
-                    all.push(idle.conn);
-                }
+                host.close_all_idle(CloseReason::AgentDropped, &mut all);
             }
+            state.check_idle_total();
             all
         };
         for conn in idle {
@@ -678,95 +659,83 @@ impl Pool {
     }
 }
 
-enum Taken {
+enum Taken<C> {
     /// An idle connection, its reuse already counted.
-    Idle(Box<Conn>),
+    Idle(Box<C>),
+    /// A slot to open a connection in, counted as connecting.
     Slot,
-    Wait(u64, Sender<Grant>, Receiver<Grant>),
+    /// Queued under this id, waiting for a grant.
+    Wait(u64, Sender<Grant<C>>, Receiver<Grant<C>>),
 }
 
-enum Outcome {
+enum Outcome<C> {
     HandedOff,
     Idle,
-    Close(Box<Conn>),
+    Close(Box<C>),
 }
 
-fn unreachable_grant() -> ! {
-    unreachable!("a connection grant comes back as a connection grant")
-}
-
-fn close_all(conns: Vec<(Box<Conn>, CloseReason)>) {
+fn close_all<C: Poolable>(conns: Vec<(Box<C>, CloseReason)>) {
     for (conn, reason) in conns {
-        log::debug!("closing idle connection {}: {reason}", conn.info.id);
+        log::debug!("closing idle connection {}: {reason}", conn.id());
         conn.close();
     }
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // The state is consistent between statements that can panic, so a
-        // poisoned lock is still usable.
+impl<C: Poolable> Shared<C> {
+    fn lock(&self) -> MutexGuard<'_, State<C>> {
+        // Nothing under the lock is expected to panic but a failed debug
+        // check (a bug already made), and the counts are whole between
+        // transitions, so a poisoned lock is still usable: one thread's panic
+        // must not wedge every request.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn host<'s>(
+    /// Run `f` on the key's host (made on first use), keeping `idle_total`
+    /// in step with the host's idle list.
+    fn with_host<R>(
         &self,
-        hosts: &'s mut HashMap<PoolKey, Host, crate::fnv::BuildFnv>,
+        state: &mut State<C>,
         key: &PoolKey,
-    ) -> &'s mut Host {
-        if !hosts.contains_key(key) {
-            let limits = self
-                .cfg
-                .host_limits
-                .get(&key.authority())
-                .copied()
-                .unwrap_or_default();
-            hosts.insert(
-                key.clone(),
-                Host {
-                    idle: VecDeque::new(),
-                    open: 0,
-                    connecting: 0,
-                    waiters: VecDeque::new(),
-                    // A limit of 0 would make the host unreachable; it means 1,
-                    // as it does for max_connections_per_host.
-                    max_connections: limits
-                        .max_connections
-                        .map(|m| m.max(1))
-                        .or(self.cfg.max_connections_per_host),
-                    max_idle: limits.max_idle.unwrap_or(self.cfg.max_idle_per_host),
-                    opened: 0,
-                    reused: 0,
-                    closed: ClosedCounts::default(),
-                },
-            );
+        f: impl FnOnce(&mut Host<C>) -> R,
+    ) -> R {
+        if !state.hosts.contains_key(key) {
+            state.hosts.insert(key.clone(), self.new_host(key));
         }
-        hosts.get_mut(key).expect("inserted above")
+        let host = state.hosts.get_mut(key).expect("inserted above");
+        let before = host.idle_len();
+        let out = f(host);
+        state.idle_total = state.idle_total + host.idle_len() - before;
+        state.check_idle_total();
+        out
     }
 
-    /// A slot is free: hand it to the longest waiter, or shrink the open count.
-    fn free_slot(&self, key: &PoolKey, was_connecting: bool) {
-        let mut state = self.lock();
-        let host = self.host(&mut state.hosts, key);
-        if was_connecting {
-            host.connecting -= 1;
-        }
-        host.slot_freed();
+    fn new_host(&self, key: &PoolKey) -> Host<C> {
+        let limits = self
+            .cfg
+            .host_limits
+            .get(&key.authority())
+            .copied()
+            .unwrap_or_default();
+        Host::new(
+            // A limit of 0 would make the host unreachable; it means 1, as it
+            // does for max_connections_per_host.
+            limits
+                .max_connections
+                .map(|m| m.max(1))
+                .or(self.cfg.max_connections_per_host),
+            limits.max_idle.unwrap_or(self.cfg.max_idle_per_host),
+        )
     }
 
-    /// Remove the least recently used idle connection of any host.
-    fn evict_oldest(&self, state: &mut State) -> Option<Box<Conn>> {
+    /// `Idle` → `Closed` for the least recently used idle connection of any
+    /// host (the limit over all hosts).
+    fn evict_oldest(&self, state: &mut State<C>) -> Option<Box<C>> {
         let (key, _) = state
             .hosts
             .iter()
-            .filter_map(|(k, h)| h.idle.front().map(|i| (k, i.conn.info.idle_since)))
+            .filter_map(|(k, h)| h.oldest_idle_since().map(|since| (k, since)))
             .min_by_key(|(_, since)| *since)?;
         let key = key.clone();
-        let host = state.hosts.get_mut(&key)?;
-        let idle = host.idle.pop_front()?;
-        host.closed.add(CloseReason::PoolFull);
-        host.slot_freed();
-        state.idle_total -= 1;
-        Some(idle.conn)
+        self.with_host(state, &key, |host| host.evict_oldest(CloseReason::PoolFull))
     }
 }

@@ -10,8 +10,7 @@ use std::time::Instant;
 
 use crossbeam_channel::{RecvTimeoutError, Sender};
 
-use super::Shared;
-use crate::conn::Conn;
+use super::{Poolable, Shared};
 
 /// More host entries than this and empty ones are forgotten by the reaper.
 const KEEP_EMPTY_HOSTS: usize = 256;
@@ -39,7 +38,7 @@ impl Handle {
 }
 
 /// An earlier expiry was scheduled: wake the reaper, starting it if needed.
-pub(super) fn wake(shared: &Arc<Shared>) {
+pub(super) fn wake<C: Poolable>(shared: &Arc<Shared<C>>) {
     let mut handle = shared.reaper.lock();
     if handle.stopped {
         return;
@@ -76,7 +75,7 @@ pub(super) fn wake(shared: &Arc<Shared>) {
 }
 
 /// Stop the reaper and wait for its thread to end.
-pub(super) fn stop(shared: &Shared) {
+pub(super) fn stop<C: Poolable>(shared: &Shared<C>) {
     let running = {
         let mut handle = shared.reaper.lock();
         handle.stopped = true;
@@ -91,40 +90,22 @@ pub(super) fn stop(shared: &Shared) {
 }
 
 /// Close expired idle connections; return when the next one expires.
-fn reap(shared: &Shared) -> Option<Instant> {
+fn reap<C: Poolable>(shared: &Shared<C>) -> Option<Instant> {
     let now = Instant::now();
     // Logging happens here, so not under the pool lock: a slow logger must
     // not stall checkouts.
     let leaks = shared.in_flight.check_leaks(now);
-    let mut expired: Vec<Box<Conn>> = Vec::new();
+    let mut expired = Vec::new();
     let next = {
         let mut state = shared.lock();
         let mut next: Option<Instant> = None;
-        let mut removed = 0;
         for host in state.hosts.values_mut() {
-            let mut keep = std::collections::VecDeque::with_capacity(host.idle.len());
-            let mut freed = 0;
-            for idle in std::mem::take(&mut host.idle) {
-                match idle.expires {
-                    Some((at, reason)) if at <= now => {
-                        host.closed.add(reason);
-                        freed += 1;
-                        expired.push(idle.conn);
-                    }
-                    Some((at, _)) => {
-                        next = Some(next.map_or(at, |n| n.min(at)));
-                        keep.push_back(idle);
-                    }
-                    None => keep.push_back(idle),
-                }
+            if let Some(at) = host.expire(now, &mut expired) {
+                next = Some(next.map_or(at, |n| n.min(at)));
             }
-            host.idle = keep;
-            for _ in 0..freed {
-                host.slot_freed();
-            }
-            removed += freed;
         }
-        state.idle_total -= removed;
+        state.idle_total -= expired.len();
+        state.check_idle_total();
         if state.hosts.len() > KEEP_EMPTY_HOSTS {
             state.hosts.retain(|_, h| !h.is_empty());
         }
@@ -135,8 +116,8 @@ fn reap(shared: &Shared) -> Option<Instant> {
         state.reaper_next = next;
         next
     };
-    for conn in expired {
-        log::debug!("reaper closed idle connection {}", conn.info.id);
+    for (conn, reason) in expired {
+        log::debug!("reaper closed idle connection {}: {reason}", conn.id());
         conn.close();
     }
     next

@@ -26,8 +26,9 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    /// All reasons, in a stable order.
-    pub const ALL: [CloseReason; 8] = [
+    /// All reasons, in a stable order. A slice, not an array: adding a reason
+    /// changes no public type.
+    pub const ALL: &'static [CloseReason] = &[
         CloseReason::IdleTimeout,
         CloseReason::Lifetime,
         CloseReason::ServerClosed,
@@ -60,7 +61,19 @@ impl fmt::Display for CloseReason {
 }
 
 /// Connections closed, counted by reason.
+///
+/// Read a count with [`get`](ClosedCounts::get) (or the field of the same
+/// name); build an expected value for a comparison with
+/// [`with`](ClosedCounts::with):
+///
+/// ```
+/// use windlass::{CloseReason, ClosedCounts};
+/// let expected = ClosedCounts::default().with(CloseReason::PoolFull, 1);
+/// assert_eq!(expected.get(CloseReason::PoolFull), 1);
+/// assert_eq!(expected.total(), 1);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ClosedCounts {
     /// Idle longer than the idle timeout.
     pub idle_timeout: u64,
@@ -112,6 +125,12 @@ impl ClosedCounts {
         }
     }
 
+    /// These counts with the count for `reason` set to `count`.
+    pub fn with(mut self, reason: CloseReason, count: u64) -> ClosedCounts {
+        *self.get_mut(reason) = count;
+        self
+    }
+
     /// All closes together.
     pub fn total(&self) -> u64 {
         CloseReason::ALL.iter().map(|r| self.get(*r)).sum()
@@ -119,7 +138,10 @@ impl ClosedCounts {
 }
 
 /// The state of one pool key (scheme, host, port, proxy, TLS settings).
+///
+/// Each field has a method of the same name; new counters may be added.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HostStats {
     /// The key, as `scheme://host:port`, with ` via PROXY` or ` (unverified tls)` when they apply.
     pub key: String,
@@ -140,6 +162,46 @@ pub struct HostStats {
 }
 
 impl HostStats {
+    /// The key, as `scheme://host:port`, with ` via PROXY` or ` (unverified tls)` when they apply.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Connections resting in the pool.
+    pub fn idle(&self) -> usize {
+        self.idle
+    }
+
+    /// Connections checked out by a request (including bodies not yet read).
+    pub fn active(&self) -> usize {
+        self.active
+    }
+
+    /// Connections being opened (DNS, TCP, TLS).
+    pub fn connecting(&self) -> usize {
+        self.connecting
+    }
+
+    /// Requests waiting for a connection slot.
+    pub fn waiting(&self) -> usize {
+        self.waiting
+    }
+
+    /// Connections opened since the agent was built.
+    pub fn opened(&self) -> u64 {
+        self.opened
+    }
+
+    /// Times an idle connection was reused.
+    pub fn reused(&self) -> u64 {
+        self.reused
+    }
+
+    /// Connections closed, by reason.
+    pub fn closed(&self) -> &ClosedCounts {
+        &self.closed
+    }
+
     /// Connections counted against `max_connections_per_host`: idle, active and connecting.
     pub fn open(&self) -> usize {
         self.idle + self.active + self.connecting
@@ -148,12 +210,18 @@ impl HostStats {
 
 /// A snapshot of the whole pool, from [`Agent::pool_stats`](crate::Agent::pool_stats).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PoolStats {
     /// One entry per pool key, sorted by key.
     pub hosts: Vec<HostStats>,
 }
 
 impl PoolStats {
+    /// One entry per pool key, sorted by key.
+    pub fn hosts(&self) -> &[HostStats] {
+        &self.hosts
+    }
+
     /// The entry for a key such as `"http://127.0.0.1:8080"`.
     pub fn host(&self, key: &str) -> Option<&HostStats> {
         self.hosts.iter().find(|h| h.key == key)
