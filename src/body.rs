@@ -162,13 +162,13 @@ impl RawBody {
                 .ex
                 .overall()
                 .min(Deadline::after(Instant::now(), Some(DRAIN_BUDGET)));
-            held.conn.limit = Limit::until(Phase::Body, deadline, None);
+            let limit = Limit::until(Phase::Body, deadline, None);
             let mut drained = 0u64;
             loop {
                 let Some(held) = self.held.as_mut() else {
                     return;
                 };
-                match self.decoder.fill_buf(&mut held.conn) {
+                match self.decoder.fill_buf(&mut held.conn.reading(limit)) {
                     Ok([]) => {
                         self.finish();
                         return;
@@ -179,7 +179,7 @@ impl RawBody {
                         if drained > DRAIN_MAX {
                             break;
                         }
-                        self.decoder.consume(&mut held.conn, n);
+                        self.decoder.consume(&mut held.conn.reading(limit), n);
                     }
                     Err(_) => break,
                 }
@@ -197,11 +197,11 @@ impl Read for RawBody {
             self.ended()?;
             return Ok(0);
         };
-        held.conn.limit = self
+        let limit = self
             .speed
             .as_ref()
             .map_or(held.limit, |s| s.limit(held.limit));
-        match self.decoder.read(&mut held.conn, out) {
+        match self.decoder.read(&mut held.conn.reading(limit), out) {
             Ok(n) => {
                 self.consumed += n as u64;
                 held.ex.observer.metrics.received(n as u64);
@@ -275,20 +275,22 @@ impl BufRead for RawBody {
             self.ended()?;
             return Ok(&[]);
         };
-        held.conn.limit = self
+        let limit = self
             .speed
             .as_ref()
             .map_or(held.limit, |s| s.limit(held.limit));
-        let empty = match self.decoder.fill_buf(&mut held.conn) {
-            Ok(buf) => buf.is_empty(),
+        let len = match self.decoder.fill_buf(&mut held.conn.reading(limit)) {
+            Ok(buf) => buf.len(),
             Err(e) => return Err(self.fail(e)),
         };
-        if empty {
+        if len == 0 {
             self.finish();
             return Ok(&[]);
         }
+        // The decoder hands out a prefix of the connection's buffer; the
+        // reading it was lent has ended, so take the same bytes from there.
         let held = self.held.as_mut().expect("still held");
-        self.decoder.fill_buf(&mut held.conn)
+        Ok(&held.conn.buffered()[..len])
     }
 
     fn consume(&mut self, n: usize) {
@@ -299,7 +301,7 @@ impl BufRead for RawBody {
         }
         if let Some(held) = self.held.as_mut() {
             held.ex.observer.metrics.received(n as u64);
-            self.decoder.consume(&mut held.conn, n);
+            self.decoder.consume(&mut held.conn.reading(held.limit), n);
             if self.decoder.is_done() {
                 self.finish();
             }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::deadline::{CancelHook, CancelToken, Deadline};
-use crate::error::{Error, Phase};
+use crate::error::Error;
 use crate::exchange::{Limit, Setting};
 
 /// The read buffer's resting size; it grows for a large response head and
@@ -253,8 +253,13 @@ pub(crate) struct Conn {
     /// The token of the request using the connection, and the hook that
     /// shuts the socket down when it is cancelled.
     watched: Option<(CancelToken, CancelHook)>,
-    /// The limit of the read the framing layer makes next. Set by the request
-    /// before each phase that reads through the framing layer.
+}
+
+/// A connection lent to the framing layer together with the limit of the
+/// reads it will make: the framing code asks for bytes, the connection reads
+/// them under this limit. Made by [`Conn::reading`]; it lives for one step.
+pub(crate) struct Reading<'a> {
+    pub conn: &'a mut Conn,
     pub limit: Limit,
 }
 
@@ -276,8 +281,12 @@ impl Conn {
                 server_keep_alive: None,
             },
             watched: None,
-            limit: Limit::none(Phase::Connect),
         }
+    }
+
+    /// This connection, for reads under `limit`.
+    pub(crate) fn reading(&mut self, limit: Limit) -> Reading<'_> {
+        Reading { conn: self, limit }
     }
 
     #[cfg(feature = "tls")]
@@ -338,12 +347,11 @@ impl Conn {
             .is_some_and(|(token, _)| token.is_cancelled())
     }
 
-    fn read_transport(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let limit = self.limit;
+    fn read_transport(&mut self, out: &mut [u8], limit: &Limit) -> io::Result<usize> {
         let cancel = self.watched.as_ref().map(|(t, _)| t);
         let mut io = Bound {
             sock: &mut self.sock,
-            limit: &limit,
+            limit,
             cancel,
         };
         #[cfg(feature = "tls")]
@@ -376,13 +384,14 @@ impl Conn {
         &self.buf[self.start..self.end]
     }
 
-    /// Return buffered bytes, reading more when none are left. Empty means EOF.
-    pub(crate) fn fill_buf(&mut self) -> io::Result<&[u8]> {
+    /// Return buffered bytes, reading more under `limit` when none are
+    /// left. Empty means EOF.
+    pub(crate) fn fill_buf(&mut self, limit: &Limit) -> io::Result<&[u8]> {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
             let mut buf = std::mem::take(&mut self.buf);
-            let result = self.read_transport(&mut buf);
+            let result = self.read_transport(&mut buf, limit);
             self.buf = buf;
             self.end = result?;
         }
@@ -392,7 +401,7 @@ impl Conn {
     /// Read more bytes after those buffered, growing the buffer up to `max`
     /// total. Returns the number of new bytes (0 = EOF), or an error if the
     /// buffer is already `max` bytes long.
-    pub(crate) fn fill_more(&mut self, max: usize) -> io::Result<usize> {
+    pub(crate) fn fill_more(&mut self, max: usize, limit: &Limit) -> io::Result<usize> {
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -407,7 +416,7 @@ impl Conn {
         }
         let mut buf = std::mem::take(&mut self.buf);
         let end = self.end;
-        let result = self.read_transport(&mut buf[end..]);
+        let result = self.read_transport(&mut buf[end..], limit);
         self.buf = buf;
         let n = result?;
         self.end += n;
@@ -420,11 +429,11 @@ impl Conn {
 
     /// Read into `out`: from the buffer if it holds anything, otherwise straight
     /// from the socket when `out` is large (no copy through the buffer).
-    pub(crate) fn read_into(&mut self, out: &mut [u8]) -> io::Result<usize> {
+    pub(crate) fn read_into(&mut self, out: &mut [u8], limit: &Limit) -> io::Result<usize> {
         if self.start == self.end && out.len() >= self.buf.len() {
-            return self.read_transport(out);
+            return self.read_transport(out, limit);
         }
-        let avail = self.fill_buf()?;
+        let avail = self.fill_buf(limit)?;
         let n = avail.len().min(out.len());
         out[..n].copy_from_slice(&avail[..n]);
         self.consume(n);
@@ -623,6 +632,7 @@ fn peek_now(tcp: &TcpStream) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Phase;
     use std::net::TcpListener;
 
     fn pair() -> (Conn, TcpStream) {
@@ -638,8 +648,8 @@ mod tests {
     fn read_times_out_with_the_phase_named() {
         let (mut conn, _server) = pair();
         let deadline = Deadline::after(Instant::now(), Some(Duration::from_millis(30)));
-        conn.limit = Limit::until(Phase::ResponseHead, deadline, None);
-        let err = conn.fill_buf().unwrap_err();
+        let limit = Limit::until(Phase::ResponseHead, deadline, None);
+        let err = conn.fill_buf(&limit).unwrap_err();
         let err = Error::from_io(err);
         assert_eq!(err.kind(), crate::ErrorKind::Timeout(Phase::ResponseHead));
     }
@@ -649,10 +659,10 @@ mod tests {
         let (mut conn, _server) = pair();
         let token = CancelToken::new();
         assert!(conn.watch(Some(&token)));
-        conn.limit = Limit::none(Phase::Body);
         let other = token.clone();
         let t = std::thread::spawn(move || {
-            let err = conn.fill_buf().map(|b| b.len()).unwrap_err();
+            let limit = Limit::none(Phase::Body);
+            let err = conn.fill_buf(&limit).map(|b| b.len()).unwrap_err();
             Error::from_io(err).kind()
         });
         other.cancel();

@@ -297,12 +297,11 @@ fn send(
         let grace = Deadline::after(limit.started, Some(EARLY_RESPONSE_GRACE));
         limit.deadline = limit.deadline.min(grace);
     }
-    on.conn.limit = limit;
     let mut got_bytes = false;
     let mut informational = 0;
     let head = loop {
-        let head = match http1::read_head(&mut on.conn, inner.config.max_head_size, &mut got_bytes)
-        {
+        let reading = &mut on.conn.reading(limit);
+        let head = match http1::read_head(reading, inner.config.max_head_size, &mut got_bytes) {
             Ok(head) => head,
             // Without a whole head, the write's own error is the story.
             Err(err) => {
@@ -349,7 +348,6 @@ fn send(
     );
     let timings = ex.finish();
     let body_limit = ex.enter(Phase::Body);
-    on.conn.limit = body_limit;
     let held = Held {
         conn: on.conn,
         lease: on.lease,

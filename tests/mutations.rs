@@ -25,9 +25,9 @@ use std::time::{Duration, Instant};
 use windlass::ErrorKind;
 
 /// The seed of the case generator: change it to explore other cases.
-const SEED: u64 = 2;
+const SEED: u64 = 0x5eed_f00d_2025;
 /// How many mutated responses are tried.
-const CASES: usize = 5000;
+const CASES: usize = 500;
 /// Connections one case's server accepts (a retry opens a second one).
 const MAX_ACCEPTS: usize = 4;
 /// Most bytes of a request head the server reads.
@@ -42,6 +42,7 @@ const MAX_RESPONSE: usize = 32 * 1024;
 struct Rng(u64);
 
 impl Rng {
+    /// The next 64 random bits.
     fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
@@ -55,6 +56,7 @@ impl Rng {
         (self.next() % n as u64) as usize
     }
 
+    /// One of `items`, which must not be empty.
     fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len())]
     }
@@ -80,6 +82,7 @@ fn chunked(parts: &[&[u8]], trailers: &str) -> Vec<u8> {
     out
 }
 
+/// A base response: `heads` (informational ones, then the final one), then `body`.
 fn base(heads: &str, body: &[u8]) -> Base {
     let mut bytes = heads.as_bytes().to_vec();
     bytes.extend_from_slice(body);
@@ -157,6 +160,7 @@ fn bases() -> Vec<Base> {
     ]
 }
 
+/// Content-Length values past what any test server sends; some past `u64`.
 const HUGE_LENGTHS: &[&str] = &[
     "99999999999999999999",
     "18446744073709551615",
@@ -167,6 +171,7 @@ const HUGE_LENGTHS: &[&str] = &[
     "1000000",
 ];
 
+/// Chunk sizes past what any test server sends; some past 16 hex digits.
 const HUGE_CHUNKS: &[&str] = &[
     "ffffffffffffffff",
     "10000000000000000",
@@ -281,6 +286,7 @@ struct RefHead {
     end: usize,
 }
 
+/// What the reference finds at a position where a head should start.
 enum HeadAt {
     Head(RefHead),
     /// The input ended inside a head (or before one): the call fails.
@@ -294,8 +300,10 @@ enum HeadAt {
 const MAX_INFORMATIONAL: usize = 16;
 /// windlass's limits on chunk-size lines and trailers.
 const MAX_CHUNK_LINE: usize = 4096;
+/// See [`MAX_CHUNK_LINE`].
 const MAX_TRAILERS: usize = 64 * 1024;
 
+/// What the framing of `bytes` promises a GET.
 fn reference(bytes: &[u8]) -> Verdict {
     let mut at = 0;
     let mut informational = 0;
@@ -322,6 +330,7 @@ fn reference(bytes: &[u8]) -> Verdict {
     }
 }
 
+/// The head starting at `start`, judged line by line.
 fn head_at(bytes: &[u8], start: usize) -> HeadAt {
     let mut pos = start;
     let mut status = None;
@@ -451,6 +460,7 @@ fn body_of(head: &RefHead, rest: &[u8]) -> Verdict {
     }
 }
 
+/// What the reference makes of a chunked body.
 enum Dechunked {
     Body(Vec<u8>),
     Fails,
@@ -532,6 +542,7 @@ struct OneShot {
 }
 
 impl OneShot {
+    /// Listen on 127.0.0.1 and answer every request with `response`.
     fn start(response: Vec<u8>) -> OneShot {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -562,12 +573,14 @@ impl OneShot {
         }
     }
 
+    /// The URL of the server's root.
     fn url(&self) -> String {
         format!("http://{}/", self.addr)
     }
 }
 
 impl Drop for OneShot {
+    /// Stop accepting and join the thread, bounded by the socket timeouts.
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         // Wake the accept; refused if the server already returned.
@@ -601,6 +614,7 @@ enum Outcome {
     Failed(ErrorKind),
 }
 
+/// One GET through the client, the whole body read.
 fn fetch(agent: &windlass::Agent, url: &str) -> Outcome {
     // A fresh connection per case, closed after it: no case can see another's bytes.
     let resp = match agent.get(url).header("connection", "close").call() {
@@ -615,6 +629,7 @@ fn fetch(agent: &windlass::Agent, url: &str) -> Outcome {
     }
 }
 
+/// The error kinds a hostile response may legitimately produce.
 fn is_typed(kind: ErrorKind) -> bool {
     matches!(
         kind,
@@ -637,12 +652,9 @@ fn mutated_responses_give_the_promised_body_or_a_typed_error() {
     for case in 0..CASES {
         let bytes = make_case(&bases, &mut rng);
         let verdict = reference(&bytes);
-        let t0 = Instant::now();
         let server = OneShot::start(bytes.clone());
         let outcome = fetch(&agent, &server.url());
-        let t1 = t0.elapsed();
         drop(server);
-        if t0.elapsed() > Duration::from_millis(50) { eprintln!("SLOW {case} fetch {t1:?} total {:?} {outcome:?} {:?}", t0.elapsed(), String::from_utf8_lossy(&bytes[..bytes.len().min(80)])); }
         let shown = String::from_utf8_lossy(&bytes);
         match (&verdict, &outcome) {
             (Verdict::Body(status, body), Outcome::Got(got_status, got)) => {

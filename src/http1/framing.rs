@@ -147,6 +147,7 @@ mod tests {
     use crate::ErrorKind;
     use http::{HeaderName, HeaderValue, StatusCode};
 
+    /// A 200 head with these headers.
     fn head(version: Version, headers: &[(&str, &str)]) -> Head {
         let mut map = HeaderMap::new();
         for (k, v) in headers {
@@ -168,11 +169,14 @@ mod tests {
         of_method(&Method::GET, bytes)
     }
 
+    /// The framing of a `method` request answered with these head bytes.
     fn of_method(method: &Method, bytes: &str) -> Result<(Framing, bool), Error> {
         let (head, _) = parse_head(bytes.as_bytes()).unwrap().unwrap();
         framing(method, &head)
     }
 
+    /// The message of the framing error for these head bytes, which must be
+    /// a protocol error.
     fn protocol_error(bytes: &str) -> String {
         let err = of(bytes).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Protocol);

@@ -307,10 +307,9 @@ fn take_body(
                 0 => LARGE_READ,
                 n => 1 << (n - 1),
             };
-            decoder.read(input, &mut out[..size]).map(|n| {
-                body.extend_from_slice(&out[..n]);
-                n
-            })
+            decoder
+                .read(input, &mut out[..size])
+                .inspect(|&n| body.extend_from_slice(&out[..n]))
         } else {
             match decoder.fill_buf(input) {
                 Ok([]) => Ok(0),
@@ -476,6 +475,7 @@ mod tests {
         v
     }
 
+    /// A fuzz input: the setup byte, then the response bytes.
     fn with_config(config: u8, bytes: &[u8]) -> Vec<u8> {
         let mut data = vec![config];
         data.extend_from_slice(bytes);

@@ -138,6 +138,7 @@ mod tests {
         (read_head(&mut input, max, &mut got), got)
     }
 
+    /// The kind of the error reading `data` whole with the limit `max`.
     fn err_kind(data: &[u8], max: usize) -> ErrorKind {
         match read(data, vec![usize::MAX], max).0 {
             Ok(head) => panic!("expected an error, got {head:?}"),

@@ -10,7 +10,7 @@
 
 use std::io;
 
-use crate::conn::Conn;
+use crate::conn::Reading;
 
 /// A buffered source of response bytes.
 ///
@@ -58,37 +58,36 @@ pub(crate) trait Input {
     }
 }
 
-/// A connection is the input in production: its read buffer is the buffer.
-impl Input for Conn {
+/// A connection is the input in production: its read buffer is the buffer,
+/// and every read it makes runs under the limit it was lent with.
+impl Input for Reading<'_> {
     #[inline]
     fn buffered(&self) -> &[u8] {
-        Conn::buffered(self)
+        self.conn.buffered()
     }
 
     #[inline]
     fn fill_more(&mut self, max: usize) -> io::Result<usize> {
-        Conn::fill_more(self, max)
+        self.conn.fill_more(max, &self.limit)
     }
 
     #[inline]
     fn consume(&mut self, n: usize) {
-        Conn::consume(self, n)
+        self.conn.consume(n)
     }
 
     #[inline]
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        Conn::fill_buf(self)
+        self.conn.fill_buf(&self.limit)
     }
 
     #[inline]
     fn read_into(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        Conn::read_into(self, out)
+        self.conn.read_into(out, &self.limit)
     }
 }
 
-/// Connections live boxed for their whole life (the pool moves them around
-/// without copying), so call sites hold a `Box<Conn>`; this lets them pass
-/// `&mut conn` as they always have.
+/// A boxed input is an input (tests and the fuzzing entry points box theirs).
 impl<T: Input + ?Sized> Input for Box<T> {
     #[inline]
     fn buffered(&self) -> &[u8] {

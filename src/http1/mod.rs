@@ -17,10 +17,15 @@
 //! - `input`: the `Input` trait, implemented by the connection;
 //! - `slice`: an `Input` over a byte slice, for tests and fuzzing.
 
+/// Taking a body's bytes out of an input by its framing.
 mod decoder;
+/// What a head says about its body and its connection.
 mod framing;
+/// Parsing a response head, and reading one from an input.
 mod head;
+/// The `Input` trait, implemented by the connection.
 mod input;
+/// The request line and header lines.
 mod write;
 
 // `fuzzing` is the cfg `cargo fuzz` sets; allowed here until the crate's

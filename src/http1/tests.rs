@@ -96,6 +96,7 @@ fn exchange_with(method: &Method, bytes: &[u8], max_head: usize) -> Result<Excha
     first
 }
 
+/// A GET answered with `bytes`, which must succeed.
 fn get(bytes: impl AsRef<[u8]>) -> Exchange {
     exchange_with(&Method::GET, bytes.as_ref(), MAX_HEAD).expect("the exchange failed")
 }
