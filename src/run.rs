@@ -18,7 +18,7 @@ use crate::error::{Chain, Error, ErrorKind, Phase};
 use crate::exchange::{Exchange, Limit, Setting};
 use crate::http1::{self, Decoder, Framing};
 use crate::observe::{Event, Observer};
-use crate::pool::{CloseReason, Lease, PoolKey};
+use crate::pool::{CloseReason, Lease};
 use crate::redirect::{self, Next};
 use crate::request::{Request, SendBody};
 use crate::response::Response;
@@ -210,24 +210,51 @@ fn send(
     attempts: u32,
 ) -> Result<Response, Failure> {
     let mut ex = exchange(inner, req, overall, started, attempts);
+    let mut on = connection(inner, req, fresh, &mut ex)?;
+    let write_failed = match write(inner, req, &mut on.conn, &mut ex) {
+        Ok(write_failed) => write_failed,
+        Err(err) => return Err(give_back(inner, &mut ex, on, err, false)),
+    };
+    let head = match final_head(inner, &mut on.conn, &mut ex, write_failed.is_some()) {
+        Ok(head) => head,
+        // Without a whole head, a failed write's own error is the story.
+        Err((err, got_bytes)) => {
+            let err = write_failed.unwrap_or(err);
+            return Err(give_back(inner, &mut ex, on, err, got_bytes));
+        }
+    };
+    inner.metrics.response(&req.method, head.status);
+    let (framing, reusable) = match http1::framing(&req.method, &head) {
+        // After a failed write the request on the wire is incomplete.
+        Ok((framing, reusable)) => (framing, reusable && write_failed.is_none()),
+        Err(err) => return Err(give_back(inner, &mut ex, on, err, true)),
+    };
+    Ok(hand_over(inner, req, on, ex, head, framing, reusable))
+}
+
+/// Wait for the host's rate limit, then take a pooled connection or a slot
+/// to open one in, and open it.
+fn connection(
+    inner: &AgentInner,
+    req: &Request,
+    fresh: bool,
+    ex: &mut Exchange,
+) -> Result<OnConn, Failure> {
     let bare = |ex: &mut Exchange, err: Error| Failure {
         err: ex.fail(err),
         reused: false,
         got_bytes: false,
     };
     if ex.is_cancelled() {
-        let err = Error::cancelled(Phase::PoolWait);
-        return Err(bare(&mut ex, err));
+        return Err(bare(ex, Error::cancelled(Phase::PoolWait)));
     }
-    let key = inner.pool_key(&req.url).map_err(|e| bare(&mut ex, e))?;
-
-    // Wait for the host's rate limit, then for a connection or a slot.
+    let key = inner.pool_key(&req.url).map_err(|e| bare(ex, e))?;
     if inner.limiter.is_active() {
         let limit = ex.enter(Phase::RateLimit);
         let acquired = inner
             .limiter
             .acquire(&key.authority(), limit.deadline, ex.cancel());
-        acquired.map_err(|e| bare(&mut ex, e))?;
+        acquired.map_err(|e| bare(ex, e))?;
     }
     let limit = ex.enter(Phase::PoolWait);
     let mut waited = false;
@@ -237,7 +264,7 @@ fn send(
             waited = true;
             ex.emit(Event::PoolWaitStart);
         })
-        .map_err(|e| bare(&mut ex, e))?;
+        .map_err(|e| bare(ex, e))?;
     if waited {
         ex.emit(Event::PoolWaitEnd {
             waited: checkout.waited,
@@ -248,7 +275,7 @@ fn send(
     let conn = match checkout.conn {
         Some(conn) => conn,
         None => {
-            let conn = crate::connect::open(inner, &key, &mut ex).map_err(|e| bare(&mut ex, e))?;
+            let conn = crate::connect::open(inner, &key, ex).map_err(|e| bare(ex, e))?;
             lease.connected();
             conn
         }
@@ -263,80 +290,91 @@ fn send(
         reused,
     };
     if !on.conn.watch(ex.cancel()) {
-        let err = Error::cancelled(Phase::Write);
-        return Err(give_back(inner, &mut ex, on, err, false));
+        return Err(give_back(
+            inner,
+            ex,
+            on,
+            Error::cancelled(Phase::Write),
+            false,
+        ));
     }
+    Ok(on)
+}
 
-    // Write the request. A write that failed on the connection leaves one
-    // question: did the server answer before it stopped reading? (A 413 or
-    // 401 to an upload it will not take, then a close.) That answer is what
-    // the caller needs.
+/// Write the request. `Ok(Some(err))`: the connection failed while writing,
+/// which leaves one question: did the server answer before it stopped
+/// reading? (A 413 or 401 to an upload it will not take, then a close.)
+/// That answer is what the caller needs, so the head is read all the same.
+fn write(
+    inner: &AgentInner,
+    req: &mut Request,
+    conn: &mut Conn,
+    ex: &mut Exchange,
+) -> Result<Option<Error>, Error> {
     let limit = ex.enter(Phase::Write);
-    let write_failed = match write_request(inner, &key, req, &mut on.conn, &limit, &ex) {
+    match write_request(inner, req, conn, &limit, ex) {
         Ok(sent) => {
             inner.metrics.sent(sent);
             ex.emit(Event::WroteRequest);
-            None
+            Ok(None)
         }
-        Err(WriteFailure::Body(err)) => return Err(give_back(inner, &mut ex, on, err, false)),
-        Err(WriteFailure::Conn(err)) if err.kind() == ErrorKind::Cancelled => {
-            return Err(give_back(inner, &mut ex, on, err, false))
-        }
+        Err(WriteFailure::Body(err)) => Err(err),
+        Err(WriteFailure::Conn(err)) if err.kind() == ErrorKind::Cancelled => Err(err),
         Err(WriteFailure::Conn(err)) => {
             log::debug!(
                 "writing the request failed ({}); reading any early response",
                 Chain(&err)
             );
-            Some(err)
+            Ok(Some(err))
         }
-    };
+    }
+}
 
-    // Read the final response head.
+/// Read response heads until the final one: 1xx heads are skipped, 101 is
+/// final (the connection then closes). After a failed write, only what the
+/// server already sent is looked for. On failure, whether any response byte
+/// arrived (which decides whether the attempt may be repeated).
+fn final_head(
+    inner: &AgentInner,
+    conn: &mut Conn,
+    ex: &mut Exchange,
+    after_failed_write: bool,
+) -> Result<http1::Head, (Error, bool)> {
     let mut limit = ex.enter(Phase::ResponseHead);
-    if write_failed.is_some() {
+    if after_failed_write {
         let grace = Deadline::after(limit.started, Some(EARLY_RESPONSE_GRACE));
         limit.deadline = limit.deadline.min(grace);
     }
     let mut got_bytes = false;
-    let mut informational = 0;
-    let head = loop {
-        let reading = &mut on.conn.reading(limit);
-        let head = match http1::read_head(reading, inner.config.max_head_size, &mut got_bytes) {
-            Ok(head) => head,
-            // Without a whole head, the write's own error is the story.
-            Err(err) => {
-                let err = write_failed.unwrap_or(err);
-                return Err(give_back(inner, &mut ex, on, err, got_bytes));
-            }
-        };
+    for _ in 0..=MAX_INFORMATIONAL {
+        let reading = &mut conn.reading(limit);
+        let head = http1::read_head(reading, inner.config.max_head_size, &mut got_bytes)
+            .map_err(|e| (e, got_bytes))?;
         inner.metrics.received(head.size as u64);
-        // 1xx heads are skipped; 101 is final (the connection then closes).
         if !head.status.is_informational() || head.status == StatusCode::SWITCHING_PROTOCOLS {
-            break head;
+            ex.emit(Event::FirstByte);
+            return Ok(head);
         }
-        informational += 1;
-        if informational > MAX_INFORMATIONAL {
-            let err = Error::protocol(format!(
-                "more than {MAX_INFORMATIONAL} informational (1xx) responses"
-            ));
-            return Err(give_back(inner, &mut ex, on, err, true));
-        }
-    };
-    ex.emit(Event::FirstByte);
-    inner.metrics.response(&req.method, head.status);
-
-    // Hand over the body, framed as the head says.
-    let (framing, mut reusable) = match http1::framing(&req.method, &head) {
-        Ok(f) => f,
-        Err(err) => return Err(give_back(inner, &mut ex, on, err, true)),
-    };
-    if head.status == StatusCode::SWITCHING_PROTOCOLS
-        || request_closes(&req.headers)
-        || write_failed.is_some()
-    {
-        // After a failed write the request on the wire is incomplete.
-        reusable = false;
     }
+    let err = Error::protocol(format!(
+        "more than {MAX_INFORMATIONAL} informational (1xx) responses"
+    ));
+    Err((err, true))
+}
+
+/// The head is in: make the response, its body holding the connection until
+/// the framing ends.
+fn hand_over(
+    inner: &AgentInner,
+    req: &Request,
+    mut on: OnConn,
+    mut ex: Exchange,
+    head: http1::Head,
+    framing: Framing,
+    reusable: bool,
+) -> Response {
+    let reusable =
+        reusable && head.status != StatusCode::SWITCHING_PROTOCOLS && !request_closes(&req.headers);
     on.conn.info.server_keep_alive = http1::keep_alive_timeout(&head.headers);
     log::trace!(
         "{} {} (called at {}) -> {} {:?}",
@@ -346,28 +384,27 @@ fn send(
         head.status,
         crate::observe::redact_headers(&head.headers)
     );
-    let timings = ex.finish();
-    let body_limit = ex.enter(Phase::Body);
+    let mut timings = ex.finish();
+    let limit = ex.enter(Phase::Body);
     let held = Held {
         conn: on.conn,
         lease: on.lease,
         pool: inner.pool.clone(),
         reusable,
-        limit: body_limit,
+        limit,
         ex,
     };
     let mut raw = RawBody::new(Some(held), Decoder::new(framing));
     if let Some(min) = req.overrides.min_speed.or(inner.config.min_speed) {
         raw.set_min_speed(min);
     }
-    let mut timings = timings;
-    if raw.holder().is_none() {
+    match raw.holder() {
         // No body to read (HEAD, 204, 304, an empty one): it is done already.
-        timings.body_done = Some(started.elapsed());
-    }
-    if let Some(held) = raw.holder() {
-        if let Some(due) = inner.pool.in_flight().body_held(held.ex.observer.tracked()) {
-            inner.pool.watch_leak(due);
+        None => timings.body_done = Some(timings.total),
+        Some(held) => {
+            if let Some(due) = inner.pool.in_flight().body_held(held.ex.observer.tracked()) {
+                inner.pool.watch_leak(due);
+            }
         }
     }
     let encoding = if framing != Framing::Empty && decoding_wanted(inner, &req.headers) {
@@ -375,7 +412,7 @@ fn send(
     } else {
         Encoding::Identity
     };
-    Ok(Response {
+    Response {
         status: head.status,
         version: head.version,
         headers: head.headers,
@@ -383,7 +420,7 @@ fn send(
         timings,
         body: Body::new(raw, encoding),
         body_limit: inner.config.body_limit,
-    })
+    }
 }
 
 /// The exchange for one attempt of `req`.
@@ -474,13 +511,14 @@ fn request_closes(headers: &HeaderMap) -> bool {
 /// Write the head and the body. Small bodies share the head's write.
 fn write_request(
     inner: &AgentInner,
-    key: &PoolKey,
     req: &mut Request,
     conn: &mut Conn,
     limit: &Limit,
     ex: &Exchange,
 ) -> Result<u64, WriteFailure> {
-    let via_proxy = inner.config.proxy.is_some() && key.scheme == crate::pool::Scheme::Http;
+    // Plain http through a proxy goes to the proxy in absolute form; https
+    // goes through a tunnel, where the origin reads the head.
+    let via_proxy = inner.config.proxy.is_some() && req.url.scheme() == "http";
     let mut out = std::mem::take(&mut conn.wbuf);
     out.clear();
     http1::put_request_line(&mut out, &req.method, http1::target(&req.url, via_proxy));
@@ -522,7 +560,8 @@ fn write_request(
     }
     if log::log_enabled!(log::Level::Trace) {
         log::trace!(
-            "request head to {key}: {} {} {:?}",
+            "request head to {}: {} {} {:?}",
+            req.url.host_str().unwrap_or(""),
             req.method,
             req.url.path(),
             crate::observe::redact_headers(headers)

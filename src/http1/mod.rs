@@ -46,5 +46,5 @@ mod tests;
 
 pub(crate) use decoder::Decoder;
 pub(crate) use framing::{content_length, framing, keep_alive_timeout, Framing};
-pub(crate) use head::read_head;
+pub(crate) use head::{read_head, Head};
 pub(crate) use write::{put_header, put_header_fmt, put_request_line, target};
