@@ -313,7 +313,10 @@ impl Registry {
 }
 
 /// One request in flight, from [`Agent::in_flight`](crate::Agent::in_flight).
+///
+/// Fields may be added; read them directly or through the accessors.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct InFlight {
     /// A number unique within the agent.
     pub id: u64,
@@ -331,9 +334,46 @@ pub struct InFlight {
     pub call_site: String,
 }
 
+impl InFlight {
+    /// A number unique within the agent.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// `host[:port]`.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The method.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The path (no query, which may carry secrets).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Where the request is.
+    pub fn phase(&self) -> InFlightPhase {
+        self.phase
+    }
+
+    /// Time since the attempt started.
+    pub fn age(&self) -> Duration {
+        self.age
+    }
+
+    /// The source location that built the request (`file:line:column`).
+    pub fn call_site(&self) -> &str {
+        &self.call_site
+    }
+}
+
 /// Every request in flight; its `Display` is a readable table.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct InFlightList(pub Vec<InFlight>);
+pub struct InFlightList(Vec<InFlight>);
 
 impl InFlightList {
     /// Number of requests in flight.

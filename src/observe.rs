@@ -13,8 +13,9 @@ use crate::inflight::{InFlightPhase, TrackGuard};
 use crate::metrics::{Metrics, Timer};
 use crate::pool::CloseReason;
 
-/// Which request an [`Event`] belongs to.
+/// Which request an [`Event`] belongs to. Fields may be added.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct RequestInfo<'a> {
     /// A number unique within the agent (one per attempt).
     pub id: u64,
@@ -22,6 +23,23 @@ pub struct RequestInfo<'a> {
     pub method: &'a Method,
     /// The URL.
     pub url: &'a Url,
+}
+
+impl<'a> RequestInfo<'a> {
+    /// A number unique within the agent (one per attempt).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The method.
+    pub fn method(&self) -> &'a Method {
+        self.method
+    }
+
+    /// The URL.
+    pub fn url(&self) -> &'a Url {
+        self.url
+    }
 }
 
 /// Something that happened to a request, in the order it happens.

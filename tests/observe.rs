@@ -400,7 +400,7 @@ fn in_flight_shows_a_held_body_and_forgets_it_after_drop() {
     let held = agent.get(server.url("/held/path?secret=1")).call().unwrap();
     let list = agent.in_flight();
     assert_eq!(list.len(), 1);
-    let entry = &list.0[0];
+    let entry = list.iter().next().expect("one entry");
     assert_eq!(entry.phase, InFlightPhase::BodyHeld);
     assert_eq!(entry.method, "GET");
     assert_eq!(entry.path, "/held/path");
