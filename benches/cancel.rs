@@ -108,30 +108,18 @@ fn cancel_latency(agent: &windlass::Agent, url: &str, heads: &Mutex<Receiver<()>
     sample
 }
 
-/// A call with a 50 ms timeout against the silent server.
-fn deadline_overshoot(agent: &windlass::Agent, url: &str) -> Sample {
+/// How far past `limit` a call against the silent server returned, when
+/// `limited` sets that limit (an overall timeout, or a response-head limit:
+/// the long ones are what the kernel's timer wheel rounds most coarsely).
+fn overshoot(
+    agent: &windlass::Agent,
+    url: &str,
+    limit: Duration,
+    limited: fn(windlass::RequestBuilder, Duration) -> windlass::RequestBuilder,
+) -> Sample {
     let mut sample = Sample::default();
     let start = Instant::now();
-    let result = agent.get(url).timeout(DEADLINE).call();
-    let elapsed = start.elapsed();
-    match result {
-        Err(e) if e.kind() == ErrorKind::Timeout(Phase::ResponseHead) => {
-            sample
-                .secs
-                .push(elapsed.as_secs_f64() - DEADLINE.as_secs_f64());
-        }
-        Err(e) => sample.errors.push(format!("wrong error: {e}")),
-        Ok(_) => sample.errors.push("a response from a silent server".into()),
-    }
-    sample
-}
-
-/// A call whose response-head limit is `limit`, against the silent server:
-/// the long limits, which the kernel's timer wheel rounds most coarsely.
-fn head_limit_overshoot(agent: &windlass::Agent, url: &str, limit: Duration) -> Sample {
-    let mut sample = Sample::default();
-    let start = Instant::now();
-    let result = agent.get(url).timeout_response_head(limit).call();
+    let result = limited(agent.get(url), limit).call();
     let elapsed = start.elapsed();
     match result {
         Err(e) if e.kind() == ErrorKind::Timeout(Phase::ResponseHead) => {
@@ -233,7 +221,7 @@ fn main() {
     let agent = windlass::Agent::new();
 
     let cancel = repeat(n, || cancel_latency(&agent, &url, &heads));
-    let overshoot = repeat(n, || deadline_overshoot(&agent, &url));
+    let overall = repeat(n, || overshoot(&agent, &url, DEADLINE, |r, d| r.timeout(d)));
     let floor = repeat(n.min(50), || rcvtimeo_overshoot(addr, DEADLINE));
     // The long limits run side by side (3 calls each, about 30 s in all);
     // --quick skips them.
@@ -249,7 +237,9 @@ fn main() {
                     let parts: Vec<_> = (0..3)
                         .map(|_| {
                             let (agent, url) = (agent.clone(), url.clone());
-                            thread::spawn(move || head_limit_overshoot(&agent, &url, limit))
+                            thread::spawn(move || {
+                                overshoot(&agent, &url, limit, |r, d| r.timeout_response_head(d))
+                            })
                         })
                         .collect();
                     let mut all = Sample::default();
@@ -292,7 +282,7 @@ fn main() {
     row(
         "deadline overshoot, `.timeout(50 ms)`, silent server",
         n,
-        &overshoot,
+        &overall,
         true,
     );
     row(
@@ -306,7 +296,7 @@ fn main() {
         row(name, n, sample, *judged);
     }
 
-    let errors: Vec<_> = [&cancel, &overshoot, &floor]
+    let errors: Vec<_> = [&cancel, &overall, &floor]
         .into_iter()
         .chain(long.iter().map(|(_, s, _)| s))
         .flat_map(|s| &s.errors)
