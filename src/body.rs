@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use crate::conn::Conn;
 use crate::deadline::Deadline;
 use crate::error::{Error, ErrorKind, Phase};
-use crate::exchange::{Exchange, Limit};
+use crate::exchange::Limit;
 use crate::http1::Decoder;
+use crate::observe::Observer;
 use crate::pool::{CloseReason, Lease, Pool};
 use crate::speed::SpeedCheck;
 
@@ -36,15 +37,15 @@ pub(crate) struct Held {
     pub reusable: bool,
     /// The limit of each body read: the overall deadline and the read-idle timeout.
     pub limit: Limit,
-    /// The attempt, still reporting until the body ends.
-    pub ex: Exchange,
+    /// The attempt's reporting, until the body ends.
+    pub observer: Observer,
 }
 
 impl Held {
     /// The body ended: the connection goes back to the pool if it may.
     fn finish(self) {
         if self.reusable {
-            self.ex.observer.connection_returned();
+            self.observer.connection_returned();
             self.pool.release(self.lease, self.conn);
         } else {
             self.close(CloseReason::NotReusable);
@@ -62,14 +63,16 @@ impl Held {
     }
 
     fn close(self, reason: CloseReason) {
-        self.ex.observer.connection_closed(reason);
+        self.observer.connection_closed(reason);
         self.pool.discard(self.lease, self.conn, reason);
     }
 }
 
 /// The framed body bytes, straight off the connection.
 pub(crate) struct RawBody {
-    held: Option<Held>,
+    /// Boxed: a response is moved up through every layer of the call, and a
+    /// pointer moves cheaper than the connection's whole loan.
+    held: Option<Box<Held>>,
     decoder: Decoder,
     /// Once a read failed, every later read fails too: a truncated body must
     /// never look complete.
@@ -87,7 +90,7 @@ pub(crate) struct RawBody {
 }
 
 impl RawBody {
-    pub(crate) fn new(held: Option<Held>, decoder: Decoder) -> RawBody {
+    pub(crate) fn new(held: Option<Box<Held>>, decoder: Decoder) -> RawBody {
         let mut body = RawBody {
             held,
             decoder,
@@ -106,12 +109,12 @@ impl RawBody {
 
     /// The connection this body still holds, if its framing has not ended.
     pub(crate) fn holder(&self) -> Option<&Held> {
-        self.held.as_ref()
+        self.held.as_deref()
     }
 
     fn finish(&mut self) {
         if let Some(held) = self.held.take() {
-            held.ex.observer.body_done(self.started);
+            held.observer.body_done(self.started);
             held.finish();
         }
     }
@@ -159,10 +162,10 @@ impl RawBody {
                 .is_none_or(|n| n <= DRAIN_MAX);
         if worth_it {
             let deadline = held
-                .ex
-                .overall()
+                .limit
+                .deadline
                 .min(Deadline::after(Instant::now(), Some(DRAIN_BUDGET)));
-            let limit = Limit::until(Phase::Body, deadline, None);
+            let limit = &Limit::until(Phase::Body, deadline, None);
             let mut drained = 0u64;
             loop {
                 let Some(held) = self.held.as_mut() else {
@@ -197,14 +200,18 @@ impl Read for RawBody {
             self.ended()?;
             return Ok(0);
         };
-        let limit = self
-            .speed
-            .as_ref()
-            .map_or(held.limit, |s| s.limit(held.limit));
+        let tightened;
+        let limit = match &self.speed {
+            None => &held.limit,
+            Some(speed) => {
+                tightened = speed.limit(held.limit);
+                &tightened
+            }
+        };
         match self.decoder.read(&mut held.conn.reading(limit), out) {
             Ok(n) => {
                 self.consumed += n as u64;
-                held.ex.observer.metrics.received(n as u64);
+                held.observer.metrics.received(n as u64);
                 self.check_speed(n)?;
                 if self.decoder.is_done() {
                     self.finish();
@@ -223,7 +230,7 @@ impl RawBody {
     }
 
     fn check_speed(&mut self, n: usize) -> io::Result<()> {
-        let (Some(speed), Some(held)) = (self.speed.as_mut(), self.held.as_ref()) else {
+        let (Some(speed), Some(held)) = (self.speed.as_mut(), self.held.as_deref()) else {
             return Ok(());
         };
         match speed.record(n, Instant::now(), &held.conn.sock.host) {
@@ -275,10 +282,14 @@ impl BufRead for RawBody {
             self.ended()?;
             return Ok(&[]);
         };
-        let limit = self
-            .speed
-            .as_ref()
-            .map_or(held.limit, |s| s.limit(held.limit));
+        let tightened;
+        let limit = match &self.speed {
+            None => &held.limit,
+            Some(speed) => {
+                tightened = speed.limit(held.limit);
+                &tightened
+            }
+        };
         let len = match self.decoder.fill_buf(&mut held.conn.reading(limit)) {
             Ok(buf) => buf.len(),
             Err(e) => return Err(self.fail(e)),
@@ -300,8 +311,8 @@ impl BufRead for RawBody {
             return;
         }
         if let Some(held) = self.held.as_mut() {
-            held.ex.observer.metrics.received(n as u64);
-            self.decoder.consume(&mut held.conn.reading(held.limit), n);
+            held.observer.metrics.received(n as u64);
+            self.decoder.consume(&mut held.conn.reading(&held.limit), n);
             if self.decoder.is_done() {
                 self.finish();
             }

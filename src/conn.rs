@@ -260,7 +260,7 @@ pub(crate) struct Conn {
 /// them under this limit. Made by [`Conn::reading`]; it lives for one step.
 pub(crate) struct Reading<'a> {
     pub conn: &'a mut Conn,
-    pub limit: Limit,
+    pub limit: &'a Limit,
 }
 
 impl Conn {
@@ -285,7 +285,7 @@ impl Conn {
     }
 
     /// This connection, for reads under `limit`.
-    pub(crate) fn reading(&mut self, limit: Limit) -> Reading<'_> {
+    pub(crate) fn reading<'a>(&'a mut self, limit: &'a Limit) -> Reading<'a> {
         Reading { conn: self, limit }
     }
 

@@ -19,16 +19,52 @@ use crate::metrics::Timer;
 use crate::observe::{Event, Observer};
 use crate::timings::Timings;
 
-/// A limit of time: the setting it comes from, for messages.
+/// A limit of time and the setting it comes from, for messages. Small and
+/// `Copy`: it rides along with every limit, and its name and whether it is
+/// the default are worked out only when a message is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Setting {
-    /// The builder method that sets it (`timeout_connect`, `timeout`, …).
-    pub name: &'static str,
-    pub value: Duration,
+pub(crate) enum Setting {
+    /// A phase's own `timeout_*` (for the body: `timeout_read`).
+    Phase(Phase, Duration),
+    /// The request's overall `timeout`.
+    Overall(Duration),
+    /// `min_speed`: bytes per second over a window.
+    MinSpeed(u64, Duration),
+}
+
+impl Setting {
+    /// The builder method that sets it.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Setting::Phase(phase, _) => match phase {
+                Phase::Dns => "timeout_dns",
+                Phase::Connect => "timeout_connect",
+                Phase::Tls => "timeout_tls",
+                Phase::PoolWait => "timeout_pool_wait",
+                Phase::Write => "timeout_write",
+                Phase::ResponseHead => "timeout_response_head",
+                Phase::Body => "timeout_read",
+                _ => "timeout",
+            },
+            Setting::Overall(_) => "timeout",
+            Setting::MinSpeed(..) => "min_speed",
+        }
+    }
+
+    /// How long it allows.
+    pub(crate) fn value(&self) -> Duration {
+        match *self {
+            Setting::Phase(_, d) | Setting::Overall(d) | Setting::MinSpeed(_, d) => d,
+        }
+    }
+
     /// Whether the value is windlass's default rather than the caller's.
-    pub default: bool,
-    /// For a minimum speed: the bytes per second required over `value`.
-    pub rate: Option<u64>,
+    fn is_default(&self) -> bool {
+        let Setting::Phase(phase, value) = *self else {
+            return false;
+        };
+        phase_limit(phase, &Timeouts::safe_defaults()) == Some(value)
+    }
 }
 
 impl std::fmt::Display for Setting {
@@ -41,18 +77,11 @@ impl std::fmt::Display for Setting {
                 format!("{s} s")
             }
         };
-        if let Some(rate) = self.rate {
-            return write!(
-                f,
-                "{} = {rate} bytes/s over {}",
-                self.name,
-                secs(self.value)
-            );
-        }
-        if self.default {
-            write!(f, "{}, default {}", self.name, secs(self.value))
-        } else {
-            write!(f, "{} = {}", self.name, secs(self.value))
+        let (name, value) = (self.name(), secs(self.value()));
+        match self {
+            Setting::MinSpeed(rate, _) => write!(f, "{name} = {rate} bytes/s over {value}"),
+            _ if self.is_default() => write!(f, "{name}, default {value}"),
+            _ => write!(f, "{name} = {value}"),
         }
     }
 }
@@ -100,7 +129,7 @@ impl Limit {
         let Some(per_op) = self.per_op else {
             return (self.deadline, self.bound_by);
         };
-        let op = Deadline::after(now, Some(per_op.value));
+        let op = Deadline::after(now, Some(per_op.value()));
         if op.min(self.deadline) == self.deadline {
             (self.deadline, self.bound_by)
         } else {
@@ -137,6 +166,9 @@ struct PhaseInfo {
     timer: Option<Timer>,
     /// The event that announces it.
     start: Option<Event<'static>>,
+    /// Its end is a milestone timed from the start of the request (request
+    /// written, first byte, body done) rather than a duration of its own.
+    milestone: bool,
 }
 
 impl PhaseInfo {
@@ -155,37 +187,31 @@ impl PhaseInfo {
             Phase::Body | Phase::LowSpeed => (Some(F::BodyHeld), None, None),
             Phase::RetryWait => (None, None, None),
         };
+        let milestone = matches!(
+            phase,
+            Phase::Write | Phase::ResponseHead | Phase::Body | Phase::LowSpeed
+        );
         PhaseInfo {
             in_flight,
             timer,
             start,
+            milestone,
         }
     }
 }
 
-/// The setting that limits `phase` in `limits`, if any.
-fn phase_setting(phase: Phase, limits: &Timeouts) -> Option<Setting> {
-    let defaults = Timeouts::safe_defaults();
-    let (name, value, default) = match phase {
-        Phase::Dns => ("timeout_dns", limits.dns, defaults.dns),
-        Phase::Connect => ("timeout_connect", limits.connect, defaults.connect),
-        Phase::Tls => ("timeout_tls", limits.tls, defaults.tls),
-        Phase::PoolWait => ("timeout_pool_wait", limits.pool_wait, defaults.pool_wait),
-        Phase::Write => ("timeout_write", limits.write, defaults.write),
-        Phase::ResponseHead => (
-            "timeout_response_head",
-            limits.response_head,
-            defaults.response_head,
-        ),
-        Phase::Body => ("timeout_read", limits.read, defaults.read),
-        Phase::RetryWait | Phase::RateLimit | Phase::LowSpeed => return None,
-    };
-    value.map(|value| Setting {
-        name,
-        value,
-        default: Some(value) == default,
-        rate: None,
-    })
+/// The limit `limits` sets on `phase`, if any.
+fn phase_limit(phase: Phase, limits: &Timeouts) -> Option<Duration> {
+    match phase {
+        Phase::Dns => limits.dns,
+        Phase::Connect => limits.connect,
+        Phase::Tls => limits.tls,
+        Phase::PoolWait => limits.pool_wait,
+        Phase::Write => limits.write,
+        Phase::ResponseHead => limits.response_head,
+        Phase::Body => limits.read,
+        Phase::RetryWait | Phase::RateLimit | Phase::LowSpeed => None,
+    }
 }
 
 /// One attempt: its clock, its limits, and its reporting.
@@ -195,8 +221,8 @@ pub(crate) struct Exchange {
     overall: Deadline,
     overall_setting: Option<Setting>,
     cancel: Option<CancelToken>,
-    /// The phase running now and its limit.
-    current: Option<Limit>,
+    /// The phase running now, when it began, and the setting that bounds it.
+    current: Option<(Phase, Instant, Option<Setting>)>,
     /// When the request (all attempts and redirects) began.
     request_started: Instant,
     pub timings: Timings,
@@ -232,18 +258,18 @@ impl Exchange {
         self.cancel.as_ref().is_some_and(CancelToken::is_cancelled)
     }
 
-    /// The request's overall deadline.
-    pub(crate) fn overall(&self) -> Deadline {
-        self.overall
-    }
-
     /// End the current phase and start `phase`: record the one that ended,
     /// move the in-flight entry, announce the new one, and return its limit.
     pub(crate) fn enter(&mut self, phase: Phase) -> Limit {
         let now = Instant::now();
         self.finish_phase(now);
+        self.start(phase, now)
+    }
+
+    /// Start `phase` at `now` (the previous one already closed).
+    fn start(&mut self, phase: Phase, now: Instant) -> Limit {
         let limit = self.limit(phase, now);
-        self.current = Some(limit);
+        self.current = Some((phase, now, limit.bound_by));
         let info = PhaseInfo::of(phase);
         if let Some(f) = info.in_flight {
             self.observer.phase(f);
@@ -256,13 +282,13 @@ impl Exchange {
 
     /// The limit of `phase` if it started at `now`, without entering it.
     pub(crate) fn limit(&self, phase: Phase, now: Instant) -> Limit {
-        let setting = phase_setting(phase, &self.limits);
+        let setting = phase_limit(phase, &self.limits).map(|d| Setting::Phase(phase, d));
         // The read-idle limit restarts with every read; the others run from
         // the start of their phase.
         let (phase_deadline, phase_bound, per_op) = match phase {
             Phase::Body => (Deadline::Never, None, setting),
             _ => (
-                Deadline::after(now, setting.map(|s| s.value)),
+                Deadline::after(now, setting.map(|s| s.value())),
                 setting,
                 None,
             ),
@@ -285,29 +311,49 @@ impl Exchange {
 
     /// Close the current phase: its time goes to the timings and metrics.
     fn finish_phase(&mut self, now: Instant) {
-        let Some(Limit { phase, started, .. }) = self.current.take() else {
+        let Some((phase, started, _)) = self.current.take() else {
             return;
         };
-        let elapsed = now.saturating_duration_since(started);
-        let since_request = now.saturating_duration_since(self.request_started);
-        self.timings.record(phase, elapsed, since_request);
-        if let Some(timer) = PhaseInfo::of(phase).timer {
-            // First byte is measured from the start of the request.
-            let d = match timer {
-                Timer::FirstByte => since_request,
-                _ => elapsed,
-            };
+        let info = PhaseInfo::of(phase);
+        // Milestones (written, first byte, body done) count from the start
+        // of the request; the others are the phase's own duration.
+        let since = if info.milestone {
+            self.request_started
+        } else {
+            started
+        };
+        let d = now.saturating_duration_since(since);
+        self.timings.record(phase, d);
+        if let Some(timer) = info.timer {
             self.observer.time(timer, d);
         }
     }
 
     /// The attempt is over with a response head or an error: close the last
-    /// phase and set the total.
+    /// phase, set the total, and hand the timings over.
     pub(crate) fn finish(&mut self) -> Timings {
         let now = Instant::now();
+        self.finish_at(now)
+    }
+
+    fn finish_at(&mut self, now: Instant) -> Timings {
         self.finish_phase(now);
         self.timings.total = now.saturating_duration_since(self.request_started);
-        self.timings.clone()
+        std::mem::take(&mut self.timings)
+    }
+
+    /// The head is in: close the attempt's timings and start the body's
+    /// phase, with one look at the clock.
+    pub(crate) fn finish_into(&mut self, phase: Phase) -> (Timings, Limit) {
+        let now = Instant::now();
+        let timings = self.finish_at(now);
+        (timings, self.start(phase, now))
+    }
+
+    /// The attempt's reporting, for the body to carry: the rest of the
+    /// exchange stays behind, so the response moves a small value.
+    pub(crate) fn into_observer(self) -> Observer {
+        self.observer
     }
 
     /// Tell the hooks.
@@ -337,8 +383,8 @@ impl Exchange {
     /// from the resolver, the connect race or the pool) is told.
     pub(crate) fn fail(&mut self, err: Error) -> Error {
         let err = match (err.kind(), self.current) {
-            (ErrorKind::Timeout(phase), Some(limit)) if phase == limit.phase => {
-                name_the_setting(err, limit.bound_by)
+            (ErrorKind::Timeout(phase), Some((current, _, bound_by))) if phase == current => {
+                name_the_setting(err, bound_by)
             }
             _ => err,
         };
@@ -356,7 +402,7 @@ fn name_the_setting(err: Error, setting: Option<Setting>) -> Error {
         return err;
     };
     let text = err.to_string();
-    if err.source().is_some() || text.contains(setting.name) {
+    if err.source().is_some() || text.contains(setting.name()) {
         return err;
     }
     Error::new(err.kind(), format!("{text} ({setting})"))
@@ -368,37 +414,21 @@ mod tests {
 
     #[test]
     fn a_setting_says_whether_it_is_the_default() {
-        let s = Setting {
-            name: "timeout_response_head",
-            value: Duration::from_secs(30),
-            default: true,
-            rate: None,
-        };
+        let s = Setting::Phase(Phase::ResponseHead, Duration::from_secs(30));
         assert_eq!(s.to_string(), "timeout_response_head, default 30 s");
-        let s = Setting {
-            name: "timeout_connect",
-            value: Duration::from_millis(1500),
-            default: false,
-            rate: None,
-        };
+        let s = Setting::Phase(Phase::Connect, Duration::from_millis(1500));
         assert_eq!(s.to_string(), "timeout_connect = 1.5 s");
+        let s = Setting::Overall(Duration::from_secs(30));
+        assert_eq!(s.to_string(), "timeout = 30 s");
+        let s = Setting::MinSpeed(100, Duration::from_secs(30));
+        assert_eq!(s.to_string(), "min_speed = 100 bytes/s over 30 s");
     }
 
     #[test]
     fn the_per_read_limit_binds_only_when_it_is_earlier() {
         let now = Instant::now();
-        let per_op = Setting {
-            name: "timeout_read",
-            value: Duration::from_secs(30),
-            default: true,
-            rate: None,
-        };
-        let overall = Setting {
-            name: "timeout",
-            value: Duration::from_secs(5),
-            default: false,
-            rate: None,
-        };
+        let per_op = Setting::Phase(Phase::Body, Duration::from_secs(30));
+        let overall = Setting::Overall(Duration::from_secs(5));
         let limit = Limit {
             phase: Phase::Body,
             started: now,

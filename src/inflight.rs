@@ -65,8 +65,9 @@ impl fmt::Display for InFlightPhase {
 #[derive(Default)]
 struct Shown {
     method: Option<Method>,
-    /// `host[:port]`.
+    /// The host, and the port when the URL names one.
     host: String,
+    port: Option<u16>,
     /// The path, without the query (which may carry secrets).
     path: String,
     call_site: Option<&'static Location<'static>>,
@@ -216,10 +217,7 @@ impl Registry {
             }
             shown.host.clear();
             shown.host.push_str(url.host_str().unwrap_or(""));
-            if let Some(port) = url.port() {
-                use std::fmt::Write as _;
-                let _ = write!(shown.host, ":{port}");
-            }
+            shown.port = url.port();
             shown.path.clear();
             shown.path.push_str(url.path());
             shown.call_site = Some(call_site);
@@ -266,8 +264,9 @@ impl Registry {
                 t.warned.store(true, Ordering::Relaxed);
                 self.metrics.leak();
                 let shown = t.shown();
+                let port = shown.port.map(|p| format!(":{p}")).unwrap_or_default();
                 log::warn!(
-                    "response body of {} {}{} (requested at {}) has been held unread for {:.1} s; \
+                    "response body of {} {}{port}{} (requested at {}) has been held unread for {:.1} s; \
                      read it to the end or drop it so its connection can be reused",
                     shown.method.as_ref().map_or("", Method::as_str),
                     shown.host,
@@ -294,7 +293,10 @@ impl Registry {
                 // A slot freed while we looked is skipped.
                 (id != 0).then(|| InFlight {
                     id,
-                    host: shown.host.clone(),
+                    host: match shown.port {
+                        Some(port) => format!("{}:{port}", shown.host),
+                        None => shown.host.clone(),
+                    },
                     method: shown
                         .method
                         .as_ref()

@@ -86,7 +86,7 @@ pub(crate) fn tunnel(
     head.extend_from_slice(b"\r\n");
     conn.write_all(&head, limit).map_err(Error::from_io)?;
     let mut got = false;
-    let response = crate::http1::read_head(&mut conn.reading(*limit), max_head, &mut got)?;
+    let response = crate::http1::read_head(&mut conn.reading(limit), max_head, &mut got)?;
     if !response.status.is_success() {
         return Err(Error::new(
             ErrorKind::Connect,

@@ -347,7 +347,7 @@ fn final_head(
     }
     let mut got_bytes = false;
     for _ in 0..=MAX_INFORMATIONAL {
-        let reading = &mut conn.reading(limit);
+        let reading = &mut conn.reading(&limit);
         let head = http1::read_head(reading, inner.config.max_head_size, &mut got_bytes)
             .map_err(|e| (e, got_bytes))?;
         inner.metrics.received(head.size as u64);
@@ -384,17 +384,16 @@ fn hand_over(
         head.status,
         crate::observe::redact_headers(&head.headers)
     );
-    let mut timings = ex.finish();
-    let limit = ex.enter(Phase::Body);
+    let (mut timings, limit) = ex.finish_into(Phase::Body);
     let held = Held {
         conn: on.conn,
         lease: on.lease,
         pool: inner.pool.clone(),
         reusable,
         limit,
-        ex,
+        observer: ex.into_observer(),
     };
-    let mut raw = RawBody::new(Some(held), Decoder::new(framing));
+    let mut raw = RawBody::new(Some(Box::new(held)), Decoder::new(framing));
     if let Some(min) = req.overrides.min_speed.or(inner.config.min_speed) {
         raw.set_min_speed(min);
     }
@@ -402,7 +401,7 @@ fn hand_over(
         // No body to read (HEAD, 204, 304, an empty one): it is done already.
         None => timings.body_done = Some(timings.total),
         Some(held) => {
-            if let Some(due) = inner.pool.in_flight().body_held(held.ex.observer.tracked()) {
+            if let Some(due) = inner.pool.in_flight().body_held(held.observer.tracked()) {
                 inner.pool.watch_leak(due);
             }
         }
@@ -461,17 +460,8 @@ fn overall_setting(inner: &AgentInner, req: &Request) -> Option<Setting> {
     if req.overrides.deadline.is_some() {
         return None;
     }
-    let (value, from_request) = match req.overrides.timeout {
-        Some(t) => (t, true),
-        None => (inner.config.timeouts.overall?, false),
-    };
-    let _ = from_request;
-    Some(Setting {
-        name: "timeout",
-        value,
-        default: false,
-        rate: None,
-    })
+    let value = req.overrides.timeout.or(inner.config.timeouts.overall)?;
+    Some(Setting::Overall(value))
 }
 
 /// The attempt failed with a connection in hand: close it, free its slot,
@@ -526,7 +516,7 @@ fn write_request(
     if !headers.contains_key(HOST) {
         let host = req.url.host_str().unwrap_or("");
         match req.url.port() {
-            Some(port) => http1::put_header_fmt(&mut out, "host", format_args!("{host}:{port}")),
+            Some(port) => http1::put_host_port(&mut out, host, port),
             None => http1::put_header(&mut out, "host", host.as_bytes()),
         }
     }
@@ -585,7 +575,7 @@ fn write_request(
             sent.map(|()| out.len() as u64).map_err(WriteFailure::conn)
         }
         SendBody::Bytes(bytes) => {
-            http1::put_header_fmt(&mut out, "content-length", format_args!("{}", bytes.len()));
+            http1::put_header_number(&mut out, "content-length", bytes.len() as u64);
             out.extend_from_slice(b"\r\n");
             let result = if bytes.len() <= COALESCE_BODY {
                 out.extend_from_slice(&bytes);
@@ -603,7 +593,7 @@ fn write_request(
         }
         SendBody::Reader(mut reader, length) => {
             match length {
-                Some(n) => http1::put_header_fmt(&mut out, "content-length", format_args!("{n}")),
+                Some(n) => http1::put_header_number(&mut out, "content-length", n),
                 None => http1::put_header(&mut out, "transfer-encoding", b"chunked"),
             }
             out.extend_from_slice(b"\r\n");

@@ -86,12 +86,7 @@ impl SpeedCheck {
     }
 
     fn setting(&self) -> Setting {
-        Setting {
-            name: "min_speed",
-            value: self.min.window,
-            default: false,
-            rate: Some(self.min.bytes_per_second),
-        }
+        Setting::MinSpeed(self.min.bytes_per_second, self.min.window)
     }
 
     /// The limit of the next read: `base`, or the end of the window when the

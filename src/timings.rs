@@ -49,16 +49,17 @@ pub struct Timings {
 }
 
 impl Timings {
-    /// A phase ended after `elapsed`, `since_request` after the request began.
-    pub(crate) fn record(&mut self, phase: Phase, elapsed: Duration, since_request: Duration) {
+    /// A phase ended: `d` is its duration, or for a milestone (request
+    /// written, first byte, body done) the time since the request began.
+    pub(crate) fn record(&mut self, phase: Phase, d: Duration) {
         match phase {
-            Phase::Dns => self.dns = Some(elapsed),
-            Phase::Connect => self.connect = Some(elapsed),
-            Phase::Tls => self.tls = Some(elapsed),
-            Phase::PoolWait => self.pool_wait = Some(elapsed),
-            Phase::Write => self.request_written = Some(since_request),
-            Phase::ResponseHead => self.first_byte = Some(since_request),
-            Phase::Body | Phase::LowSpeed => self.body_done = Some(since_request),
+            Phase::Dns => self.dns = Some(d),
+            Phase::Connect => self.connect = Some(d),
+            Phase::Tls => self.tls = Some(d),
+            Phase::PoolWait => self.pool_wait = Some(d),
+            Phase::Write => self.request_written = Some(d),
+            Phase::ResponseHead => self.first_byte = Some(d),
+            Phase::Body | Phase::LowSpeed => self.body_done = Some(d),
             Phase::RetryWait | Phase::RateLimit => {}
         }
     }

@@ -129,7 +129,9 @@ fn last_coding_is_chunked(headers: &HeaderMap) -> Result<bool, Error> {
 
 /// The server's `Keep-Alive: timeout=N`, if present.
 pub(crate) fn keep_alive_timeout(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get("keep-alive")?.to_str().ok()?;
+    // A HeaderName looks up without parsing and hashing a string first.
+    static KEEP_ALIVE: http::HeaderName = http::HeaderName::from_static("keep-alive");
+    let value = headers.get(&KEEP_ALIVE)?.to_str().ok()?;
     value.split(',').find_map(|param| {
         let (k, v) = param.split_once('=')?;
         if k.trim().eq_ignore_ascii_case("timeout") {

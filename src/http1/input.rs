@@ -68,7 +68,7 @@ impl Input for Reading<'_> {
 
     #[inline]
     fn fill_more(&mut self, max: usize) -> io::Result<usize> {
-        self.conn.fill_more(max, &self.limit)
+        self.conn.fill_more(max, self.limit)
     }
 
     #[inline]
@@ -78,12 +78,12 @@ impl Input for Reading<'_> {
 
     #[inline]
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        self.conn.fill_buf(&self.limit)
+        self.conn.fill_buf(self.limit)
     }
 
     #[inline]
     fn read_into(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        self.conn.read_into(out, &self.limit)
+        self.conn.read_into(out, self.limit)
     }
 }
 
