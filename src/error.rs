@@ -39,35 +39,31 @@ pub enum Phase {
 }
 
 impl Phase {
-    /// A short lowercase name, as used in metrics labels.
-    pub fn as_str(self) -> &'static str {
+    /// Its label and the words that describe it in messages, one row per
+    /// phase: a new phase needs a row here, one in the exchange's phase
+    /// table, and the call that enters it.
+    fn words(self) -> (&'static str, &'static str) {
         match self {
-            Phase::Dns => "dns",
-            Phase::Connect => "connect",
-            Phase::Tls => "tls",
-            Phase::PoolWait => "pool_wait",
-            Phase::Write => "write",
-            Phase::ResponseHead => "response_head",
-            Phase::Body => "body",
-            Phase::RetryWait => "retry_wait",
-            Phase::RateLimit => "rate_limit",
-            Phase::LowSpeed => "low_speed",
+            Phase::Dns => ("dns", "resolving the host"),
+            Phase::Connect => ("connect", "connecting to"),
+            Phase::Tls => ("tls", "in the TLS handshake with"),
+            Phase::PoolWait => ("pool_wait", "waiting for a free connection to"),
+            Phase::Write => ("write", "writing the request to"),
+            Phase::ResponseHead => ("response_head", "waiting for the response head from"),
+            Phase::Body => ("body", "reading the response body from"),
+            Phase::RetryWait => ("retry_wait", "waiting to retry"),
+            Phase::RateLimit => ("rate_limit", "waiting for the rate limit of"),
+            Phase::LowSpeed => ("low_speed", "receiving the response body too slowly from"),
         }
     }
 
+    /// A short lowercase name, as used in metrics labels.
+    pub fn as_str(self) -> &'static str {
+        self.words().0
+    }
+
     fn describe(self) -> &'static str {
-        match self {
-            Phase::Dns => "resolving the host",
-            Phase::Connect => "connecting to",
-            Phase::Tls => "in the TLS handshake with",
-            Phase::PoolWait => "waiting for a free connection to",
-            Phase::Write => "writing the request to",
-            Phase::ResponseHead => "waiting for the response head from",
-            Phase::Body => "reading the response body from",
-            Phase::RetryWait => "waiting to retry",
-            Phase::RateLimit => "waiting for the rate limit of",
-            Phase::LowSpeed => "receiving the response body too slowly from",
-        }
+        self.words().1
     }
 }
 

@@ -5,8 +5,9 @@
 //! metrics), moves the in-flight entry, tells the hooks, and returns the
 //! [`Limit`] the next read, write or wait must respect. The socket stores no
 //! phase and no deadline: it is handed the limit with each operation. Adding a
-//! phase is a variant of [`Phase`], a row in [`PhaseInfo::of`], and the call
-//! that enters it.
+//! phase is four lines: a variant of [`Phase`], its words in `Phase::words`,
+//! its row in [`PhaseInfo::of`], and the call that enters it (a row in
+//! `phase_limit` too if it gets a `timeout_*` setting of its own).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -210,7 +211,9 @@ fn phase_limit(phase: Phase, limits: &Timeouts) -> Option<Duration> {
         Phase::Write => limits.write,
         Phase::ResponseHead => limits.response_head,
         Phase::Body => limits.read,
-        Phase::RetryWait | Phase::RateLimit | Phase::LowSpeed => None,
+        // Bounded by the overall deadline only (or, for the low speed, by
+        // its own measure).
+        _ => None,
     }
 }
 

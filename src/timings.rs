@@ -60,7 +60,9 @@ impl Timings {
             Phase::Write => self.request_written = Some(d),
             Phase::ResponseHead => self.first_byte = Some(d),
             Phase::Body | Phase::LowSpeed => self.body_done = Some(d),
-            Phase::RetryWait | Phase::RateLimit => {}
+            // Waits with no field of their own (retry, rate limit, and any
+            // phase added without one) leave no mark.
+            _ => {}
         }
     }
 }
