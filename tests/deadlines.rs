@@ -219,10 +219,10 @@ fn response_head_timeout_when_the_server_never_answers() {
         "{message}"
     );
     let expected = format!(
-        "waiting for the response head from 127.0.0.1:{}",
+        "waiting for the response head from 127.0.0.1:{} (timeout_response_head = 0.25 s) ({url})",
         server.port()
     );
-    assert!(rest.starts_with(&expected), "{message}");
+    assert_eq!(rest, expected, "the setting that ran out is named");
 }
 
 #[test]
@@ -301,7 +301,7 @@ fn pool_wait_timeout_when_the_only_connection_is_held() {
     assert_took(elapsed, LIMIT);
     assert!(
         err.to_string().contains(&format!(
-            "waiting for a free connection to 127.0.0.1:{}",
+            "waiting for a free connection to 127.0.0.1:{} (timeout_pool_wait = 0.25 s)",
             server.port()
         )),
         "{err}"
