@@ -278,3 +278,27 @@ fn speed_limit_fails_a_body_that_dribbles_with_exit_28() {
     assert!(stderr(&out).contains("min_speed"), "{}", stderr(&out));
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[test]
+fn location_to_another_origin_drops_caller_set_secrets() {
+    let other = TestServer::start(|_| ok(b"arrived"));
+    let target = other.url("/final");
+    let server = TestServer::start(move |_| {
+        status(302, "Found", &[&format!("Location: {target}")], b"moved")
+    });
+    let out = run(&[
+        "-L",
+        "-H",
+        "X-Api-Key: key-123",
+        "-H",
+        "Accept: text/plain",
+        &server.url("/start"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "arrived");
+    let first = server.next_request().to_ascii_lowercase();
+    assert!(first.contains("\r\nx-api-key: key-123\r\n"), "{first}");
+    let second = other.next_request().to_ascii_lowercase();
+    assert!(!second.contains("x-api-key"), "{second}");
+    assert!(second.contains("\r\naccept: text/plain\r\n"), "{second}");
+}
