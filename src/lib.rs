@@ -13,7 +13,8 @@
 //! - pooled connections are checked before reuse, a server's `Keep-Alive:
 //!   timeout` is honoured, and an idempotent request that hits a stale
 //!   connection is retried once on a fresh one;
-//! - idle connections are closed by a reaper thread that ends with the agent;
+//! - idle connections are closed by one reaper thread shared by every agent
+//!   of the process, which ends on its own when no agent needs it;
 //! - the pool is visible: [`Agent::pool_stats`];
 //! - credentials are dropped on cross-origin redirects, https→http redirects
 //!   are refused, and TLS verification can only be switched off through a

@@ -1531,50 +1531,73 @@ fn a_body_outliving_its_agent_closes_its_connection_at_the_end() {
     assert_eq!(origin.closed_by_client(), 0);
 }
 
-/// Threads of this process named `windlass-reaper`.
+/// Threads of this process named `windlass-reaper`: one for the whole
+/// process, however many agents there are, and none once no pool needs it.
 fn reapers() -> usize {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    tasks
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|name| name.trim_end() == "windlass-reaper")
-        .count()
+    reaper_tids().len()
 }
 
-const LEAK_CHECK: &str = "agent_drop_leak_check_in_a_process_of_its_own";
-/// Set by the parent test for the child process it starts.
-const LEAK_CHECK_ALONE: &str = "WINDLASS_POOL_LEAK_CHECK_ALONE";
+/// The thread ids of [`reapers`].
+fn reaper_tids() -> Vec<String> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|t| {
+            let path = t.ok()?.path();
+            let name = std::fs::read_to_string(path.join("comm")).ok()?;
+            let tid = path.file_name()?.to_string_lossy().into_owned();
+            (name.trim_end() == "windlass-reaper").then_some(tid)
+        })
+        .collect()
+}
 
-#[test]
-fn dropping_every_agent_clone_releases_threads_and_sockets() {
-    // Thread and descriptor counts belong to the whole process, and the other
-    // tests of this binary run in parallel; so the check runs alone, in a new
-    // process of this same test binary.
+/// Set by a parent test for the child process it starts.
+const RUN_ALONE: &str = "WINDLASS_POOL_RUN_ALONE";
+
+/// Thread and descriptor counts belong to the whole process, and the other
+/// tests of this binary run in parallel; so `test` (an ignored test) runs
+/// alone, in a new process of this same test binary.
+fn run_alone(test: &str) {
     let exe = std::env::current_exe().unwrap();
     let out = Command::new(exe)
-        .args([LEAK_CHECK, "--exact", "--ignored", "--test-threads=1"])
-        .env(LEAK_CHECK_ALONE, "1")
+        .args([test, "--exact", "--ignored", "--test-threads=1"])
+        .env(RUN_ALONE, test)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "the leak check failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+        "{test} failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
     );
     assert!(
-        stdout.contains(&format!("test {LEAK_CHECK} ... ok")),
-        "the leak check did not run\n{stdout}"
+        stdout.contains(&format!("test {test} ... ok")),
+        "{test} did not run\n{stdout}"
     );
+}
+
+/// Whether this is the process [`run_alone`] started for `test`. Run beside
+/// other tests (--include-ignored), the counts would move.
+fn alone(test: &str) -> bool {
+    if std::env::var_os(RUN_ALONE).is_some_and(|t| t == test) {
+        return true;
+    }
+    eprintln!("skipped: runs only in the process its parent test starts");
+    false
+}
+
+const LEAK_CHECK: &str = "agent_drop_leak_check_in_a_process_of_its_own";
+
+#[test]
+fn dropping_every_agent_clone_releases_threads_and_sockets() {
+    run_alone(LEAK_CHECK);
 }
 
 #[test]
 #[ignore = "run alone in a child process by dropping_every_agent_clone_releases_threads_and_sockets"]
 fn agent_drop_leak_check_in_a_process_of_its_own() {
-    if std::env::var_os(LEAK_CHECK_ALONE).is_none() {
-        // Run beside other tests (--include-ignored), the counts would move.
-        eprintln!("skipped: runs only in the process the parent test starts");
+    if !alone(LEAK_CHECK) {
         return;
     }
     let threads_before = common::thread_count();
@@ -1609,7 +1632,10 @@ fn agent_drop_leak_check_in_a_process_of_its_own() {
     assert_eq!([stats.active, stats.connecting, stats.waiting], [0, 0, 0]);
     assert!(stats.idle >= 1);
     assert_eq!(stats.opened, stats.idle as u64, "nothing was closed yet");
-    assert_eq!(reapers(), 1, "an idle connection starts the reaper");
+    // A new thread names itself once it runs, hence the wait.
+    common::wait_until("an idle connection starts the reaper", IO_TIMEOUT, || {
+        reapers() == 1
+    });
 
     let last = agent.clone();
     drop(agent);
@@ -1620,6 +1646,73 @@ fn agent_drop_leak_check_in_a_process_of_its_own() {
     for _ in 0..stats.opened {
         origin.closed_by_client();
     }
+
+    drop(origin);
+    common::wait_for_baseline(threads_before, fds_before, IO_TIMEOUT);
+}
+
+const ONE_SHOT: &str = "one_shot_agents_share_one_reaper_in_a_process_of_its_own";
+
+#[test]
+fn agents_made_and_dropped_one_after_another_share_one_reaper() {
+    run_alone(ONE_SHOT);
+}
+
+#[test]
+#[ignore = "run alone in a child process by agents_made_and_dropped_one_after_another_share_one_reaper"]
+fn one_shot_agents_share_one_reaper_in_a_process_of_its_own() {
+    if !alone(ONE_SHOT) {
+        return;
+    }
+    let threads_before = common::thread_count();
+    let fds_before = common::open_fds();
+    let origin = Origin::plain();
+
+    // Watches the count between the checks below too, until told to stop.
+    let (stop, stopped) = mpsc::channel::<()>();
+    let watcher = thread::spawn(move || {
+        let mut most = 0;
+        while let Err(mpsc::TryRecvError::Empty) = stopped.try_recv() {
+            most = most.max(reapers());
+            thread::yield_now();
+        }
+        most
+    });
+
+    let mut tids = std::collections::BTreeSet::new();
+    for i in 0..50 {
+        let agent = common::agent();
+        let path = format!("/{i}");
+        assert_eq!(
+            agent.get(origin.url(&path)).call().unwrap().text().unwrap(),
+            path
+        );
+        assert_eq!(origin.stats(&agent).idle, 1);
+        // The idle connection registered this agent's pool with the reaper.
+        // (A new thread names itself once it runs, hence the wait.)
+        common::wait_until("one reaper for the process", IO_TIMEOUT, || reapers() == 1);
+        tids.extend(reaper_tids());
+        drop(agent);
+        assert!(
+            reapers() <= 1,
+            "agent {i}: more than one reaper after a drop"
+        );
+        // The drop closed the idle connection without waiting for the reaper.
+        origin.closed_by_client();
+    }
+    // The thread outlives a dropped agent for a moment, so the next one's
+    // pool is served by the same thread instead of a new one per agent. (A
+    // machine stalled for over that moment may start another, hence `<`.)
+    assert!(
+        tids.len() < 50,
+        "a new reaper thread for every agent: {tids:?}"
+    );
+    // With no pool left to look after, the thread ends on its own.
+    common::wait_until("the reaper thread has ended", IO_TIMEOUT, || reapers() == 0);
+
+    stop.send(()).unwrap();
+    let most = watcher.join().unwrap();
+    assert_eq!(most, 1, "never more than one reaper at a time");
 
     drop(origin);
     common::wait_for_baseline(threads_before, fds_before, IO_TIMEOUT);

@@ -159,7 +159,8 @@ struct State<C> {
     idle_total: usize,
     next_waiter: u64,
     closed: bool,
-    /// When the reaper will next wake on its own, if it sleeps with a timeout.
+    /// When the reaper will next look at this pool, if it is registered with
+    /// a due time.
     reaper_next: Option<Instant>,
 }
 
@@ -286,7 +287,7 @@ impl<C: Poolable> Pool<C> {
             wake
         };
         if wake {
-            reaper::wake(&self.shared);
+            reaper::wake(&self.shared, due);
         }
     }
 
@@ -536,7 +537,7 @@ impl<C: Poolable> Pool<C> {
         }
         let expires = self.expiry(&conn, now);
         let mut evicted = None;
-        let mut wake_reaper = false;
+        let mut wake_reaper = None;
         let outcome = {
             let mut state = self.shared.lock();
             if state.closed {
@@ -557,9 +558,9 @@ impl<C: Poolable> Pool<C> {
                     evicted = self.shared.evict_oldest(&mut state);
                 }
                 if let Some((at, _)) = expires {
-                    wake_reaper = state.reaper_next.is_none_or(|next| at < next);
-                    if wake_reaper {
+                    if state.reaper_next.is_none_or(|next| at < next) {
                         state.reaper_next = Some(at);
+                        wake_reaper = Some(at);
                     }
                 }
             }
@@ -573,8 +574,8 @@ impl<C: Poolable> Pool<C> {
             Outcome::HandedOff => log::debug!("connection to {key} handed to a waiter"),
             Outcome::Idle => {
                 log::debug!("connection to {key} returned to the pool");
-                if wake_reaper {
-                    reaper::wake(&self.shared);
+                if let Some(at) = wake_reaper {
+                    reaper::wake(&self.shared, at);
                 }
             }
             Outcome::Close(conn) => self.close_slot(&key, conn, CloseReason::PoolFull),
@@ -639,7 +640,8 @@ impl<C: Poolable> Pool<C> {
     }
 
     /// The agent is gone: close every idle connection, refuse new checkouts,
-    /// close connections as they come back, and stop the reaper.
+    /// close connections as they come back, and leave the reaper's registry
+    /// (never waiting for its thread).
     pub(crate) fn shut_down(&self) {
         let idle = {
             let mut state = self.shared.lock();
