@@ -1,6 +1,7 @@
 //! The body framing decoder: a state machine that takes a body's bytes out
-//! of an [`Input`] (Content-Length, chunked, until close), with the chunk
-//! framing lines parsed by pure functions over bytes.
+//! of an [`Input`](crate::http1::input::Input) (Content-Length, chunked,
+//! until close), with the chunk framing lines parsed by pure functions over
+//! bytes.
 
 use std::io;
 

@@ -1,5 +1,6 @@
 //! The response head in: a pure parser over bytes (httparse) and the loop
-//! that feeds it from an [`Input`] until a whole head has arrived.
+//! that feeds it from an [`Input`](crate::http1::input::Input) until a whole
+//! head has arrived.
 
 use std::io;
 

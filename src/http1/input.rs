@@ -4,9 +4,10 @@
 //!
 //! The head parser and the body decoders never touch a socket. They look at
 //! buffered bytes, ask for more, and mark what they used; everything about
-//! sockets, TLS, deadlines and cancellation stays behind this trait, in
-//! [`Conn`]. The same code therefore runs unchanged over a byte slice cut into
-//! arbitrary pieces, which is how it is unit-tested and fuzzed.
+//! sockets, TLS, deadlines and cancellation stays behind this trait, in the
+//! connection (lent as a [`Reading`](crate::conn::Reading) with the limit of
+//! its reads). The same code therefore runs unchanged over a byte slice cut
+//! into arbitrary pieces, which is how it is unit-tested and fuzzed.
 
 use std::io;
 
@@ -87,7 +88,8 @@ impl Input for Reading<'_> {
     }
 }
 
-/// A boxed input is an input (tests and the fuzzing entry points box theirs).
+/// A boxed input is an input, so one can be chosen at run time
+/// (`Box<dyn Input>`).
 impl<T: Input + ?Sized> Input for Box<T> {
     #[inline]
     fn buffered(&self) -> &[u8] {

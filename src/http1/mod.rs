@@ -28,16 +28,13 @@ mod input;
 /// The request line and header lines.
 mod write;
 
-// `fuzzing` is the cfg `cargo fuzz` sets; allowed here until the crate's
-// manifest declares it (`[lints.rust] unexpected_cfgs`).
-#[allow(unexpected_cfgs)]
+/// An `Input` over a byte slice, for tests and fuzzing.
 #[cfg(any(test, fuzzing))]
 mod slice;
 
 /// Entry points for the fuzz targets in `fuzz/`: the parsers and decoders run
 /// over arbitrary bytes with invariants checked. Compiled only for unit tests
 /// and under `--cfg fuzzing` (which `cargo fuzz` sets).
-#[allow(unexpected_cfgs)]
 #[cfg(any(test, fuzzing))]
 pub mod fuzzing;
 
