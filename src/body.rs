@@ -200,14 +200,10 @@ impl Read for RawBody {
             self.ended()?;
             return Ok(0);
         };
-        let tightened;
-        let limit = match &self.speed {
-            None => &held.limit,
-            Some(speed) => {
-                tightened = speed.limit(held.limit);
-                &tightened
-            }
-        };
+        let tightened = self.speed.as_ref().map(|s| s.limit(held.limit));
+        // The body's own limit, or a tighter one while the minimum speed
+        // still waits for bytes.
+        let limit = tightened.as_ref().unwrap_or(&held.limit);
         match self.decoder.read(&mut held.conn.reading(limit), out) {
             Ok(n) => {
                 self.consumed += n as u64;
@@ -282,14 +278,10 @@ impl BufRead for RawBody {
             self.ended()?;
             return Ok(&[]);
         };
-        let tightened;
-        let limit = match &self.speed {
-            None => &held.limit,
-            Some(speed) => {
-                tightened = speed.limit(held.limit);
-                &tightened
-            }
-        };
+        let tightened = self.speed.as_ref().map(|s| s.limit(held.limit));
+        // The body's own limit, or a tighter one while the minimum speed
+        // still waits for bytes.
+        let limit = tightened.as_ref().unwrap_or(&held.limit);
         let len = match self.decoder.fill_buf(&mut held.conn.reading(limit)) {
             Ok(buf) => buf.len(),
             Err(e) => return Err(self.fail(e)),
