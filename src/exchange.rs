@@ -283,13 +283,15 @@ impl Exchange {
         limit
     }
 
-    /// The limit of `phase` if it started at `now`, without entering it.
-    pub(crate) fn limit(&self, phase: Phase, now: Instant) -> Limit {
+    /// The limit of `phase` if it started at `now`.
+    fn limit(&self, phase: Phase, now: Instant) -> Limit {
         let setting = phase_limit(phase, &self.limits).map(|d| Setting::Phase(phase, d));
-        // The read-idle limit restarts with every read; the others run from
-        // the start of their phase.
+        // The write and read-idle limits bound each operation's progress and
+        // restart with every write or read (a large upload or download may
+        // take as long as it keeps moving); the others run from the start of
+        // their phase.
         let (phase_deadline, phase_bound, per_op) = match phase {
-            Phase::Body => (Deadline::Never, None, setting),
+            Phase::Write | Phase::Body => (Deadline::Never, None, setting),
             _ => (
                 Deadline::after(now, setting.map(|s| s.value())),
                 setting,

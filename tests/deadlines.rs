@@ -155,6 +155,48 @@ fn tls_timeout_when_the_server_ignores_the_client_hello() {
 }
 
 #[test]
+fn an_upload_longer_than_the_write_limit_succeeds_while_it_keeps_moving() {
+    // The server reads 16 MiB a mebibyte at a time with a pause after each:
+    // the upload takes well over the write limit, but no write waits long.
+    let server = Server::start(|conn| {
+        let Some(head) = conn.read_request_head() else {
+            return;
+        };
+        let mut left: usize = head
+            .header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut since_pause = 0;
+        for _ in 0..1_000_000 {
+            if left == 0 {
+                break;
+            }
+            let n = conn.read_some();
+            if n == 0 {
+                return;
+            }
+            left = left.saturating_sub(n);
+            since_pause += n;
+            if since_pause >= 1 << 20 {
+                since_pause = 0;
+                // Pacing the reader, not synchronising with the client.
+                std::thread::sleep(Duration::from_millis(40));
+            }
+        }
+        conn.write(&ok("stored"));
+    });
+    let agent = common::builder().timeout_write(LIMIT).build().unwrap();
+    let body = vec![0u8; 16 << 20];
+    let started = Instant::now();
+    let resp = agent.post(server.url("/upload")).send_bytes(&body).unwrap();
+    assert!(
+        started.elapsed() > LIMIT,
+        "the upload was too quick to show anything"
+    );
+    assert_eq!(resp.text().unwrap(), "stored");
+}
+
+#[test]
 fn write_timeout_when_the_server_stops_reading() {
     let server = stops_reading();
     let url = server.url("/upload");
