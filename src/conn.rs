@@ -136,10 +136,8 @@ impl Socket {
             self.apply_timeout(dir, budget.map(kernel_wait))?;
             match op(&self.tcp) {
                 Ok(n) => return Ok(n),
-                Err(e) if cancelled() => {
-                    drop(e);
-                    return Err(Error::cancelled(limit.phase).into());
-                }
+                // A cancel shuts the socket down: whatever the error says.
+                Err(_) if cancelled() => return Err(Error::cancelled(limit.phase).into()),
                 // The kernel timeout fired, or a signal: look at the budget again.
                 Err(e)
                     if matches!(

@@ -7,17 +7,21 @@
 //!   bounded remainder when dropped early, and otherwise closes it, so unread
 //!   bodies cannot starve the pool;
 //! - every phase has a finite default timeout, requests can have an overall
-//!   deadline, and errors name the phase that ran out ([`ErrorKind::Timeout`]);
+//!   deadline and a minimum transfer speed ([`MinSpeed`]), and errors name the
+//!   phase and the setting that ran out ([`ErrorKind::Timeout`]);
 //! - a [`CancelToken`] stops a request from another thread, in any phase;
 //! - connections per host can be capped, with a fair FIFO wait queue;
-//! - pooled connections are checked before reuse, a server's `Keep-Alive:
-//!   timeout` is honoured, and an idempotent request that hits a stale
+//! - a pooled connection is looked at (one non-blocking peek) before every
+//!   reuse, and one the server closed or sent anything unasked on is closed,
+//!   never reused; a server's `Keep-Alive: timeout` is honoured, and an idempotent request that hits a stale
 //!   connection is retried once on a fresh one;
 //! - idle connections are closed by one reaper thread shared by every agent
 //!   of the process, which ends on its own when no agent needs it;
 //! - the pool is visible: [`Agent::pool_stats`];
-//! - credentials are dropped on cross-origin redirects, https→http redirects
-//!   are refused, and TLS verification can only be switched off through a
+//! - on a redirect to another origin only harmless caller-set headers follow
+//!   (credentials, API keys and tokens do not), https→http redirects are
+//!   refused, compressed and chunked bodies are bounded against servers that
+//!   lie, and TLS verification can only be switched off through a
 //!   `danger_` method that logs a warning.
 //!
 //! ```no_run
