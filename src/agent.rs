@@ -485,8 +485,10 @@ impl AgentBuilder {
     /// (scheme, host or port). By default only headers that say nothing about
     /// who is asking survive such a hop: `Accept`, `Accept-Charset`,
     /// `Accept-Encoding`, `Accept-Language`, `User-Agent`, `Cache-Control`,
-    /// `Pragma`, and `Content-Type` / `Content-Language` when a 307/308 keeps
-    /// the body. Everything else (an API key, a token, a cookie) is dropped, so
+    /// `Pragma`, the range and validator headers (`Range`, `If-Range`,
+    /// `If-None-Match`, `If-Modified-Since`: a resumed download redirected to
+    /// a CDN still asks for its range), and `Content-Type` /
+    /// `Content-Language` / `Content-Encoding` when a 307/308 keeps the body. Everything else (an API key, a token, a cookie) is dropped, so
     /// a redirect cannot carry it to a host the caller never named. Naming
     /// `Authorization` here is the equivalent of curl's `--location-trusted`.
     /// A caller-set `Host` never crosses origins. May be called repeatedly.

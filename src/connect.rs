@@ -88,7 +88,7 @@ fn handshake(
         .map_err(|e| Error::with_source(ErrorKind::Tls, "cannot start TLS", e))?;
     conn.set_tls(Box::new(tls));
     conn.tls_handshake(limit)
-        .map_err(|e| crate::tls::handshake_error(e, &key.authority()))?;
+        .map_err(crate::tls::handshake_error)?;
     let elapsed = limit.started.elapsed();
     let resumed = conn.tls_resumed();
     ex.timings.tls_resumed = Some(resumed);

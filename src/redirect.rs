@@ -2,8 +2,9 @@
 //! change, and which credentials are dropped on the way (curl's rule).
 
 use http::header::{
-    ACCEPT, ACCEPT_CHARSET, ACCEPT_ENCODING, ACCEPT_LANGUAGE, CACHE_CONTROL, CONTENT_LANGUAGE,
-    CONTENT_TYPE, HOST, LOCATION, PRAGMA, PROXY_AUTHORIZATION, USER_AGENT,
+    ACCEPT, ACCEPT_CHARSET, ACCEPT_ENCODING, ACCEPT_LANGUAGE, CACHE_CONTROL, CONTENT_ENCODING,
+    CONTENT_LANGUAGE, CONTENT_TYPE, HOST, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, LOCATION,
+    PRAGMA, PROXY_AUTHORIZATION, RANGE, USER_AGENT,
 };
 use http::{HeaderMap, HeaderName, Method, StatusCode};
 use url::Url;
@@ -75,7 +76,11 @@ pub(crate) fn same_origin(a: &Url, b: &Url) -> bool {
 /// Caller-set headers that travel to another origin: they say what the client
 /// can take, never who is asking. Anything else may be a secret (an API key, a
 /// token, a session id) meant for the origin the caller named.
-const KEPT_ACROSS_ORIGINS: [HeaderName; 7] = [
+///
+/// The range and validator headers describe the representation, not the
+/// caller: a resumed download redirected to a CDN or an object store (release
+/// assets, presigned URLs) must still ask for the same range.
+const KEPT_ACROSS_ORIGINS: [HeaderName; 11] = [
     ACCEPT,
     ACCEPT_CHARSET,
     ACCEPT_ENCODING,
@@ -83,6 +88,10 @@ const KEPT_ACROSS_ORIGINS: [HeaderName; 7] = [
     USER_AGENT,
     CACHE_CONTROL,
     PRAGMA,
+    RANGE,
+    IF_RANGE,
+    IF_NONE_MATCH,
+    IF_MODIFIED_SINCE,
 ];
 
 /// Before a redirect to another scheme, host or port, drop every caller-set
@@ -95,7 +104,10 @@ pub(crate) fn strip_for_new_origin(headers: &mut HeaderMap, body_kept: bool, kee
             return false;
         }
         KEPT_ACROSS_ORIGINS.contains(name)
-            || (body_kept && (*name == CONTENT_TYPE || *name == CONTENT_LANGUAGE))
+            || (body_kept
+                && (*name == CONTENT_TYPE
+                    || *name == CONTENT_LANGUAGE
+                    || *name == CONTENT_ENCODING))
             || keep.contains(name)
     };
     let dropped: Vec<HeaderName> = headers.keys().filter(|n| !kept(n)).cloned().collect();

@@ -171,7 +171,7 @@ pub(crate) fn server_name(host: &str) -> Result<ServerName<'static>, Error> {
 /// Classify a handshake failure: a rejected certificate or alert is a TLS
 /// error, told in plain words, with the rustls error as its source; a timeout
 /// or cancel keeps its own kind. The URL, added later, names the server.
-pub(crate) fn handshake_error(err: std::io::Error, _host: &str) -> Error {
+pub(crate) fn handshake_error(err: std::io::Error) -> Error {
     let is_tls = err
         .get_ref()
         .is_some_and(|inner| inner.is::<rustls::Error>());
@@ -392,7 +392,7 @@ mod tests {
         for (tls, expected) in cases {
             let debug = format!("{tls:?}");
             let shown = tls.to_string();
-            let err = handshake_error(std::io::Error::other(tls), "example.com:443");
+            let err = handshake_error(std::io::Error::other(tls));
             assert_eq!(err.kind(), ErrorKind::Tls);
             let message = err.to_string();
             assert!(message.contains(expected), "{message}");

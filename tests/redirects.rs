@@ -395,6 +395,26 @@ fn caller_set_secret_headers_are_dropped_when_the_origin_changes() {
 }
 
 #[test]
+fn a_resumed_download_keeps_its_range_across_origins() {
+    // A release asset redirected to a CDN: the range is about the file, not
+    // the caller, and must reach the new origin.
+    let (server, other) = redirecting_to_other_port(302);
+    common::agent()
+        .get(server.url("/start"))
+        .header("Range", "bytes=100-")
+        .header("If-Range", "\"v1\"")
+        .header("X-Api-Key", "key-123")
+        .call()
+        .unwrap()
+        .text()
+        .unwrap();
+    let second = other.request();
+    assert_eq!(second.header_all("range"), ["bytes=100-"]);
+    assert_eq!(second.header_all("if-range"), ["\"v1\""]);
+    assert_eq!(second.header("x-api-key"), None, "{}", second.head_str());
+}
+
+#[test]
 fn caller_set_headers_are_kept_on_a_same_origin_redirect() {
     let server = start_to_end(302);
     let resp = send_with_custom_headers(common::agent().get(server.url("/start")));
@@ -504,17 +524,24 @@ fn https_to_http_redirect_is_refused_by_default() {
     assert_eq!(plain.accepted(), 0);
 }
 
+/// An agent that trusts the test CA, reaches `localhost` at `tls`, and
+/// follows https→http redirects.
+#[cfg(feature = "tls")]
+fn allowing_https_to_http(tls: &Server) -> windlass::Agent {
+    common::builder()
+        .add_root_certificate(common::pki().ca_pem.as_bytes())
+        .resolve("localhost", vec![tls.addr()])
+        .https_to_http_redirects(true)
+        .build()
+        .unwrap()
+}
+
 #[cfg(feature = "tls")]
 #[test]
 fn https_to_http_redirect_is_followed_when_allowed() {
     let plain = Server::fixed(OK);
     let tls = https_redirecting_to(plain.url("/end"));
-    let agent = common::builder()
-        .add_root_certificate(common::pki().ca_pem.as_bytes())
-        .resolve("localhost", vec![tls.addr()])
-        .https_to_http_redirects(true)
-        .build()
-        .unwrap();
+    let agent = allowing_https_to_http(&tls);
     let resp = send_with_credentials(&agent, &tls.https_url("/start"));
     assert_eq!(resp.url().scheme(), "http");
     assert_eq!(resp.text().unwrap(), "done");
@@ -527,12 +554,7 @@ fn https_to_http_redirect_is_followed_when_allowed() {
 fn secrets_are_not_sent_in_cleartext_after_an_allowed_https_to_http_redirect() {
     let plain = Server::fixed(OK);
     let tls = https_redirecting_to(plain.url("/end"));
-    let agent = common::builder()
-        .add_root_certificate(common::pki().ca_pem.as_bytes())
-        .resolve("localhost", vec![tls.addr()])
-        .https_to_http_redirects(true)
-        .build()
-        .unwrap();
+    let agent = allowing_https_to_http(&tls);
     send_with_custom_headers(agent.get(tls.https_url("/start")))
         .text()
         .unwrap();

@@ -89,7 +89,8 @@ impl Input for Reading<'_> {
 }
 
 /// A boxed input is an input, so one can be chosen at run time
-/// (`Box<dyn Input>`).
+/// (`Box<dyn Input>`); only tests and fuzzing need that.
+#[cfg(any(test, fuzzing))]
 impl<T: Input + ?Sized> Input for Box<T> {
     #[inline]
     fn buffered(&self) -> &[u8] {
