@@ -135,7 +135,11 @@ pub(crate) struct TrackGuard {
 
 impl Drop for TrackGuard {
     fn drop(&mut self) {
-        self.tracked.id.store(0, Ordering::Relaxed);
+        {
+            let _shown = self.tracked.shown();
+            self.tracked.id.store(0, Ordering::Relaxed);
+            self.tracked.body_since.store(0, Ordering::Relaxed);
+        }
         self.registry.lock(self.shard).free.push(self.slot);
     }
 }
@@ -204,14 +208,17 @@ impl Registry {
                 }
             }
         };
-        tracked
-            .started
-            .store(nanos_since(self.epoch, Instant::now()), Ordering::Relaxed);
-        tracked.phase.store(0, Ordering::Relaxed);
-        tracked.body_since.store(0, Ordering::Relaxed);
-        tracked.warned.store(false, Ordering::Relaxed);
         {
+            // Everything a snapshot or the leak check reads is reset under
+            // the lock they read it with, so an entry never mixes two
+            // requests.
             let mut shown = tracked.shown();
+            tracked
+                .started
+                .store(nanos_since(self.epoch, Instant::now()), Ordering::Relaxed);
+            tracked.phase.store(0, Ordering::Relaxed);
+            tracked.body_since.store(0, Ordering::Relaxed);
+            tracked.warned.store(false, Ordering::Relaxed);
             if shown.method.as_ref() != Some(method) {
                 shown.method = Some(method.clone());
             }
@@ -221,8 +228,6 @@ impl Registry {
             shown.path.clear();
             shown.path.push_str(url.path());
             shown.call_site = Some(call_site);
-            // Set under the same lock a snapshot reads it with, so an entry
-            // is never shown with another request's number.
             tracked.id.store(
                 self.next_id.fetch_add(1, Ordering::Relaxed),
                 Ordering::Relaxed,
@@ -252,31 +257,40 @@ impl Registry {
         let after = self.leak_after?;
         let mut next: Option<Instant> = None;
         for t in self.live() {
-            let since = t.body_since.load(Ordering::Relaxed);
-            if since == 0 || t.warned.load(Ordering::Relaxed) {
-                continue;
-            }
-            let held_at = self.epoch + Duration::from_nanos(since);
-            let Some(due) = held_at.checked_add(after) else {
-                continue;
-            };
-            if due <= now {
-                t.warned.store(true, Ordering::Relaxed);
-                self.metrics.leak();
+            // Read under the slot's lock: a slot freed or reused since
+            // `live()` is skipped, never blamed on the next request.
+            let (since, what) = {
                 let shown = t.shown();
+                let since = t.body_since.load(Ordering::Relaxed);
+                if t.id() == 0 || since == 0 || t.warned.load(Ordering::Relaxed) {
+                    continue;
+                }
+                let held_at = self.epoch + Duration::from_nanos(since);
+                let Some(due) = held_at.checked_add(after) else {
+                    continue;
+                };
+                if due > now {
+                    next = Some(next.map_or(due, |n: Instant| n.min(due)));
+                    continue;
+                }
+                t.warned.store(true, Ordering::Relaxed);
                 let port = shown.port.map(|p| format!(":{p}")).unwrap_or_default();
-                log::warn!(
-                    "response body of {} {}{port}{} (requested at {}) has been held unread for {:.1} s; \
-                     read it to the end or drop it so its connection can be reused",
+                let what = format!(
+                    "{} {}{port}{} (requested at {})",
                     shown.method.as_ref().map_or("", Method::as_str),
                     shown.host,
                     shown.path,
                     shown.call_site.map(ToString::to_string).unwrap_or_default(),
-                    now.duration_since(held_at).as_secs_f64()
                 );
-            } else {
-                next = Some(next.map_or(due, |n: Instant| n.min(due)));
-            }
+                (held_at, what)
+            };
+            // Logged with no lock held: a slow logger must not hold up a body.
+            self.metrics.leak();
+            log::warn!(
+                "response body of {what} has been held unread for {:.1} s; \
+                 read it to the end or drop it so its connection can be reused",
+                now.duration_since(since).as_secs_f64()
+            );
         }
         next
     }
