@@ -592,8 +592,11 @@ impl<C: Poolable> Pool<C> {
     /// free its slot.
     fn close_slot(&self, key: &PoolKey, conn: Box<C>, reason: CloseReason) {
         log::debug!("closing connection {} to {key}: {reason}", conn.id());
-        // Closed before its slot is handed on, so the host never has more
-        // sockets than its limit; counted and freed under one lock.
+        // Closed before its slot is handed on, so a connection that failed
+        // or was cancelled is gone before a waiter opens another; counted
+        // and freed under one lock. (Idle connections evicted or expired
+        // under the lock free their slot first and are closed just after
+        // it is released: closing may write, never under the lock.)
         conn.close();
         let mut state = self.shared.lock();
         self.shared.with_host(&mut state, key, |host| {
