@@ -456,7 +456,8 @@ impl Conn {
 
     /// Prepare to rest in the pool: no unread bytes may remain, and a buffer
     /// grown for a large head goes back to its resting size.
-    pub(crate) fn make_idle(&mut self) -> bool {
+    /// (The pool has already detached the request's cancel token.)
+    pub(crate) fn make_idle(&mut self, now: Instant) -> bool {
         if self.start != self.end || self.tls_has_unread_data() {
             return false;
         }
@@ -469,8 +470,7 @@ impl Conn {
         if self.wbuf.capacity() > 4 * 1024 {
             self.wbuf = Vec::new();
         }
-        self.detach_cancel();
-        self.info.idle_since = Some(Instant::now());
+        self.info.idle_since = Some(now);
         true
     }
 

@@ -532,7 +532,7 @@ impl<C: Poolable> Pool<C> {
         if lifetime_end.is_some_and(|end| end <= now) {
             return self.close_slot(&key, conn, CloseReason::Lifetime);
         }
-        if !conn.make_idle() {
+        if !conn.make_idle(now) {
             return self.close_slot(&key, conn, CloseReason::NotReusable);
         }
         let expires = self.expiry(&conn, now);

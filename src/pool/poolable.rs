@@ -29,7 +29,7 @@ pub(crate) trait Poolable: Send + 'static {
 
     /// Get ready to rest in the idle list. False if it cannot be reused
     /// (unread bytes are left on it).
-    fn make_idle(&mut self) -> bool;
+    fn make_idle(&mut self, now: Instant) -> bool;
 
     /// Look, without blocking, whether an idle connection can still be used:
     /// not closed by the server, nothing unsolicited received.
@@ -57,8 +57,8 @@ impl Poolable for Conn {
         Conn::detach_cancel(self)
     }
 
-    fn make_idle(&mut self) -> bool {
-        Conn::make_idle(self)
+    fn make_idle(&mut self, now: Instant) -> bool {
+        Conn::make_idle(self, now)
     }
 
     fn is_alive(&mut self) -> bool {

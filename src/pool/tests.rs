@@ -67,7 +67,7 @@ impl Poolable for Fake {
         self.cancelled
     }
 
-    fn make_idle(&mut self) -> bool {
+    fn make_idle(&mut self, _now: Instant) -> bool {
         self.reusable
     }
 
