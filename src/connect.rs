@@ -111,6 +111,36 @@ fn handshake(
     ))
 }
 
+// ---------------------------------------------------------------------------
+// TCP across the resolved addresses.
+//
+// No thread is started per connection. An attempt's socket starts connecting
+// without blocking, then waits in the kernel for the handshake in bounded
+// steps; the calling thread waits for the first attempt itself, and hands an
+// attempt to the process's connect workers only when Happy Eyeballs needs a
+// second one while the first is still under way. Cancel, a winner or the
+// deadline end every attempt at once by shutting its socket down, which
+// wakes a thread waiting on it, so a worker is never held by a race that is
+// over.
+
+use std::sync::mpsc;
+
+use socket2::{Domain, Protocol, Type};
+
+use crate::deadline::CancelHook;
+use crate::workers;
+
+/// Attempts of one connect that run at once. RFC 8305 starts another every
+/// [`ATTEMPT_DELAY`] while earlier ones are still waiting; without a bound, a
+/// resolver answering with a thousand addresses that all stall would make a
+/// thousand sockets. Four covers both families with a fallback each.
+const MAX_RACING: usize = 4;
+
+/// The longest single wait in the kernel. A socket timeout is rounded to the
+/// kernel's timer wheel, coarsely for long ones (about an eighth of a 10 s
+/// wait); steps this short keep the connect deadline precise to a tick.
+const WAIT_STEP: Duration = Duration::from_millis(50);
+
 fn connect_error(addr: SocketAddr, err: io::Error) -> Error {
     Error::with_source(ErrorKind::Connect, format!("cannot connect to {addr}"), err)
 }
@@ -139,30 +169,6 @@ pub(crate) fn connect_tcp(
     if cancel.is_some_and(|c| c.is_cancelled()) {
         return Err(Error::cancelled(Phase::Connect));
     }
-    // The common case, one address and nobody to cancel: connect on this
-    // thread, bounded by the deadline, without paying for a thread.
-    if let ([addr], None) = (addrs, cancel) {
-        report(Event::ConnectStart { addr: *addr });
-        let result = match deadline.remaining() {
-            None => TcpStream::connect(addr),
-            Some(Duration::ZERO) => {
-                return Err(Error::timeout(Phase::Connect, host, started.elapsed()))
-            }
-            Some(left) => TcpStream::connect_timeout(addr, left),
-        };
-        report(Event::ConnectDone {
-            addr: *addr,
-            ok: result.is_ok(),
-            elapsed: started.elapsed(),
-        });
-        return match result {
-            Ok(tcp) => Ok((tcp, *addr)),
-            Err(e) if is_timeout(&e) => {
-                Err(Error::timeout(Phase::Connect, host, started.elapsed()))
-            }
-            Err(e) => Err(connect_error(*addr, e)),
-        };
-    }
     race(&interleave(addrs), deadline, cancel, host, started, &report)
 }
 
@@ -185,14 +191,169 @@ fn interleave(addrs: &[SocketAddr]) -> Vec<SocketAddr> {
     out
 }
 
-enum Attempt {
-    Done(SocketAddr, io::Result<TcpStream>),
+/// Where a connect stands after a wait.
+enum Progress {
+    Connected,
+    Failed(io::Error),
+    /// Still under way when the wait's limit came.
+    Pending,
+}
+
+/// One connection attempt: a socket whose connect has been started.
+struct Attempt {
+    addr: SocketAddr,
+    sock: Arc<socket2::Socket>,
+}
+
+impl Attempt {
+    /// Start connecting to `addr` without waiting for the handshake. The
+    /// connect is under way before anyone can shut the socket down, so a
+    /// shutdown always ends it (on a socket not yet connecting it would not).
+    fn begin(addr: SocketAddr) -> io::Result<Attempt> {
+        let sock = socket2::Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        sock.set_nonblocking(true)?;
+        match sock.connect(&addr.into()) {
+            Ok(()) => {}
+            Err(e) if in_progress(&e) => {}
+            Err(e) => return Err(e),
+        }
+        #[cfg(target_os = "linux")]
+        sock.set_nonblocking(false)?;
+        Ok(Attempt {
+            addr,
+            sock: Arc::new(sock),
+        })
+    }
+
+    /// Wait until the connect ends or `until` comes.
+    fn wait(&self, until: Deadline) -> Progress {
+        loop {
+            let step = match until.remaining() {
+                Some(Duration::ZERO) => return Progress::Pending,
+                Some(left) => left.min(WAIT_STEP),
+                None => WAIT_STEP,
+            };
+            match settle(&self.sock, step) {
+                Ok(true) => return Progress::Connected,
+                Ok(false) => {}
+                Err(e) => return Progress::Failed(e),
+            }
+        }
+    }
+
+    /// Wait on this thread, until `until` or `cancel`.
+    fn wait_here(&self, until: Deadline, cancel: Option<&CancelToken>) -> Result<Progress, Error> {
+        let _hook: Option<CancelHook> = match cancel {
+            Some(token) => {
+                let sock = Arc::clone(&self.sock);
+                match token.on_cancel(move || {
+                    let _ = sock.shutdown(std::net::Shutdown::Both);
+                }) {
+                    Some(hook) => Some(hook),
+                    None => return Err(Error::cancelled(Phase::Connect)),
+                }
+            }
+            None => None,
+        };
+        let progress = self.wait(until);
+        // A cancelled wait ends with the shut-down socket's error.
+        if cancel.is_some_and(CancelToken::is_cancelled) {
+            return Err(Error::cancelled(Phase::Connect));
+        }
+        Ok(progress)
+    }
+
+    /// The connected stream, blocking, with no socket timeout left behind
+    /// (the connection's reads and writes set their own).
+    fn into_stream(self) -> io::Result<TcpStream> {
+        let sock = Arc::try_unwrap(self.sock)
+            .map_err(|_| io::Error::other("the connected socket is still shared"))?;
+        sock.set_nonblocking(false)?;
+        sock.set_write_timeout(None)?;
+        Ok(TcpStream::from(sock))
+    }
+}
+
+fn in_progress(err: &io::Error) -> bool {
+    #[cfg(unix)]
+    if matches!(err.raw_os_error(), Some(libc::EINPROGRESS | libc::EALREADY)) {
+        return true;
+    }
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
+}
+
+/// Wait up to `step` for the handshake; whether it completed.
+///
+/// Linux: a send of nothing on a blocking socket waits, for at most the
+/// socket's send timeout, until the connect completes, and fails at once
+/// with its error (refused, reset, or the shutdown of a cancel), without
+/// restarting it as a second `connect` would after a shutdown. Nothing is
+/// sent on the connected socket.
+#[cfg(target_os = "linux")]
+fn settle(sock: &socket2::Socket, step: Duration) -> io::Result<bool> {
+    sock.set_write_timeout(Some(step.max(Duration::from_millis(1))))?;
+    match sock.send_with_flags(&[], libc::MSG_NOSIGNAL) {
+        Ok(_) => Ok(true),
+        Err(e) if in_progress(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Elsewhere the socket stays non-blocking and is looked at after a short
+/// pause: connected once it has a peer, failed once it holds an error.
+#[cfg(not(target_os = "linux"))]
+fn settle(sock: &socket2::Socket, step: Duration) -> io::Result<bool> {
+    if let Some(e) = sock.take_error()? {
+        return Err(e);
+    }
+    if sock.peer_addr().is_ok() {
+        return Ok(true);
+    }
+    std::thread::sleep(step.min(Duration::from_millis(1)));
+    if let Some(e) = sock.take_error()? {
+        return Err(e);
+    }
+    Ok(sock.peer_addr().is_ok())
+}
+
+/// What a worker says about the attempt it was handed.
+enum Report {
+    Done(SocketAddr, io::Result<Arc<socket2::Socket>>),
     Cancelled,
 }
 
+/// The attempts of one race that run on workers. Dropping it (the race is
+/// won, lost, timed out or cancelled) shuts their sockets down: each worker
+/// returns at once and its thread is free for the next job.
+struct Racing {
+    running: Vec<Arc<socket2::Socket>>,
+}
+
+impl Racing {
+    fn forget(&mut self, sock: &Arc<socket2::Socket>) {
+        self.running.retain(|s| !Arc::ptr_eq(s, sock));
+    }
+}
+
+impl Drop for Racing {
+    fn drop(&mut self) {
+        for sock in self.running.drain(..) {
+            let _ = sock.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
 /// Start an attempt every [`ATTEMPT_DELAY`] (or at once when the previous one
-/// failed); the first success wins. Losing attempts run out on their own
-/// thread, bounded by the deadline, and close their socket.
+/// failed), at most [`MAX_RACING`] at a time; the first success wins.
+///
+/// While no other attempt runs, the calling thread waits for the new one
+/// itself, up to the attempt delay (to the deadline for the last address):
+/// a connect that succeeds or fails within it, the common case, involves no
+/// other thread. One still under way then moves to a connect worker while
+/// the calling thread starts the next and waits for whichever ends first.
 fn race(
     addrs: &[SocketAddr],
     deadline: Deadline,
@@ -207,56 +368,102 @@ fn race(
             format!("no addresses to connect to for {host}"),
         ));
     }
-    let (tx, rx) = crossbeam_channel::unbounded::<Attempt>();
-    let _hook = match cancel {
-        Some(token) => {
-            let tx = tx.clone();
-            match token.on_cancel(move || {
-                let _ = tx.send(Attempt::Cancelled);
-            }) {
-                Some(hook) => Some(hook),
-                None => return Err(Error::cancelled(Phase::Connect)),
-            }
-        }
-        None => None,
+    let timeout = || Error::timeout(Phase::Connect, host, started.elapsed());
+    let done = |addr: SocketAddr, ok: bool| {
+        report(Event::ConnectDone {
+            addr,
+            ok,
+            elapsed: started.elapsed(),
+        })
+    };
+    let (tx, rx) = mpsc::channel::<Report>();
+    // Registered once a worker is involved: only then does the calling
+    // thread wait on the channel.
+    let mut cancel_hook: Option<CancelHook> = None;
+    let mut racing = Racing {
+        running: Vec::new(),
     };
     let mut next = 0;
-    let mut running = 0;
     let mut last_error: Option<Error> = None;
     let mut next_start = Instant::now();
     loop {
-        if next >= addrs.len() && running == 0 {
+        if next >= addrs.len() && racing.running.is_empty() {
             return Err(last_error.unwrap_or_else(|| {
                 Error::new(ErrorKind::Connect, format!("cannot connect to {host}"))
             }));
         }
-        if next < addrs.len() && Instant::now() >= next_start {
+        if deadline.expired() {
+            return Err(timeout());
+        }
+        if next < addrs.len()
+            && racing.running.len() < MAX_RACING
+            && Instant::now() >= next_start
+        {
             let addr = addrs[next];
             next += 1;
-            running += 1;
-            next_start = Instant::now() + ATTEMPT_DELAY;
             report(Event::ConnectStart { addr });
-            let tx = tx.clone();
-            let budget = deadline.remaining();
-            let spawned = std::thread::Builder::new()
-                .name("windlass-connect".into())
-                .spawn(move || {
-                    let result = match budget {
-                        None => TcpStream::connect(addr),
-                        Some(left) => {
-                            TcpStream::connect_timeout(&addr, left.max(Duration::from_millis(1)))
-                        }
-                    };
-                    // If the race is over, the send fails and the socket closes.
-                    let _ = tx.send(Attempt::Done(addr, result));
-                });
-            if let Err(e) = spawned {
-                running -= 1;
-                last_error = Some(connect_error(addr, e));
-                continue;
+            let attempt = match Attempt::begin(addr) {
+                Ok(attempt) => attempt,
+                Err(e) => {
+                    done(addr, false);
+                    last_error = Some(connect_error(addr, e));
+                    continue;
+                }
+            };
+            let last = next >= addrs.len();
+            if racing.running.is_empty() && (last || cfg!(target_os = "linux")) {
+                let until = if last {
+                    deadline
+                } else {
+                    Deadline::At(Instant::now() + ATTEMPT_DELAY).min(deadline)
+                };
+                match attempt.wait_here(until, cancel)? {
+                    Progress::Connected => {
+                        done(addr, true);
+                        return attempt
+                            .into_stream()
+                            .map(|tcp| (tcp, addr))
+                            .map_err(|e| connect_error(addr, e));
+                    }
+                    Progress::Failed(e) => {
+                        done(addr, false);
+                        last_error = Some(connect_error(addr, e));
+                        next_start = Instant::now();
+                        continue;
+                    }
+                    Progress::Pending if deadline.expired() => {
+                        done(addr, false);
+                        return Err(timeout());
+                    }
+                    // The attempt delay has passed: on to the next address
+                    // while a worker keeps waiting for this one.
+                    Progress::Pending => next_start = Instant::now(),
+                }
+            } else {
+                next_start = Instant::now() + ATTEMPT_DELAY;
             }
+            if cancel_hook.is_none() {
+                if let Some(token) = cancel {
+                    let tx = tx.clone();
+                    cancel_hook = token.on_cancel(move || {
+                        let _ = tx.send(Report::Cancelled);
+                    });
+                    if cancel_hook.is_none() {
+                        return Err(Error::cancelled(Phase::Connect));
+                    }
+                }
+            }
+            if let Err(e) = hand_over(attempt, deadline, &tx, &mut racing) {
+                done(addr, false);
+                last_error = Some(Error::new(
+                    ErrorKind::Connect,
+                    format!("cannot connect to {addr}: {e}"),
+                ));
+                next_start = Instant::now();
+            }
+            continue;
         }
-        let wake = if next < addrs.len() {
+        let wake = if next < addrs.len() && racing.running.len() < MAX_RACING {
             Deadline::At(next_start).min(deadline)
         } else {
             deadline
@@ -265,38 +472,54 @@ fn race(
             None => rx.recv().ok(),
             Some(left) => match rx.recv_timeout(left) {
                 Ok(msg) => Some(msg),
-                Err(_) if deadline.expired() => {
-                    return Err(Error::timeout(Phase::Connect, host, started.elapsed()))
-                }
                 Err(_) => continue,
             },
         };
         match got {
-            Some(Attempt::Done(addr, Ok(tcp))) => {
-                report(Event::ConnectDone {
-                    addr,
-                    ok: true,
-                    elapsed: started.elapsed(),
-                });
-                return Ok((tcp, addr));
+            Some(Report::Done(addr, Ok(sock))) => {
+                done(addr, true);
+                racing.forget(&sock);
+                let attempt = Attempt { addr, sock };
+                return attempt
+                    .into_stream()
+                    .map(|tcp| (tcp, addr))
+                    .map_err(|e| connect_error(addr, e));
             }
-            Some(Attempt::Done(addr, Err(e))) => {
-                report(Event::ConnectDone {
-                    addr,
-                    ok: false,
-                    elapsed: started.elapsed(),
-                });
-                running -= 1;
+            Some(Report::Done(addr, Err(e))) => {
+                done(addr, false);
                 last_error = Some(if is_timeout(&e) {
-                    Error::timeout(Phase::Connect, host, started.elapsed())
+                    timeout()
                 } else {
                     connect_error(addr, e)
                 });
                 next_start = Instant::now();
             }
-            Some(Attempt::Cancelled) | None => return Err(Error::cancelled(Phase::Connect)),
+            Some(Report::Cancelled) | None => return Err(Error::cancelled(Phase::Connect)),
         }
     }
+}
+
+/// Let a connect worker wait for `attempt` until the deadline and report.
+fn hand_over(
+    attempt: Attempt,
+    deadline: Deadline,
+    tx: &mpsc::Sender<Report>,
+    racing: &mut Racing,
+) -> Result<(), workers::Refused> {
+    racing.running.push(Arc::clone(&attempt.sock));
+    let tx = tx.clone();
+    let job = move || {
+        let result = match attempt.wait(deadline) {
+            Progress::Connected => Ok(attempt.sock),
+            Progress::Failed(e) => Err(e),
+            Progress::Pending => Err(io::ErrorKind::TimedOut.into()),
+        };
+        // Once the race is over nobody receives: the socket closes here.
+        let _ = tx.send(Report::Done(attempt.addr, result));
+    };
+    workers::CONNECT.submit(job).inspect_err(|_| {
+        racing.running.pop();
+    })
 }
 
 #[cfg(test)]

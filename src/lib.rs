@@ -70,6 +70,7 @@ mod retry;
 mod run;
 mod speed;
 mod timings;
+mod workers;
 #[cfg(feature = "tls")]
 mod tls;
 

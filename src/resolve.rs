@@ -1,18 +1,24 @@
-//! Name resolution on worker threads, so a lookup obeys the deadline and the
-//! cancel token even while `getaddrinfo` blocks, with a small TTL cache.
+//! Name resolution on the process's resolver threads (see `workers`), so a
+//! lookup obeys the deadline and the cancel token even while `getaddrinfo`
+//! blocks, with a small TTL cache. A burst of names queues for those threads;
+//! only when every one of them is stuck in a lookup that does not return are
+//! new names refused.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use crate::deadline::{CancelToken, Deadline};
 use crate::error::{Error, ErrorKind, Phase};
+use crate::workers;
 
 /// Turns a host name into addresses. Implement it to plug in another resolver.
 ///
-/// It is called on a resolver worker thread; it may block.
+/// It is called on one of the process's resolver threads (at most 16, shared
+/// by every agent); it may block.
 ///
 /// ```
 /// use std::net::SocketAddr;
@@ -40,9 +46,12 @@ impl Resolver for SystemResolver {
     }
 }
 
-/// Distinct names being resolved at once; beyond this a new name fails fast
-/// instead of piling up threads behind a stuck resolver.
-const MAX_STUCK_LOOKUPS: usize = 32;
+/// A lookup running this long is waiting on a server that does not answer:
+/// glibc's resolver gives each server 5 s before it tries the next
+/// (`timeout` in resolv.conf(5)). Only when every resolver thread has been in
+/// such a lookup are new names refused, since queueing them would make them
+/// wait for nothing.
+pub(crate) const HUNG_AFTER: Duration = Duration::from_secs(5);
 /// How long a failed lookup is remembered.
 const NEGATIVE_TTL: Duration = Duration::from_secs(2);
 /// Most cached names.
@@ -56,7 +65,17 @@ struct Cached {
 }
 
 type Outcome = Result<Addrs, String>;
-type Waiters = Vec<crossbeam_channel::Sender<Option<Outcome>>>;
+
+/// A lookup queued or running, and the callers waiting for it: concurrent
+/// requests for one name share one job.
+struct Lookup {
+    /// Tells this lookup from a later one of the same name.
+    id: u64,
+    waiters: Vec<Sender<Option<Outcome>>>,
+    /// Alive while some caller still waits: a job whose callers all gave up
+    /// (deadline, cancel) before a thread got to it is skipped.
+    interest: Weak<()>,
+}
 
 /// Resolver + overrides + cache, shared by an agent's requests.
 pub(crate) struct Dns {
@@ -66,13 +85,17 @@ pub(crate) struct Dns {
     shared: Arc<Shared>,
 }
 
-/// What the resolver workers share with the callers.
+/// What the resolver jobs share with the callers.
 #[derive(Default)]
 struct Shared {
     cache: Mutex<HashMap<(String, u16), Cached>>,
-    /// Lookups under way, each with the callers waiting for it: concurrent
-    /// requests for one name share one worker.
-    pending: Mutex<HashMap<(String, u16), Waiters>>,
+    pending: Mutex<Pending>,
+}
+
+#[derive(Default)]
+struct Pending {
+    lookups: HashMap<(String, u16), Lookup>,
+    next_id: u64,
 }
 
 impl Shared {
@@ -80,6 +103,10 @@ impl Shared {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let entry = cache.get(key)?;
         (entry.until > Instant::now()).then(|| entry.result.clone())
+    }
+
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn store(&self, key: &(String, u16), result: &Outcome, ttl: Duration) {
@@ -106,35 +133,47 @@ impl Shared {
     }
 }
 
-/// Ends a lookup however the worker ends, panics included: every waiter is
-/// answered and the lookup no longer counts against the limit.
+/// Ends a lookup however its job ends, panics and a job that never ran
+/// included: every waiter is answered and the lookup leaves `pending`.
 struct Finish {
     shared: Arc<Shared>,
     key: (String, u16),
-    result: Option<Outcome>,
+    id: u64,
+    /// What the waiters hear if the job ends without an answer.
+    result: Outcome,
 }
 
 impl Finish {
-    fn complete(mut self, outcome: Outcome) {
-        self.result = Some(outcome);
+    /// Whether some caller still waits. If none does, the lookup is removed
+    /// now, under the same lock a new caller would join it under.
+    fn wanted(&self) -> bool {
+        let mut pending = self.shared.pending();
+        let alive = pending
+            .lookups
+            .get(&self.key)
+            .is_some_and(|l| l.id == self.id && l.interest.strong_count() > 0);
+        if !alive && pending.lookups.get(&self.key).is_some_and(|l| l.id == self.id) {
+            pending.lookups.remove(&self.key);
+        }
+        alive
     }
 }
 
 impl Drop for Finish {
     fn drop(&mut self) {
-        let result = self
-            .result
-            .take()
-            .unwrap_or_else(|| Err("the resolver panicked".to_string()));
-        let waiters = self
-            .shared
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.key)
-            .unwrap_or_default();
+        let waiters = {
+            let mut pending = self.shared.pending();
+            match pending.lookups.get(&self.key) {
+                Some(l) if l.id == self.id => pending
+                    .lookups
+                    .remove(&self.key)
+                    .map(|l| l.waiters)
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            }
+        };
         for waiter in waiters {
-            let _ = waiter.try_send(Some(result.clone()));
+            let _ = waiter.send(Some(self.result.clone()));
         }
     }
 }
@@ -186,7 +225,8 @@ impl Dns {
             .map(|a| (a, true))
     }
 
-    /// Join the lookup for `key`, starting it if nobody has.
+    /// Join the lookup for `key`, queueing it on the process's resolver
+    /// threads if nobody has.
     fn wait_for_lookup(
         &self,
         key: (String, u16),
@@ -194,74 +234,63 @@ impl Dns {
         deadline: Deadline,
         cancel: Option<&CancelToken>,
     ) -> Result<Addrs, Error> {
+        if cancel.is_some_and(CancelToken::is_cancelled) {
+            return Err(Error::cancelled(Phase::Dns));
+        }
         let started = Instant::now();
-        let (tx, rx) = crossbeam_channel::bounded::<Option<Outcome>>(2);
-        let start_worker = {
-            let mut pending = self
-                .shared
-                .pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            // A worker stores its result in the cache before it leaves
+        let (tx, rx) = mpsc::channel::<Option<Outcome>>();
+        let (_interest, new_lookup) = {
+            let mut pending = self.shared.pending();
+            // A job stores its result in the cache before it leaves
             // `pending`; looking again under this lock closes the gap between
             // the caller's cache miss and a lookup that finished meanwhile.
             if let Some(hit) = self.shared.cached(&key) {
                 return hit.map_err(|m| dns_error(host, m));
             }
-            match pending.get_mut(&key) {
-                Some(waiters) => {
-                    waiters.push(tx.clone());
-                    false
+            let id = pending.next_id;
+            match pending.lookups.get_mut(&key) {
+                Some(lookup) => {
+                    lookup.waiters.push(tx.clone());
+                    let interest = lookup.interest.upgrade().unwrap_or_else(|| {
+                        let fresh = Arc::new(());
+                        lookup.interest = Arc::downgrade(&fresh);
+                        fresh
+                    });
+                    (interest, None)
                 }
                 None => {
-                    if pending.len() >= MAX_STUCK_LOOKUPS {
+                    if let Some(hung) = workers::DNS.all_stuck(HUNG_AFTER) {
                         return Err(Error::new(
                             ErrorKind::Dns,
                             format!(
-                                "cannot resolve {host}: {MAX_STUCK_LOOKUPS} other names are \
-                                 still being resolved"
+                                "cannot resolve {host}: {hung} lookups have hung for over {} s; \
+                                 the resolver is not answering",
+                                HUNG_AFTER.as_secs()
                             ),
                         ));
                     }
-                    pending.insert(key.clone(), vec![tx.clone()]);
-                    true
+                    pending.next_id += 1;
+                    let interest = Arc::new(());
+                    pending.lookups.insert(
+                        key.clone(),
+                        Lookup {
+                            id,
+                            waiters: vec![tx.clone()],
+                            interest: Arc::downgrade(&interest),
+                        },
+                    );
+                    (interest, Some(id))
                 }
             }
         };
-        if start_worker {
-            let finish = Finish {
-                shared: Arc::clone(&self.shared),
-                key,
-                result: None,
-            };
-            let resolver = Arc::clone(&self.resolver);
-            let ttl = self.ttl;
-            let spawned = std::thread::Builder::new()
-                .name("windlass-dns".into())
-                .spawn(move || {
-                    let (name, port) = finish.key.clone();
-                    let outcome = match resolver.resolve(&name, port) {
-                        Ok(list) if list.is_empty() => Err("no addresses found".to_string()),
-                        Ok(list) => Ok(Addrs::from(list)),
-                        Err(e) => Err(e.to_string()),
-                    };
-                    // The callers may have given up; the result still warms the cache.
-                    finish.shared.store(&finish.key, &outcome, ttl);
-                    finish.complete(outcome);
-                });
-            if let Err(e) = spawned {
-                // The closure, and with it `finish`, was dropped: waiters got
-                // an error and the lookup is no longer pending.
-                return Err(Error::with_source(
-                    ErrorKind::Dns,
-                    "cannot start a resolver thread",
-                    e,
-                ));
-            }
+        if let Some(id) = new_lookup {
+            self.queue_lookup(key, id).map_err(|e| {
+                Error::new(ErrorKind::Dns, format!("cannot resolve {host}: {e}"))
+            })?;
         }
         let _hook = match cancel {
             Some(token) => match token.on_cancel(move || {
-                let _ = tx.try_send(None);
+                let _ = tx.send(None);
             }) {
                 Some(hook) => Some(hook),
                 None => return Err(Error::cancelled(Phase::Dns)),
@@ -278,6 +307,36 @@ impl Dns {
             Some(None) => Err(Error::cancelled(Phase::Dns)),
             None => Err(Error::timeout(Phase::Dns, host, started.elapsed())),
         }
+    }
+
+    /// Queue the job that runs lookup `id` and answers its waiters.
+    fn queue_lookup(&self, key: (String, u16), id: u64) -> Result<(), workers::Refused> {
+        let finish = Finish {
+            shared: Arc::clone(&self.shared),
+            key,
+            id,
+            result: Err("the lookup was never run".to_string()),
+        };
+        let resolver = Arc::clone(&self.resolver);
+        let ttl = self.ttl;
+        // If the pool refuses, the job is dropped with `finish` in it, and
+        // the waiters that joined meanwhile hear that it never ran.
+        workers::DNS.submit(move || {
+            let mut finish = finish;
+            if !finish.wanted() {
+                return;
+            }
+            finish.result = Err("the resolver panicked".to_string());
+            let (name, port) = &finish.key;
+            let outcome = match resolver.resolve(name, *port) {
+                Ok(list) if list.is_empty() => Err("no addresses found".to_string()),
+                Ok(list) => Ok(Addrs::from(list)),
+                Err(e) => Err(e.to_string()),
+            };
+            // The callers may have given up; the result still warms the cache.
+            finish.shared.store(&finish.key, &outcome, ttl);
+            finish.result = outcome;
+        })
     }
 }
 
@@ -340,7 +399,8 @@ mod tests {
     #[test]
     fn a_panicking_resolver_fails_the_lookup_and_frees_its_place() {
         let dns = Dns::new(Arc::new(Panicking), HashMap::new(), Duration::from_secs(60));
-        for i in 0..(MAX_STUCK_LOOKUPS + 5) {
+        // More names than there are resolver threads: each panic freed its place.
+        for i in 0..40 {
             let err = dns
                 .lookup(&format!("n{i}.test"), 80, Deadline::Never, None)
                 .unwrap_err();
@@ -349,25 +409,25 @@ mod tests {
         }
     }
 
-    struct Gated(crossbeam_channel::Receiver<()>, AtomicU32);
+    struct Gated(Mutex<mpsc::Receiver<()>>, AtomicU32);
     impl Resolver for Gated {
         fn resolve(&self, _: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
             self.1.fetch_add(1, Ordering::SeqCst);
-            let _ = self.0.recv_timeout(Duration::from_secs(10));
+            let _ = self.0.lock().unwrap().recv_timeout(Duration::from_secs(10));
             Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))])
         }
     }
 
     #[test]
     fn concurrent_lookups_of_one_name_share_one_worker() {
-        let (release, rx) = crossbeam_channel::unbounded();
-        let gated = Arc::new(Gated(rx, AtomicU32::new(0)));
+        let (release, rx) = mpsc::channel();
+        let gated = Arc::new(Gated(Mutex::new(rx), AtomicU32::new(0)));
         let dns = Arc::new(Dns::new(
             gated.clone(),
             HashMap::new(),
             Duration::from_secs(60),
         ));
-        let callers: Vec<_> = (0..(MAX_STUCK_LOOKUPS * 2))
+        let callers: Vec<_> = (0..64)
             .map(|_| {
                 let dns = Arc::clone(&dns);
                 std::thread::spawn(move || dns.lookup("busy.test", 80, Deadline::Never, None))
@@ -387,19 +447,19 @@ mod tests {
         assert_eq!(gated.1.load(Ordering::SeqCst), 1);
     }
 
-    struct Blocking(crossbeam_channel::Receiver<()>);
+    struct Blocking(Mutex<mpsc::Receiver<()>>);
     impl Resolver for Blocking {
         fn resolve(&self, _: &str, _: u16) -> io::Result<Vec<SocketAddr>> {
-            let _ = self.0.recv_timeout(Duration::from_secs(10));
+            let _ = self.0.lock().unwrap().recv_timeout(Duration::from_secs(10));
             Err(io::Error::other("released"))
         }
     }
 
     #[test]
     fn a_blocked_lookup_obeys_deadline_and_cancel() {
-        let (release, rx) = crossbeam_channel::unbounded();
+        let (release, rx) = mpsc::channel();
         let dns = Dns::new(
-            Arc::new(Blocking(rx)),
+            Arc::new(Blocking(Mutex::new(rx))),
             HashMap::new(),
             Duration::from_secs(60),
         );
