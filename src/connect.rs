@@ -210,7 +210,8 @@ impl Attempt {
     /// connect is under way before anyone can shut the socket down, so a
     /// shutdown always ends it (on a socket not yet connecting it would not).
     fn begin(addr: SocketAddr) -> io::Result<Attempt> {
-        let sock = socket2::Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        let sock =
+            socket2::Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         sock.set_nonblocking(true)?;
         match sock.connect(&addr.into()) {
             Ok(()) => {}
@@ -395,10 +396,7 @@ fn race(
         if deadline.expired() {
             return Err(timeout());
         }
-        if next < addrs.len()
-            && racing.running.len() < MAX_RACING
-            && Instant::now() >= next_start
-        {
+        if next < addrs.len() && racing.running.len() < MAX_RACING && Instant::now() >= next_start {
             let addr = addrs[next];
             next += 1;
             report(Event::ConnectStart { addr });

@@ -70,9 +70,9 @@ mod retry;
 mod run;
 mod speed;
 mod timings;
-mod workers;
 #[cfg(feature = "tls")]
 mod tls;
+mod workers;
 
 use std::sync::OnceLock;
 

@@ -152,7 +152,12 @@ impl Finish {
             .lookups
             .get(&self.key)
             .is_some_and(|l| l.id == self.id && l.interest.strong_count() > 0);
-        if !alive && pending.lookups.get(&self.key).is_some_and(|l| l.id == self.id) {
+        if !alive
+            && pending
+                .lookups
+                .get(&self.key)
+                .is_some_and(|l| l.id == self.id)
+        {
             pending.lookups.remove(&self.key);
         }
         alive
@@ -247,6 +252,18 @@ impl Dns {
             if let Some(hit) = self.shared.cached(&key) {
                 return hit.map_err(|m| dns_error(host, m));
             }
+            // Checked for a name already queued too: its turn would not
+            // come either.
+            if let Some(hung) = workers::DNS.all_stuck(HUNG_AFTER) {
+                return Err(Error::new(
+                    ErrorKind::Dns,
+                    format!(
+                        "cannot resolve {host}: {hung} lookups have hung for over {} s; \
+                         the resolver is not answering",
+                        HUNG_AFTER.as_secs()
+                    ),
+                ));
+            }
             let id = pending.next_id;
             match pending.lookups.get_mut(&key) {
                 Some(lookup) => {
@@ -259,16 +276,6 @@ impl Dns {
                     (interest, None)
                 }
                 None => {
-                    if let Some(hung) = workers::DNS.all_stuck(HUNG_AFTER) {
-                        return Err(Error::new(
-                            ErrorKind::Dns,
-                            format!(
-                                "cannot resolve {host}: {hung} lookups have hung for over {} s; \
-                                 the resolver is not answering",
-                                HUNG_AFTER.as_secs()
-                            ),
-                        ));
-                    }
                     pending.next_id += 1;
                     let interest = Arc::new(());
                     pending.lookups.insert(
@@ -284,9 +291,8 @@ impl Dns {
             }
         };
         if let Some(id) = new_lookup {
-            self.queue_lookup(key, id).map_err(|e| {
-                Error::new(ErrorKind::Dns, format!("cannot resolve {host}: {e}"))
-            })?;
+            self.queue_lookup(key, id)
+                .map_err(|e| Error::new(ErrorKind::Dns, format!("cannot resolve {host}: {e}")))?;
         }
         let _hook = match cancel {
             Some(token) => match token.on_cancel(move || {

@@ -118,7 +118,10 @@ impl Workers {
 
     /// Run `job` on one of the pool's threads, at once if one is idle or may
     /// be started, else after the jobs queued before it.
-    pub(crate) fn submit(&'static self, job: impl FnOnce() + Send + 'static) -> Result<(), Refused> {
+    pub(crate) fn submit(
+        &'static self,
+        job: impl FnOnce() + Send + 'static,
+    ) -> Result<(), Refused> {
         let mut state = self.lock();
         if state.queue.len() >= self.max_queued {
             return Err(Refused::QueueFull(state.queue.len()));
@@ -285,10 +288,7 @@ mod tests {
         started.recv_timeout(PATIENCE).unwrap();
         workers.submit(|| {}).unwrap();
         workers.submit(|| {}).unwrap();
-        assert!(matches!(
-            workers.submit(|| {}),
-            Err(Refused::QueueFull(2))
-        ));
+        assert!(matches!(workers.submit(|| {}), Err(Refused::QueueFull(2))));
         drop(release);
         wait_for("queue drained", || workers.snapshot().queued == 0);
     }
