@@ -7,7 +7,11 @@
 //!   thread records an instant and calls `token.cancel()`; the latency runs
 //!   from that instant to the call's return;
 //! - deadline overshoot: a call with `.timeout(50 ms)`; the overshoot is the
-//!   time it took beyond those 50 ms.
+//!   time it took beyond those 50 ms;
+//! - cancel latency while the call waits for a resolver that never answers
+//!   (the lookup runs on the process's resolver threads), and while it
+//!   waits for a TCP connect to a listener whose accept queue is full (the
+//!   connect waits on the calling thread).
 //!
 //! A third row, without a target, measures the same overshoot for a bare
 //! std socket with a read timeout (`SO_RCVTIMEO`): the floor of any client
@@ -24,7 +28,7 @@
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -106,6 +110,131 @@ fn cancel_latency(agent: &windlass::Agent, url: &str, heads: &Mutex<Receiver<()>
         (_, Ok(_)) => sample.errors.push("a response from a silent server".into()),
     }
     sample
+}
+
+/// A resolver that reports each lookup and holds it until the bench ends.
+struct Silent {
+    asked: Mutex<Sender<()>>,
+    released: Arc<(Mutex<bool>, Condvar)>,
+}
+
+impl windlass::Resolver for Silent {
+    fn resolve(&self, _host: &str, _port: u16) -> std::io::Result<Vec<SocketAddr>> {
+        let _ = self.asked.lock().expect("asked").send(());
+        let (lock, cvar) = &*self.released;
+        let released = lock.lock().expect("released");
+        let _ = cvar.wait_timeout_while(released, Duration::from_secs(60), |r| !*r);
+        Err(std::io::Error::other("the bench is over"))
+    }
+}
+
+/// A call cancelled once `started` says it is blocked (a lookup began, a
+/// connect began): the latency from `cancel()` to the call's return.
+fn cancel_blocked(
+    call: impl FnOnce(&CancelToken) -> Result<(), windlass::Error> + Send,
+    started: &Mutex<Receiver<()>>,
+) -> Sample {
+    let mut sample = Sample::default();
+    let token = CancelToken::new();
+    let (cancelled_at, result, returned_at) = thread::scope(|s| {
+        let canceller = s.spawn(|| {
+            let started = started.lock().expect("started");
+            started.recv_timeout(Duration::from_secs(5)).ok()?;
+            thread::sleep(SETTLE);
+            let at = Instant::now();
+            token.cancel();
+            Some(at)
+        });
+        let result = call(&token);
+        let returned_at = Instant::now();
+        (canceller.join().expect("canceller"), result, returned_at)
+    });
+    match (cancelled_at, result) {
+        (Some(at), Err(e)) if e.kind() == ErrorKind::Cancelled => {
+            sample.secs.push((returned_at - at).as_secs_f64());
+        }
+        (None, _) => sample.errors.push("the call never blocked".into()),
+        (_, Err(e)) => sample.errors.push(format!("wrong error: {e}")),
+        (_, Ok(())) => sample
+            .errors
+            .push("a call that should block succeeded".into()),
+    }
+    sample
+}
+
+/// Cancel while the lookup hangs, a new name each time.
+fn cancel_dns(n: usize) -> Sample {
+    let (asked, started) = mpsc::channel();
+    let started = Mutex::new(started);
+    let released = Arc::new((Mutex::new(false), Condvar::new()));
+    let agent = windlass::Agent::builder()
+        .resolver(Silent {
+            asked: Mutex::new(asked),
+            released: Arc::clone(&released),
+        })
+        .build()
+        .expect("agent");
+    let sample = repeat(n, || {
+        let url = format!("http://name{}.test/", rand_suffix());
+        cancel_blocked(
+            |t| agent.get(&url).cancel_token(t).call().map(drop),
+            &started,
+        )
+    });
+    *released.0.lock().expect("released") = true;
+    released.1.notify_all();
+    sample
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A listener whose accept queue is full, so a new connect stalls; `None`
+/// when the kernel does not let it fill.
+fn full_listener() -> Option<(TcpListener, Vec<TcpStream>)> {
+    let listener = TcpListener::bind("127.0.0.1:0").ok()?;
+    let addr = listener.local_addr().ok()?;
+    let mut queued = Vec::new();
+    while queued.len() < 4096 {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(s) => queued.push(s),
+            Err(e) if is_timeout(&e) => return Some((listener, queued)),
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// Reports each connect a request starts.
+struct ConnectStarted(Mutex<Sender<()>>);
+
+impl windlass::Hook for ConnectStarted {
+    fn on_event(&self, _: &windlass::RequestInfo<'_>, event: &windlass::Event<'_>) {
+        if let windlass::Event::ConnectStart { .. } = event {
+            let _ = self.0.lock().expect("started").send(());
+        }
+    }
+}
+
+/// Cancel while the connect stalls.
+fn cancel_connect(n: usize) -> Option<Sample> {
+    let (full, _queued) = full_listener()?;
+    let url = format!("http://{}/", full.local_addr().ok()?);
+    let (tx, started) = mpsc::channel();
+    let started = Mutex::new(started);
+    let agent = windlass::Agent::builder()
+        .hook(ConnectStarted(Mutex::new(tx)))
+        .build()
+        .expect("agent");
+    Some(repeat(n, || {
+        cancel_blocked(
+            |t| agent.get(&url).cancel_token(t).call().map(drop),
+            &started,
+        )
+    }))
 }
 
 /// How far past `limit` a call against the silent server returned, when
@@ -223,6 +352,8 @@ fn main() {
     let cancel = repeat(n, || cancel_latency(&agent, &url, &heads));
     let overall = repeat(n, || overshoot(&agent, &url, DEADLINE, |r, d| r.timeout(d)));
     let floor = repeat(n.min(50), || rcvtimeo_overshoot(addr, DEADLINE));
+    let dns = cancel_dns(n);
+    let connect = cancel_connect(n);
     // The long limits run side by side (3 calls each, about 30 s in all);
     // --quick skips them.
     let long: Vec<(String, Sample, bool)> = if quick {
@@ -291,13 +422,26 @@ fn main() {
         &floor,
         false,
     );
+    row("cancel() → call returns, blocked in DNS", n, &dns, true);
+    match &connect {
+        Some(sample) => row(
+            "cancel() → call returns, blocked in a TCP connect",
+            n,
+            sample,
+            true,
+        ),
+        None => {
+            println!("| cancel during a TCP connect | skipped: the accept queue never filled |")
+        }
+    }
     for (name, sample, judged) in &long {
         let n = sample.secs.len() + sample.errors.len();
         row(name, n, sample, *judged);
     }
 
-    let errors: Vec<_> = [&cancel, &overall, &floor]
+    let errors: Vec<_> = [&cancel, &overall, &floor, &dns]
         .into_iter()
+        .chain(connect.as_ref())
         .chain(long.iter().map(|(_, s, _)| s))
         .flat_map(|s| &s.errors)
         .collect();
