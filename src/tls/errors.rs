@@ -88,8 +88,9 @@ fn describe(err: &rustls::Error) -> String {
                 "the server's certificate is not meant for a TLS server"
             }
             Cert::Other(other) if format!("{other:?}").contains("CaUsedAsEndEntity") => {
-                "the server presents a CA certificate as its own; \
-                 trust exactly that certificate with --cacert / add_root_certificate"
+                "the server's certificate is not trusted: it is a CA certificate presented \
+                 as the server's own (self-signed?); if you trust it, pass that very \
+                 certificate with --cacert / add_root_certificate"
             }
             _ => "the server's certificate was rejected",
         },
