@@ -325,7 +325,7 @@ impl Agent {
 #[derive(Debug, Default)]
 #[must_use]
 pub struct AgentBuilder {
-    config: Config,
+    pub(crate) config: Config,
     hook: Option<Arc<dyn Hook>>,
     rate_limit: Option<RateLimit>,
     host_rate_limits: HashMap<String, RateLimit>,

@@ -292,13 +292,10 @@ impl Conn {
         self.tls = Some(tls);
     }
 
-    /// Whether the TLS handshake resumed an earlier session.
+    /// The TLS session, once `set_tls` gave it one.
     #[cfg(feature = "tls")]
-    pub(crate) fn tls_resumed(&self) -> bool {
-        self.tls
-            .as_ref()
-            .and_then(|t| t.handshake_kind())
-            .is_some_and(|k| k == rustls::HandshakeKind::Resumed)
+    pub(crate) fn tls_session(&self) -> Option<&rustls::ClientConnection> {
+        self.tls.as_deref()
     }
 
     #[cfg(feature = "tls")]

@@ -84,17 +84,71 @@ fn handshake(
 ) -> Result<(), Error> {
     let config = agent.tls_config()?;
     let name = crate::tls::server_name(&key.host)?;
+    let done = tls_handshake(conn, name, config, limit)?;
+    let elapsed = limit.started.elapsed();
+    ex.timings.tls_resumed = Some(done.resumed);
+    ex.timings.tls_version = done.version;
+    ex.timings.tls_cipher = done.cipher;
+    ex.observer.metrics.tls_handshake(done.resumed);
+    ex.emit(Event::TlsDone {
+        resumed: done.resumed,
+        elapsed,
+    });
+    Ok(())
+}
+
+/// What a TLS handshake negotiated.
+#[cfg(feature = "tls")]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TlsDone {
+    /// An abbreviated handshake that resumed an earlier session.
+    pub resumed: bool,
+    pub version: Option<crate::TlsVersion>,
+    /// The IANA name of the cipher suite.
+    pub cipher: Option<&'static str>,
+}
+
+/// Run a TLS handshake on `conn` (a TCP connection, or a tunnel through a
+/// proxy) under `limit`, verifying the server as `name`. Its errors are
+/// [`ErrorKind::Tls`] in plain words, or the timeout / cancel of `limit`.
+/// Also what an HTTPS proxy's own handshake uses.
+#[cfg(feature = "tls")]
+pub(crate) fn tls_handshake(
+    conn: &mut Conn,
+    name: rustls::pki_types::ServerName<'static>,
+    config: Arc<rustls::ClientConfig>,
+    limit: &Limit,
+) -> Result<TlsDone, Error> {
     let tls = rustls::ClientConnection::new(config, name)
         .map_err(|e| Error::with_source(ErrorKind::Tls, "cannot start TLS", e))?;
     conn.set_tls(Box::new(tls));
     conn.tls_handshake(limit)
         .map_err(crate::tls::handshake_error)?;
-    let elapsed = limit.started.elapsed();
-    let resumed = conn.tls_resumed();
-    ex.timings.tls_resumed = Some(resumed);
-    ex.observer.metrics.tls_handshake(resumed);
-    ex.emit(Event::TlsDone { resumed, elapsed });
-    Ok(())
+    let Some(session) = conn.tls_session() else {
+        return Err(Error::new(ErrorKind::Tls, "no TLS session after the handshake"));
+    };
+    // A config of the caller's may offer h2; this client speaks HTTP/1.1 only.
+    if let Some(proto) = session.alpn_protocol().filter(|p| *p != b"http/1.1") {
+        return Err(Error::new(
+            ErrorKind::Tls,
+            format!(
+                "the server chose {:?} over ALPN, but windlass speaks HTTP/1.1 only; \
+                 offer only http/1.1 in the config given to tls_config",
+                String::from_utf8_lossy(proto)
+            ),
+        ));
+    }
+    Ok(TlsDone {
+        resumed: session.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+        version: match session.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_2) => Some(crate::TlsVersion::Tls12),
+            Some(rustls::ProtocolVersion::TLSv1_3) => Some(crate::TlsVersion::Tls13),
+            _ => None,
+        },
+        cipher: session
+            .negotiated_cipher_suite()
+            .and_then(|s| crate::tls::suite_name(s.suite())),
+    })
 }
 
 #[cfg(not(feature = "tls"))]

@@ -40,6 +40,10 @@
 //! - `gzip` (default): transparent gzip/deflate decoding.
 //! - `json`: `send_json` and `Response::json` through serde_json.
 //! - `metrics`: also report through the `metrics` crate facade.
+//! - `native-roots`: also trust the operating system's certificate store
+//!   ([`RootStore::Native`], [`RootStore::Both`]), through rustls-native-certs.
+//! - `aws-lc-rs`: the aws-lc-rs crypto provider as a choice
+//!   ([`TlsProvider::AwsLcRs`]); ring stays the default.
 //!
 //! With `default-features = false`, windlass is a plain-HTTP client with no
 //! TLS and no compression dependencies.
@@ -91,7 +95,9 @@ pub use resolve::{Resolver, SystemResolver};
 pub use response::Response;
 pub use retry::Retry;
 pub use speed::MinSpeed;
-pub use timings::Timings;
+pub use timings::{Timings, TlsVersion};
+#[cfg(feature = "tls")]
+pub use tls::{RootStore, TlsProvider};
 
 /// The types of the `http` crate that windlass uses in its API.
 pub use http;

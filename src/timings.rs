@@ -22,6 +22,11 @@ pub struct Timings {
     pub tls: Option<Duration>,
     /// Whether that handshake resumed an earlier session (abbreviated handshake).
     pub tls_resumed: Option<bool>,
+    /// The TLS version that handshake negotiated.
+    pub tls_version: Option<TlsVersion>,
+    /// The cipher suite that handshake negotiated, by its IANA name
+    /// (`"TLS_AES_128_GCM_SHA256"`).
+    pub tls_cipher: Option<&'static str>,
     /// Waiting for a connection slot in the pool.
     pub pool_wait: Option<Duration>,
     /// From the start of the request until the request was fully written.
@@ -78,9 +83,16 @@ impl fmt::Display for Timings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "dns          {}", ms(self.dns))?;
         writeln!(f, "connect      {}", ms(self.connect))?;
-        let resumed = match self.tls_resumed {
-            Some(true) => " (resumed)",
-            _ => "",
+        let mut about: Vec<&str> = Vec::new();
+        about.extend(self.tls_version.map(TlsVersion::as_str));
+        about.extend(self.tls_cipher);
+        if self.tls_resumed == Some(true) {
+            about.push("resumed");
+        }
+        let resumed = if about.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", about.join(", "))
         };
         writeln!(f, "tls          {}{resumed}", ms(self.tls))?;
         writeln!(f, "pool wait    {}", ms(self.pool_wait))?;
@@ -97,5 +109,31 @@ impl fmt::Display for Timings {
                 _ => String::new(),
             }
         )
+    }
+}
+
+/// A TLS protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum TlsVersion {
+    /// TLS 1.2 (RFC 5246).
+    Tls12,
+    /// TLS 1.3 (RFC 8446).
+    Tls13,
+}
+
+impl TlsVersion {
+    /// The name as OpenSSL and curl print it: `"TLSv1.2"`, `"TLSv1.3"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsVersion::Tls12 => "TLSv1.2",
+            TlsVersion::Tls13 => "TLSv1.3",
+        }
+    }
+}
+
+impl fmt::Display for TlsVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }

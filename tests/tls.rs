@@ -253,7 +253,10 @@ fn an_untrusted_certificate_is_explained_in_plain_words() {
     let agent = trusting_agent(&server);
     let message = plain_tls_error(server, agent);
     assert!(
-        message.starts_with("the server's certificate is not trusted (unknown issuer)"),
+        message.starts_with(
+            "the server's certificate is not trusted: signed by an unknown authority; \
+             pass its CA with --cacert / add_root_certificate"
+        ),
         "{message}"
     );
     assert!(message.contains("add_root_certificate"), "{message}");

@@ -142,6 +142,10 @@ pub struct ClientArgs {
     #[arg(short = 'k', long = "insecure", help_heading = "TLS")]
     pub insecure: bool,
 
+    /// TLS policy and client certificate (curl's names)
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
     /// Log what happens on stderr (RUST_LOG=... for finer control)
     #[arg(short = 'v', long = "verbose", help_heading = "Output")]
     pub verbose: bool,
@@ -396,5 +400,62 @@ mod tests {
         let f = fetch(&["windlass", "fetch", "--no-clobber", "--clobber", "u"]);
         assert!(f.clobber);
         assert!(Cli::try_parse_from(["windlass"]).is_err());
+    }
+}
+
+// --- TLS ---------------------------------------------------------------------------
+
+/// TLS options under curl's names.
+#[derive(Args, Debug, Clone, Default)]
+pub struct TlsArgs {
+    /// Use TLS 1.2 or later
+    #[arg(long = "tlsv1.2", help_heading = "TLS")]
+    pub tlsv1_2: bool,
+
+    /// Use TLS 1.3 only (or later)
+    #[arg(long = "tlsv1.3", help_heading = "TLS")]
+    pub tlsv1_3: bool,
+
+    /// Highest TLS version to use: 1.2, 1.3 or default
+    #[arg(long = "tls-max", value_name = "VERSION", value_parser = parse_tls_version, help_heading = "TLS")]
+    pub tls_max: Option<TlsMax>,
+
+    /// TLS 1.2 cipher suites to allow, ':'-separated (OpenSSL or IANA names)
+    #[arg(long = "ciphers", value_name = "LIST", help_heading = "TLS")]
+    pub ciphers: Option<String>,
+
+    /// TLS 1.3 cipher suites to allow, ':'-separated
+    #[arg(long = "tls13-ciphers", value_name = "LIST", help_heading = "TLS")]
+    pub tls13_ciphers: Option<String>,
+
+    /// Also trust the operating system's CA store
+    #[arg(long = "ca-native", help_heading = "TLS")]
+    pub ca_native: bool,
+
+    /// Client certificate chain, PEM (leaf first); the key with --key, or in the same file
+    #[arg(short = 'E', long = "cert", value_name = "FILE", help_heading = "TLS")]
+    pub cert: Option<PathBuf>,
+
+    /// Private key of --cert, PEM
+    #[arg(long = "key", value_name = "FILE", help_heading = "TLS")]
+    pub key: Option<PathBuf>,
+
+    /// Do not resume TLS sessions
+    #[arg(long = "no-sessionid", help_heading = "TLS")]
+    pub no_sessionid: bool,
+}
+
+/// The value of `--tls-max`: a version, or `None` for `default`.
+#[derive(Debug, Clone, Copy)]
+pub struct TlsMax(pub Option<windlass::TlsVersion>);
+
+/// `1.2`, `1.3`, or `default` (no maximum), as curl's `--tls-max` takes them.
+fn parse_tls_version(s: &str) -> Result<TlsMax, String> {
+    match s {
+        "1.2" => Ok(TlsMax(Some(windlass::TlsVersion::Tls12))),
+        "1.3" => Ok(TlsMax(Some(windlass::TlsVersion::Tls13))),
+        "default" => Ok(TlsMax(None)),
+        "1.0" | "1.1" => Err(format!("TLS {s} is not supported (1.2 is the lowest)")),
+        _ => Err(format!("`{s}` is not a TLS version (1.2, 1.3 or default)")),
     }
 }

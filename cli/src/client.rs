@@ -46,6 +46,7 @@ pub fn builder(args: &ClientArgs) -> Result<AgentBuilder, Failure> {
         let pem = std::fs::read(path).map_err(|e| Failure::read(&path.display().to_string(), e))?;
         b = b.add_root_certificate(&pem);
     }
+    b = tls_options(b, &args.tls)?;
     if args.insecure {
         eprintln!(
             "windlass: warning: --insecure: server certificates are not verified; \
@@ -127,4 +128,61 @@ mod tests {
         assert_eq!(ok("nonsense"), None);
         assert_eq!(ok(": v"), None);
     }
+}
+
+// --- TLS ---------------------------------------------------------------------------
+
+/// The suites windlass offers by default for each version (ring's), for a
+/// list that restricts only the other version, as curl's `--ciphers` leaves
+/// TLS 1.3 alone and `--tls13-ciphers` leaves TLS 1.2 alone.
+const TLS13_SUITES: &str = "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256";
+const TLS12_SUITES: &str = "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:\
+ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:\
+ECDHE-RSA-CHACHA20-POLY1305";
+
+/// curl's TLS options onto the builder.
+fn tls_options(
+    mut b: AgentBuilder,
+    tls: &crate::args::TlsArgs,
+) -> Result<AgentBuilder, Failure> {
+    if tls.tlsv1_3 {
+        b = b.tls_min_version(windlass::TlsVersion::Tls13);
+    } else if tls.tlsv1_2 {
+        b = b.tls_min_version(windlass::TlsVersion::Tls12);
+    }
+    if let Some(crate::args::TlsMax(Some(max))) = tls.tls_max {
+        b = b.tls_max_version(max);
+    }
+    if tls.ciphers.is_some() || tls.tls13_ciphers.is_some() {
+        let tls12 = tls.ciphers.as_deref().unwrap_or(TLS12_SUITES);
+        let tls13 = tls.tls13_ciphers.as_deref().unwrap_or(TLS13_SUITES);
+        let names: Vec<&str> = tls13
+            .split(':')
+            .chain(tls12.split(':'))
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .collect();
+        b = b.cipher_suites(&names);
+    }
+    if tls.ca_native {
+        b = b.root_store(windlass::RootStore::Both);
+    }
+    if let Some(cert_path) = &tls.cert {
+        let read = |path: &std::path::Path| {
+            std::fs::read(path).map_err(|e| Failure::read(&path.display().to_string(), e))
+        };
+        let chain = read(cert_path)?;
+        // Like curl, the key may sit in the certificate's file.
+        let key = match &tls.key {
+            Some(key_path) => read(key_path)?,
+            None => chain.clone(),
+        };
+        b = b.client_certificate(&chain, &key);
+    } else if tls.key.is_some() {
+        return Err(Failure::usage("--key needs --cert"));
+    }
+    if tls.no_sessionid {
+        b = b.tls_session_cache(0);
+    }
+    Ok(b)
 }
