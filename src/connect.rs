@@ -93,18 +93,6 @@ pub(crate) fn open(
         conn.sock.host = Arc::clone(&authority);
     }
     if key.scheme == Scheme::Https {
-        if proxy.is_some_and(|p| p.kind == ProxyKind::Https) {
-            // TLS inside the proxy's TLS session needs a second layer the
-            // connection does not have yet.
-            return Err(Error::new(
-                ErrorKind::Tls,
-                format!(
-                    "https through an https:// proxy is not supported yet; \
-                     use http://{} for the proxy (the origin's TLS runs through the tunnel)",
-                    proxy.map(|p| p.authority()).unwrap_or_default()
-                ),
-            ));
-        }
         let limit = ex.enter(Phase::Tls);
         handshake(agent, &mut conn, key, &limit, ex)?;
     }
