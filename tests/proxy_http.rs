@@ -188,7 +188,10 @@ fn an_https_origin_through_an_https_proxy_runs_tls_inside_tls() {
         );
         let inner = proxy.report();
         assert!(inner.starts_with("GET /in HTTP/1.1\r\n"), "{inner}");
-        assert!(!inner.to_ascii_lowercase().contains("proxy-authorization"), "{inner}");
+        assert!(
+            !inner.to_ascii_lowercase().contains("proxy-authorization"),
+            "{inner}"
+        );
         assert!(
             timings.proxy_tls.is_some() && timings.tls.is_some(),
             "{timings:?}"
