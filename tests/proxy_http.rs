@@ -240,3 +240,27 @@ fn a_plain_origin_through_a_connect_proxy_stays_in_absolute_form() {
         .report()
         .starts_with("GET http://origin.test:8080/a HTTP/1.1\r\n"));
 }
+
+#[test]
+fn each_redirect_hop_picks_its_own_route() {
+    // direct.test is on the no-proxy list and redirects to a host that is not.
+    let origin = common::Server::fixed(
+        "HTTP/1.1 302 Found\r\nLocation: http://elsewhere.test/next\r\nContent-Length: 0\r\n\r\n",
+    );
+    let proxy = Scripted::start(|s, tx| serve_origin(s, "proxied hop", tx));
+    let agent = common::builder()
+        .proxy(Proxy::new(&proxy.url("http")).unwrap())
+        .no_proxy("direct.test")
+        .resolve("direct.test", vec![origin.addr()])
+        .build()
+        .unwrap();
+    let resp = agent
+        .get(format!("http://direct.test:{}/start", origin.port()))
+        .call()
+        .unwrap();
+    assert_eq!(resp.text().unwrap(), "proxied hop");
+    assert_eq!(origin.request().target, "/start");
+    assert!(proxy
+        .report()
+        .starts_with("GET http://elsewhere.test/next HTTP/1.1\r\n"));
+}

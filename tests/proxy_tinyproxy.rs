@@ -40,7 +40,10 @@ fn an_https_request_tunnels_through_tinyproxy_to_a_rustls_server() {
     let resp = agent.get(&url).call().unwrap();
     let timings = resp.timings().clone();
     assert_eq!(resp.text().unwrap(), "secure /t");
-    assert!(timings.proxy_handshake.is_some() && timings.tls.is_some(), "{timings:?}");
+    assert!(
+        timings.proxy_handshake.is_some() && timings.tls.is_some(),
+        "{timings:?}"
+    );
     // The tunnel stays open for the next request.
     let again = agent.get(&url).call().unwrap();
     assert!(again.timings().reused, "{:?}", again.timings());

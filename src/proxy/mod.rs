@@ -447,6 +447,33 @@ mod tests {
     }
 
     #[test]
+    fn pool_keys_tell_proxies_apart_by_kind_address_and_credentials() {
+        use crate::pool::{PoolKey, Scheme};
+        let key = |p: &str| PoolKey {
+            scheme: Scheme::Https,
+            host: Arc::from("origin.example"),
+            port: 443,
+            proxy: Some(Arc::new(Proxy::new(p).unwrap())),
+            tls: None,
+        };
+        assert_eq!(key("http://a:b@p:1"), key("http://a:b@p:1"));
+        assert_ne!(key("http://a:b@p:1"), key("http://a:c@p:1"));
+        assert_ne!(key("http://p:1"), key("http://p:2"));
+        assert_ne!(key("socks5://p:1"), key("socks5h://p:1"));
+        assert_ne!(
+            key("http://p:1"),
+            PoolKey {
+                proxy: None,
+                ..key("http://p:1")
+            }
+        );
+        assert_eq!(
+            key("socks5h://u:secret@p:1").to_string(),
+            "https://origin.example:443 via socks5h://p:1"
+        );
+    }
+
+    #[test]
     fn an_explicit_proxy_serves_all_but_its_no_proxy_hosts() {
         let cfg = ProxyConfig {
             explicit: Some(Arc::new(Proxy::new("http://p:1").unwrap())),
