@@ -173,30 +173,28 @@ fn an_https_proxy_gets_plain_requests_in_absolute_form_over_tls_with_credentials
 fn an_https_origin_through_an_https_proxy_runs_tls_inside_tls() {
     let proxy = https_proxy(common::pki().valid.clone());
     let agent = agent_via(&format!("https://u:p@localhost:{}", proxy.addr.port()));
-    for round in 0..2 {
-        let resp = agent.get("https://localhost:9443/in").call().unwrap();
-        let timings = resp.timings().clone();
-        assert_eq!(resp.text().unwrap(), "inside", "round {round}");
-        let connect = proxy.report();
-        assert!(
-            connect.starts_with("CONNECT localhost:9443 HTTP/1.1\r\n"),
-            "{connect}"
-        );
-        assert!(
-            connect.contains("Proxy-Authorization: Basic dTpw\r\n"),
-            "{connect}"
-        );
-        let inner = proxy.report();
-        assert!(inner.starts_with("GET /in HTTP/1.1\r\n"), "{inner}");
-        assert!(
-            !inner.to_ascii_lowercase().contains("proxy-authorization"),
-            "{inner}"
-        );
-        assert!(
-            timings.proxy_tls.is_some() && timings.tls.is_some(),
-            "{timings:?}"
-        );
-    }
+    let resp = agent.get("https://localhost:9443/in").call().unwrap();
+    let timings = resp.timings().clone();
+    assert_eq!(resp.text().unwrap(), "inside");
+    let connect = proxy.report();
+    assert!(
+        connect.starts_with("CONNECT localhost:9443 HTTP/1.1\r\n"),
+        "{connect}"
+    );
+    assert!(
+        connect.contains("Proxy-Authorization: Basic dTpw\r\n"),
+        "{connect}"
+    );
+    let inner = proxy.report();
+    assert!(inner.starts_with("GET /in HTTP/1.1\r\n"), "{inner}");
+    assert!(
+        !inner.to_ascii_lowercase().contains("proxy-authorization"),
+        "{inner}"
+    );
+    assert!(
+        timings.proxy_tls.is_some() && timings.tls.is_some(),
+        "{timings:?}"
+    );
 }
 
 #[test]
@@ -263,4 +261,42 @@ fn each_redirect_hop_picks_its_own_route() {
     assert!(proxy
         .report()
         .starts_with("GET http://elsewhere.test/next HTTP/1.1\r\n"));
+}
+
+#[test]
+fn a_stalled_tls_handshake_with_an_https_proxy_times_out_in_its_own_phase() {
+    let proxy = Scripted::start(|mut s, tx| {
+        tx.send("accepted".into()).unwrap();
+        // Reads the ClientHello and never answers.
+        let _ = s.read(&mut [0u8; 4096]);
+        let _ = s.read(&mut [0u8; 1]);
+    });
+    let agent = common::builder()
+        .proxy(Proxy::new(&format!("https://localhost:{}", proxy.addr.port())).unwrap())
+        .timeout_tls(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = agent.get("https://origin.test/").call().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout(Phase::ProxyTls), "{err}");
+    assert!(err.to_string().contains("timeout_tls"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(proxy.report(), "accepted");
+}
+
+#[test]
+fn an_https_tunnel_through_an_https_proxy_is_reused() {
+    let proxy = https_proxy(common::pki().valid.clone());
+    let agent = agent_via(&format!("https://localhost:{}", proxy.addr.port()));
+    for round in 0..3 {
+        let resp = agent.get("https://localhost:9443/r").call().unwrap();
+        assert_eq!(resp.timings().reused, round > 0, "round {round}");
+        assert_eq!(resp.text().unwrap(), "inside");
+    }
+    assert!(proxy
+        .report()
+        .starts_with("CONNECT localhost:9443 HTTP/1.1\r\n"));
+    for _ in 0..3 {
+        assert!(proxy.report().starts_with("GET /r HTTP/1.1\r\n"));
+    }
 }

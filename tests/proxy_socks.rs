@@ -388,3 +388,19 @@ fn a_dead_socks_proxy_is_named_in_the_connect_error() {
         "{err}"
     );
 }
+
+#[test]
+fn a_socks_tunnel_goes_back_to_the_pool_and_is_reused() {
+    let proxy = socks5(false);
+    let agent = agent_via(&proxy.url("socks5h"));
+    for round in 0..3 {
+        let resp = agent.get("http://origin.test/again").call().unwrap();
+        assert_eq!(resp.timings().reused, round > 0, "round {round}");
+        assert_eq!(resp.text().unwrap(), "via socks");
+    }
+    // One handshake, three requests.
+    assert_eq!(proxy.report(), r#"Name("origin.test", 80)"#);
+    for _ in 0..3 {
+        assert!(proxy.report().starts_with("GET /again HTTP/1.1\r\n"));
+    }
+}

@@ -110,16 +110,21 @@ pub fn read_n(stream: &mut impl Read, n: usize) -> Option<Vec<u8>> {
     Some(buf)
 }
 
-/// Serve one request on `stream` (the origin's side of a tunnel): report its
-/// request line and headers, answer `body`.
+/// Most requests served on one tunnel.
+const MAX_REQUESTS: usize = 100;
+
+/// Serve requests on `stream` (the origin's side of a tunnel) until the
+/// client closes it: report each head, answer each with `body`.
 pub fn serve_origin(stream: impl Read + Write, body: &str, tx: &Sender<String>) {
     let mut reader = BufReader::new(stream);
-    let Some(req) = common::read_request_from(&mut reader, 0) else {
-        return;
-    };
-    let _ = tx.send(req.head_str());
-    let _ = reader.get_mut().write_all(&common::ok(body));
-    let _ = reader.get_mut().flush();
+    for _ in 0..MAX_REQUESTS {
+        let Some(req) = common::read_request_from(&mut reader, 0) else {
+            return;
+        };
+        let _ = tx.send(req.head_str());
+        let _ = reader.get_mut().write_all(&common::ok(body));
+        let _ = reader.get_mut().flush();
+    }
 }
 
 /// As [`serve_origin`], over TLS with `config`.
