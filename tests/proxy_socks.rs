@@ -404,3 +404,61 @@ fn a_socks_tunnel_goes_back_to_the_pool_and_is_reused() {
         assert!(proxy.report().starts_with("GET /again HTTP/1.1\r\n"));
     }
 }
+
+const LEAK_CHECK: &str = "proxy_failures_leak_check_in_a_process_of_its_own";
+
+/// Failed proxy handshakes of every kind leave no thread or descriptor
+/// behind (counted in a child process, where no other test runs).
+#[test]
+fn failed_proxy_handshakes_release_threads_and_sockets() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([LEAK_CHECK, "--exact", "--ignored", "--test-threads=1"])
+        .env("WINDLASS_PROXY_LEAK_CHECK", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+#[ignore = "run alone in a child process by failed_proxy_handshakes_release_threads_and_sockets"]
+fn proxy_failures_leak_check_in_a_process_of_its_own() {
+    if std::env::var_os("WINDLASS_PROXY_LEAK_CHECK").is_none() {
+        return;
+    }
+    let threads_before = common::thread_count();
+    let fds_before = common::open_fds();
+    {
+        let refused = refusing(0, 0, 5);
+        let bad_auth = refusing(2, 1, 0);
+        let garbage = Scripted::start(|mut s, _| {
+            let _ = read_n(&mut s, 3);
+            let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+        });
+        let (stalled, _greeted) = stalling();
+        let cases = [
+            (refused.url("socks5h"), None),
+            (format!("socks5h://u:p@{}", bad_auth.addr), None),
+            (garbage.url("socks5h"), None),
+            (stalled.url("socks5h"), Some(Duration::from_millis(50))),
+        ];
+        for (url, connect_timeout) in cases {
+            let mut builder = common::builder().proxy(Proxy::new(&url).unwrap());
+            if let Some(t) = connect_timeout {
+                builder = builder.timeout_connect(t);
+            }
+            let agent = builder.build().unwrap();
+            for _ in 0..5 {
+                agent.get("http://origin.test/").call().unwrap_err();
+            }
+            let stats = agent.pool_stats();
+            let busy: usize = stats.hosts().iter().map(|h| h.open()).sum();
+            assert_eq!(busy, 0, "{stats:?}");
+        }
+    }
+    common::wait_for_baseline(threads_before, fds_before, common::IO_TIMEOUT);
+}
