@@ -101,7 +101,7 @@ pub(crate) struct Config {
     pub body_limit: u64,
     pub max_head_size: usize,
     pub decompress: bool,
-    pub proxy: Option<Proxy>,
+    pub proxy: crate::proxy::ProxyConfig,
     pub leak_warn_after: Option<Duration>,
     /// The slowest a body may arrive; `None`: only the read-idle timeout.
     pub min_speed: Option<crate::MinSpeed>,
@@ -131,7 +131,7 @@ impl Default for Config {
             body_limit: 10 * 1024 * 1024,
             max_head_size: 64 * 1024,
             decompress: cfg!(feature = "gzip"),
-            proxy: None,
+            proxy: crate::proxy::ProxyConfig::default(),
             leak_warn_after: Some(Duration::from_secs(60)),
             min_speed: None,
             #[cfg(feature = "tls")]
@@ -191,7 +191,7 @@ impl AgentInner {
             scheme,
             host,
             port,
-            proxy: proxy.as_ref().map(|p| Arc::from(p.authority())),
+            proxy: proxy.select(url),
             tls: (scheme == Scheme::Https).then(|| self.tls_mode()),
         })
     }
@@ -563,9 +563,11 @@ impl AgentBuilder {
         self
     }
 
-    /// Send every request through an HTTP proxy (CONNECT for https).
+    /// Send every request through this proxy (but the hosts of
+    /// [`no_proxy`](AgentBuilder::no_proxy)), instead of the environment's.
+    /// See [`Proxy`] for the kinds.
     pub fn proxy(mut self, proxy: Proxy) -> Self {
-        self.config.proxy = Some(proxy);
+        self.config.proxy.explicit = Some(Arc::new(proxy));
         self
     }
 
@@ -705,7 +707,7 @@ impl AgentBuilder {
     /// kind [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig).
     pub fn build(self) -> Result<Agent, Error> {
         let AgentBuilder {
-            config,
+            mut config,
             hook,
             rate_limit,
             host_rate_limits,
@@ -717,6 +719,7 @@ impl AgentBuilder {
         if let Some(err) = error {
             return Err(err);
         }
+        config.proxy.prepare()?;
         #[cfg(feature = "tls")]
         let tls = crate::tls::build_config(&config.tls)?;
         #[cfg(feature = "tls")]

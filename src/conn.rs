@@ -242,6 +242,10 @@ pub(crate) struct Conn {
     pub sock: Socket,
     #[cfg(feature = "tls")]
     tls: Option<Box<rustls::ClientConnection>>,
+    /// The TLS session with an `https://` proxy, when the origin's session
+    /// (`tls`) runs inside it.
+    #[cfg(feature = "tls")]
+    outer: Option<Box<rustls::ClientConnection>>,
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -267,6 +271,8 @@ impl Conn {
             sock,
             #[cfg(feature = "tls")]
             tls: None,
+            #[cfg(feature = "tls")]
+            outer: None,
             buf: vec![0; READ_BUF],
             start: 0,
             end: 0,
@@ -287,8 +293,13 @@ impl Conn {
         Reading { conn: self, limit }
     }
 
+    /// Speak TLS from now on. On a connection that already does (to an
+    /// `https://` proxy), the new session runs inside the existing one.
     #[cfg(feature = "tls")]
     pub(crate) fn set_tls(&mut self, tls: Box<rustls::ClientConnection>) {
+        if let Some(proxy_tls) = self.tls.take() {
+            self.outer = Some(proxy_tls);
+        }
         self.tls = Some(tls);
     }
 
@@ -308,7 +319,10 @@ impl Conn {
         };
         if let Some(tls) = self.tls.as_mut() {
             while tls.is_handshaking() {
-                tls.complete_io(&mut io)?;
+                match self.outer.as_mut() {
+                    Some(outer) => tls.complete_io(&mut Layered { outer, io: &mut io })?,
+                    None => tls.complete_io(&mut io)?,
+                };
             }
         }
         Ok(())
@@ -351,7 +365,10 @@ impl Conn {
         };
         #[cfg(feature = "tls")]
         if let Some(tls) = self.tls.as_mut() {
-            return read_tls_plaintext(tls, &mut io, out);
+            return match self.outer.as_mut() {
+                Some(outer) => read_tls_plaintext(tls, &mut Layered { outer, io: &mut io }, out),
+                None => read_tls_plaintext(tls, &mut io, out),
+            };
         }
         io.read(out)
     }
@@ -367,6 +384,12 @@ impl Conn {
         };
         #[cfg(feature = "tls")]
         if let Some(tls) = self.tls.as_mut() {
+            if let Some(outer) = self.outer.as_mut() {
+                let mut layered = Layered { outer, io: &mut io };
+                let mut stream = rustls::Stream::new(&mut **tls, &mut layered);
+                stream.write_all(data)?;
+                return stream.flush();
+            }
             let mut stream = rustls::Stream::new(&mut **tls, &mut io);
             stream.write_all(data)?;
             return stream.flush();
@@ -516,6 +539,12 @@ impl Conn {
         let Some(tls) = self.tls.as_mut() else {
             return false;
         };
+        if self.outer.is_some() {
+            // Bytes under two TLS layers cannot be told apart without
+            // reading them; a tunnelled connection with any waiting is not
+            // reused (at worst, one more connection is opened).
+            return false;
+        }
         let mut tcp: &TcpStream = self.sock.tcp();
         if tcp.set_nonblocking(true).is_err() {
             return false;
@@ -549,7 +578,8 @@ impl Conn {
     pub(crate) fn close(mut self: Box<Self>) {
         self.detach_cancel();
         #[cfg(feature = "tls")]
-        if let Some(tls) = self.tls.as_mut() {
+        if let Some(tls) = self.outer.as_mut().or(self.tls.as_mut()) {
+            // Through an https proxy, the proxy's session is the one closed.
             tls.send_close_notify();
             let mut tcp: &TcpStream = self.sock.tcp();
             let _ = tcp.set_nonblocking(true);
@@ -573,7 +603,7 @@ impl Conn {
 #[cfg(feature = "tls")]
 fn read_tls_plaintext(
     tls: &mut rustls::ClientConnection,
-    sock: &mut Bound<'_>,
+    sock: &mut (impl Read + Write),
     out: &mut [u8],
 ) -> io::Result<usize> {
     // Each pass reads at least one more record from the socket, or returns.
@@ -603,6 +633,39 @@ fn read_tls_plaintext(
             let _ = tls.write_tls(sock);
             return Err(io::Error::new(io::ErrorKind::InvalidData, e));
         }
+    }
+}
+
+/// The plaintext of an `https://` proxy's TLS session, as the transport of
+/// the origin's TLS session inside it.
+#[cfg(feature = "tls")]
+struct Layered<'a, 'b> {
+    outer: &'a mut rustls::ClientConnection,
+    io: &'a mut Bound<'b>,
+}
+
+#[cfg(feature = "tls")]
+impl Read for Layered<'_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        read_tls_plaintext(self.outer, self.io, buf)
+    }
+}
+
+#[cfg(feature = "tls")]
+impl Write for Layered<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.outer.writer().write(buf)?;
+        while self.outer.wants_write() {
+            self.outer.write_tls(self.io)?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        while self.outer.wants_write() {
+            self.outer.write_tls(self.io)?;
+        }
+        Ok(())
     }
 }
 

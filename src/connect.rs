@@ -15,18 +15,27 @@ use crate::error::{Error, ErrorKind, Phase};
 use crate::exchange::{Exchange, Limit};
 use crate::observe::{Event, Observer};
 use crate::pool::{PoolKey, Scheme};
+use crate::proxy::socks::{self, Target};
+use crate::proxy::{Proxy, ProxyKind};
 
 /// RFC 8305's "Connection Attempt Delay": the next address is tried after this.
 const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
 
-/// Open a new connection for `key`: DNS, TCP, the proxy tunnel and TLS,
+/// Open a new connection for `key`: DNS, TCP, the proxy's steps and TLS,
 /// each entered through the exchange.
+///
+/// Through a proxy (the key's), the steps are: DNS for the proxy, TCP to it
+/// (`ProxyConnect`), TLS with it for an `https://` proxy (`ProxyTls`), then
+/// its handshake (`ProxyHandshake`: CONNECT for an https origin, SOCKS
+/// always), then TLS with the origin. Plain http through an HTTP proxy needs
+/// no handshake: the request goes to the proxy in absolute form.
 pub(crate) fn open(
     agent: &AgentInner,
     key: &PoolKey,
     ex: &mut Exchange,
 ) -> Result<Box<Conn>, Error> {
-    let (dial_host, dial_port) = match &agent.config.proxy {
+    let proxy = key.proxy.as_deref();
+    let (dial_host, dial_port) = match proxy {
         Some(proxy) => (proxy.host.as_str(), proxy.port),
         None => (&*key.host, key.port),
     };
@@ -35,43 +44,168 @@ pub(crate) fn open(
     ex.emit(Event::DnsStart { host: dial_host });
     let (addrs, looked_up) = agent
         .dns
-        .lookup(dial_host, dial_port, limit.deadline, ex.cancel())?;
+        .lookup(dial_host, dial_port, limit.deadline, ex.cancel())
+        .map_err(|e| match proxy {
+            Some(p) => crate::proxy::socks::named(p, "resolving", e),
+            None => e,
+        })?;
     ex.emit(Event::DnsDone {
         addrs: &addrs,
         elapsed: limit.started.elapsed(),
     });
 
-    let limit = ex.enter(Phase::Connect);
+    let limit = ex.enter(match proxy {
+        Some(_) => Phase::ProxyConnect,
+        None => Phase::Connect,
+    });
     if !looked_up {
         // An IP literal, an override or a cached answer: no lookup happened.
         ex.timings.dns = None;
     }
     let authority: Arc<str> = Arc::from(key.authority());
+    // Messages about the proxy's steps name the proxy.
+    let dialled: Arc<str> = match proxy {
+        Some(p) => Arc::from(p.authority()),
+        None => Arc::clone(&authority),
+    };
     let (tcp, remote) = connect_tcp(
         &addrs,
         limit.deadline,
         ex.cancel(),
-        &authority,
+        &dialled,
         Some(&ex.observer),
-    )?;
+    )
+    .map_err(|e| match proxy {
+        Some(p) => proxy_connect_error(p, e, &limit),
+        None => e,
+    })?;
     ex.timings.remote_addr = Some(remote);
 
-    let sock = Socket::new(tcp, Arc::clone(&authority));
+    let sock = Socket::new(tcp, dialled);
     let id = agent.next_conn_id.fetch_add(1, Ordering::Relaxed);
     let mut conn = Box::new(Conn::new(sock, id, remote));
     if !conn.watch(ex.cancel()) {
         return Err(Error::cancelled(Phase::Connect));
     }
 
+    if let Some(proxy) = proxy {
+        through_proxy(agent, &mut conn, proxy, key, ex)?;
+        conn.sock.host = Arc::clone(&authority);
+    }
     if key.scheme == Scheme::Https {
-        if let Some(proxy) = &agent.config.proxy {
-            crate::proxy::tunnel(&mut conn, proxy, key, agent.config.max_head_size, &limit)?;
-        }
         let limit = ex.enter(Phase::Tls);
         handshake(agent, &mut conn, key, &limit, ex)?;
     }
     log::debug!("opened connection {id} to {key} ({remote})");
     Ok(conn)
+}
+
+/// A failed TCP connect to a proxy, told as one: "cannot connect to proxy …".
+fn proxy_connect_error(proxy: &Proxy, err: Error, limit: &Limit) -> Error {
+    match err.kind() {
+        ErrorKind::Timeout(_) => Error::timeout(
+            Phase::ProxyConnect,
+            &proxy.authority(),
+            limit.started.elapsed(),
+        ),
+        ErrorKind::Cancelled => Error::cancelled(Phase::ProxyConnect),
+        kind => Error::with_source(
+            kind,
+            format!("cannot connect to proxy {}", proxy.authority()),
+            err,
+        ),
+    }
+}
+
+/// The proxy's steps on an open TCP connection to it: TLS for an
+/// `https://` proxy, then CONNECT or the SOCKS handshake when needed.
+fn through_proxy(
+    agent: &AgentInner,
+    conn: &mut Conn,
+    proxy: &Proxy,
+    key: &PoolKey,
+    ex: &mut Exchange,
+) -> Result<(), Error> {
+    if proxy.kind == ProxyKind::Https {
+        let limit = ex.enter(Phase::ProxyTls);
+        proxy_tls(agent, conn, proxy, &limit)?;
+    }
+    let tunnel = !proxy.kind.is_http() || key.scheme == Scheme::Https;
+    if !tunnel {
+        return Ok(());
+    }
+    let limit = ex.enter(Phase::ProxyHandshake);
+    match proxy.kind {
+        ProxyKind::Http | ProxyKind::Https => crate::proxy::tunnel::connect(
+            conn,
+            proxy,
+            &key.authority(),
+            agent.config.max_head_size,
+            &limit,
+        )?,
+        ProxyKind::Socks5h | ProxyKind::Socks4a => {
+            socks::handshake(conn, proxy, Target::Name(&key.host, key.port), &limit)?
+        }
+        _ => {
+            // socks5:// and socks4:// resolve the origin here.
+            let (addrs, _) = agent
+                .dns
+                .lookup(&key.host, key.port, limit.deadline, ex.cancel())?;
+            let addr = match proxy.kind {
+                ProxyKind::Socks4 => addrs.iter().find(|a| a.is_ipv4()),
+                _ => addrs.first(),
+            };
+            let addr = *addr.ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Dns,
+                    format!("no usable address for {} to send to the proxy", key.host),
+                )
+            })?;
+            socks::handshake(conn, proxy, Target::Addr(addr), &limit)?
+        }
+    }
+    ex.emit(Event::ProxyHandshakeDone {
+        elapsed: limit.started.elapsed(),
+    });
+    Ok(())
+}
+
+/// TLS with an `https://` proxy, verified against the proxy's host name and
+/// the proxy TLS settings (or the agent's when there are none).
+#[cfg(feature = "tls")]
+fn proxy_tls(
+    agent: &AgentInner,
+    conn: &mut Conn,
+    proxy: &Proxy,
+    limit: &Limit,
+) -> Result<(), Error> {
+    let config = match &agent.config.proxy.tls {
+        Some(config) => Arc::clone(config),
+        None => agent.tls_config()?,
+    };
+    let name = crate::tls::server_name(&proxy.host)?;
+    let tls = rustls::ClientConnection::new(config, name)
+        .map_err(|e| Error::with_source(ErrorKind::Tls, "cannot start TLS", e))?;
+    conn.set_tls(Box::new(tls));
+    conn.tls_handshake(limit)
+        .map_err(crate::tls::handshake_error)
+        .map_err(|e| socks::named(proxy, "the TLS handshake with", e))
+}
+
+#[cfg(not(feature = "tls"))]
+fn proxy_tls(
+    _agent: &AgentInner,
+    _conn: &mut Conn,
+    proxy: &Proxy,
+    _limit: &Limit,
+) -> Result<(), Error> {
+    Err(Error::new(
+        ErrorKind::TlsUnavailable,
+        format!(
+            "https proxy {} needs TLS: windlass was built without the `tls` feature",
+            proxy.authority()
+        ),
+    ))
 }
 
 #[cfg(feature = "tls")]

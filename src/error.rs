@@ -36,6 +36,13 @@ pub enum Phase {
     /// The response body arrived slower than the minimum transfer rate
     /// (curl's low-speed limit).
     LowSpeed,
+    /// Opening the TCP connection to a proxy (limited by `timeout_connect`).
+    ProxyConnect,
+    /// The TLS handshake with an `https://` proxy (limited by `timeout_tls`).
+    ProxyTls,
+    /// The proxy's own handshake: HTTP CONNECT or SOCKS (limited by
+    /// `timeout_connect`, started afresh).
+    ProxyHandshake,
 }
 
 impl Phase {
@@ -54,6 +61,9 @@ impl Phase {
             Phase::RetryWait => ("retry_wait", "waiting to retry"),
             Phase::RateLimit => ("rate_limit", "waiting for the rate limit of"),
             Phase::LowSpeed => ("low_speed", "receiving the response body too slowly from"),
+            Phase::ProxyConnect => ("proxy_connect", "connecting to proxy"),
+            Phase::ProxyTls => ("proxy_tls", "in the TLS handshake with proxy"),
+            Phase::ProxyHandshake => ("proxy_handshake", "in the handshake with proxy"),
         }
     }
 
@@ -118,6 +128,11 @@ pub enum ErrorKind {
     Json,
     /// An https URL, and windlass was built without its `tls` feature.
     TlsUnavailable,
+    /// The proxy would not carry the request: a CONNECT answered with a
+    /// non-2xx status (407: credentials wanted), or a SOCKS request refused.
+    /// A proxy that cannot be reached is [`ErrorKind::Connect`], and one that
+    /// breaks its protocol is [`ErrorKind::Protocol`], each naming the proxy.
+    Proxy(crate::ProxyStatus),
 }
 
 impl fmt::Display for ErrorKind {
@@ -140,6 +155,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Json => f.write_str("json"),
             ErrorKind::TlsUnavailable => f.write_str("tls unavailable"),
             ErrorKind::InvalidMethod => f.write_str("invalid method"),
+            ErrorKind::Proxy(_) => f.write_str("proxy"),
         }
     }
 }
@@ -424,6 +440,7 @@ mod tests {
             ErrorKind::InvalidMethod,
             ErrorKind::TlsUnavailable,
             ErrorKind::InvalidConfig,
+            ErrorKind::Proxy(crate::ProxyStatus::Socks5(5)),
         ] {
             let name = kind.to_string();
             assert!(!name.is_empty() && name == name.to_lowercase(), "{name}");

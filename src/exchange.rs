@@ -45,6 +45,8 @@ impl Setting {
                 Phase::Write => "timeout_write",
                 Phase::ResponseHead => "timeout_response_head",
                 Phase::Body => "timeout_read",
+                Phase::ProxyConnect | Phase::ProxyHandshake => "timeout_connect",
+                Phase::ProxyTls => "timeout_tls",
                 _ => "timeout",
             },
             Setting::Overall(_) => "timeout",
@@ -187,6 +189,13 @@ impl PhaseInfo {
             Phase::ResponseHead => (Some(F::AwaitingHead), Some(Timer::FirstByte), None),
             Phase::Body | Phase::LowSpeed => (Some(F::BodyHeld), None, None),
             Phase::RetryWait => (None, None, None),
+            Phase::ProxyConnect => (Some(F::Connecting), Some(Timer::Connect), None),
+            Phase::ProxyTls => (
+                Some(F::Connecting),
+                Some(Timer::Tls),
+                Some(Event::ProxyTlsStart),
+            ),
+            Phase::ProxyHandshake => (Some(F::Connecting), None, Some(Event::ProxyHandshakeStart)),
         };
         let milestone = matches!(
             phase,
@@ -211,6 +220,8 @@ fn phase_limit(phase: Phase, limits: &Timeouts) -> Option<Duration> {
         Phase::Write => limits.write,
         Phase::ResponseHead => limits.response_head,
         Phase::Body => limits.read,
+        Phase::ProxyConnect | Phase::ProxyHandshake => limits.connect,
+        Phase::ProxyTls => limits.tls,
         // Bounded by the overall deadline only (or, for the low speed, by
         // its own measure).
         _ => None,

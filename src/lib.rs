@@ -88,7 +88,7 @@ pub use inflight::{InFlight, InFlightList, InFlightPhase};
 pub use metrics::{HistogramSnapshot, MetricsSnapshot, BUCKETS};
 pub use observe::{Event, Hook, RequestInfo};
 pub use pool::{CloseReason, ClosedCounts, HostLimits, HostStats, PoolStats};
-pub use proxy::Proxy;
+pub use proxy::{Proxy, ProxyKind, ProxyStatus};
 pub use ratelimit::RateLimit;
 pub use request::{IntoUrl, RequestBuilder};
 pub use resolve::{Resolver, SystemResolver};

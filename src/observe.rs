@@ -84,6 +84,15 @@ pub enum Event<'a> {
     },
     /// Started the TLS handshake.
     TlsStart,
+    /// Started the TLS handshake with an `https://` proxy.
+    ProxyTlsStart,
+    /// Started the proxy's handshake (HTTP CONNECT or SOCKS).
+    ProxyHandshakeStart,
+    /// The proxy's handshake succeeded: the connection reaches the origin.
+    ProxyHandshakeDone {
+        /// Time taken.
+        elapsed: Duration,
+    },
     /// Finished the TLS handshake.
     TlsDone {
         /// Whether a previous session was resumed.

@@ -508,7 +508,8 @@ fn write_request(
 ) -> Result<u64, WriteFailure> {
     // Plain http through a proxy goes to the proxy in absolute form; https
     // goes through a tunnel, where the origin reads the head.
-    let via_proxy = inner.config.proxy.is_some() && req.url.scheme() == "http";
+    let proxy = inner.config.proxy.select(&req.url);
+    let via_proxy = proxy.as_ref().is_some_and(|p| p.kind.is_http()) && req.url.scheme() == "http";
     let mut out = std::mem::take(&mut conn.wbuf);
     out.clear();
     http1::put_request_line(&mut out, &req.method, http1::target(&req.url, via_proxy));
@@ -544,7 +545,7 @@ fn write_request(
         http1::put_header(&mut out, "accept-encoding", b"gzip, deflate");
     }
     if via_proxy && !headers.contains_key(PROXY_AUTHORIZATION) {
-        if let Some(auth) = inner.config.proxy.as_ref().and_then(|p| p.auth.as_ref()) {
+        if let Some(auth) = proxy.as_ref().and_then(|p| p.auth.as_ref()) {
             http1::put_header(&mut out, "proxy-authorization", auth.as_bytes());
         }
     }

@@ -51,6 +51,13 @@ pub struct Timings {
     pub attempts: u32,
     /// Redirects followed.
     pub redirects: u32,
+    /// Opening the TCP connection to a proxy (also counted in `connect`,
+    /// which is the TCP connect to whatever was dialled).
+    pub proxy_connect: Option<Duration>,
+    /// The TLS handshake with an `https://` proxy.
+    pub proxy_tls: Option<Duration>,
+    /// The proxy's CONNECT or SOCKS handshake.
+    pub proxy_handshake: Option<Duration>,
 }
 
 impl Timings {
@@ -65,6 +72,12 @@ impl Timings {
             Phase::Write => self.request_written = Some(d),
             Phase::ResponseHead => self.first_byte = Some(d),
             Phase::Body | Phase::LowSpeed => self.body_done = Some(d),
+            Phase::ProxyConnect => {
+                self.connect = Some(d);
+                self.proxy_connect = Some(d);
+            }
+            Phase::ProxyTls => self.proxy_tls = Some(d),
+            Phase::ProxyHandshake => self.proxy_handshake = Some(d),
             // Waits with no field of their own (retry, rate limit, and any
             // phase added without one) leave no mark.
             _ => {}

@@ -125,7 +125,9 @@ pub struct ClientArgs {
     #[arg(long = "retry", value_name = "N", help_heading = "Connection")]
     pub retry: Option<u32>,
 
-    /// Send requests through this HTTP proxy
+    /// Send requests through this proxy: http://, https://, socks5://,
+    /// socks5h://, socks4://, socks4a:// (no scheme: http://) [default: from
+    /// http_proxy, https_proxy, all_proxy]
     #[arg(
         short = 'x',
         long = "proxy",
@@ -133,6 +135,9 @@ pub struct ClientArgs {
         help_heading = "Connection"
     )]
     pub proxy: Option<String>,
+
+    #[command(flatten)]
+    pub proxies: crate::proxy::ProxyArgs,
 
     /// Also trust the CA certificates in this PEM file
     #[arg(long = "cacert", value_name = "FILE", help_heading = "TLS")]

@@ -39,9 +39,7 @@ pub fn builder(args: &ClientArgs) -> Result<AgentBuilder, Failure> {
     if let Some(ua) = &args.user_agent {
         b = b.user_agent(ua);
     }
-    if let Some(proxy) = &args.proxy {
-        b = b.proxy(windlass::Proxy::new(proxy)?);
-    }
+    b = crate::proxy::apply(b, args.proxy.as_deref(), &args.proxies)?;
     if let Some(path) = &args.cacert {
         let pem = std::fs::read(path).map_err(|e| Failure::read(&path.display().to_string(), e))?;
         b = b.add_root_certificate(&pem);

@@ -9,6 +9,7 @@ mod client;
 mod exit;
 mod fetch;
 mod progress;
+mod proxy;
 mod trace;
 mod transfer;
 

@@ -59,8 +59,9 @@ pub(crate) struct PoolKey {
     pub scheme: Scheme,
     pub host: Arc<str>,
     pub port: u16,
-    /// The proxy's `host:port`, when the connection goes through one.
-    pub proxy: Option<Arc<str>>,
+    /// The proxy the connection goes through, if any: kind, host, port and
+    /// credentials all tell connections apart.
+    pub proxy: Option<Arc<crate::proxy::Proxy>>,
     pub tls: Option<TlsMode>,
 }
 
