@@ -82,6 +82,7 @@ pub use error::{Error, ErrorKind, Phase};
 pub use inflight::{InFlight, InFlightList, InFlightPhase};
 pub use metrics::{HistogramSnapshot, MetricsSnapshot, BUCKETS};
 pub use observe::{Event, Hook, RequestInfo};
+pub use pool::ExpiredHosts;
 pub use pool::{CloseReason, ClosedCounts, HostLimits, HostStats, PoolStats};
 pub use proxy::Proxy;
 pub use ratelimit::RateLimit;

@@ -174,7 +174,7 @@ impl Bench {
 
     fn give_up(&self, key: &PoolKey, id: u64, rx: &Receiver<Grant<Fake>>) {
         let err = Error::new(ErrorKind::Io, "gave up");
-        self.pool.give_up(key, id, rx, err);
+        self.pool.give_up(key, id, rx, Instant::now(), err);
     }
 }
 
@@ -335,7 +335,9 @@ fn a_waiter_that_gives_up_passes_on_a_connection_it_was_granted() {
     };
     assert_eq!(conn.id, id);
     // The second waiter uses it and gives it back as usual.
-    bench.pool.release(bench.pool.lease(&k, Slot::Active), conn);
+    bench
+        .pool
+        .release(bench.pool.lease(&k, Slot::Active, Instant::now()), conn);
     assert_eq!(bench.counts(&k), [1, 0, 0, 0]);
 }
 
