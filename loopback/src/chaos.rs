@@ -64,7 +64,8 @@ pub enum Fault {
     Garbage,
     /// `503 Service Unavailable` with `Retry-After: 1` and an empty body.
     ServiceUnavailable,
-    /// A valid response followed by one byte nobody asked for.
+    /// A valid response followed by one byte nobody asked for, in the same
+    /// write; the connection stays open.
     ExtraByte,
     /// With TLS: the head and half the body, then the TCP connection is shut
     /// without `close_notify`. Without TLS it is a plain close mid-body.
@@ -595,11 +596,14 @@ fn answer(
             wire.write_all(busy.as_bytes())?;
         }
         Fault::ExtraByte => {
-            wire.write_all(&head)?;
-            wire.write_all(&body)?;
-            // Kept open: a client that reused the connection would read the
-            // stray byte as the start of its next response.
-            wire.write_all(b"X")?;
+            // One write, so the stray byte arrives with the body and a
+            // client can see it before reusing the connection. Kept open: a
+            // client that reused it anyway would read the byte as the start
+            // of its next response.
+            let mut all = head;
+            all.extend_from_slice(&body);
+            all.push(b'X');
+            wire.write_all(&all)?;
         }
         Fault::TlsAbruptClose => {
             wire.write_all(&head)?;
