@@ -107,6 +107,8 @@ pub(crate) struct Config {
     pub min_speed: Option<crate::MinSpeed>,
     #[cfg(feature = "tls")]
     pub tls: crate::tls::TlsSettings,
+    /// How many hosts get metric series of their own (see `metrics.rs`).
+    pub metric_series: crate::metrics::SeriesLimits,
 }
 
 impl Default for Config {
@@ -136,6 +138,7 @@ impl Default for Config {
             min_speed: None,
             #[cfg(feature = "tls")]
             tls: crate::tls::TlsSettings::default(),
+            metric_series: crate::metrics::SeriesLimits::default(),
         }
     }
 }
@@ -311,7 +314,9 @@ impl Agent {
     /// Counters, gauges and histograms of everything this agent did;
     /// [`MetricsSnapshot::to_prometheus`] renders them for a scrape.
     pub fn metrics(&self) -> MetricsSnapshot {
-        self.inner.metrics.snapshot(self.inner.pool.stats())
+        let max_hosts = self.inner.config.metric_series.max_hosts;
+        let pool = crate::metrics::cap_hosts(self.inner.pool.stats(), max_hosts);
+        self.inner.metrics.snapshot(pool)
     }
 
     /// Every request in flight: host, method, path, phase, age and the call

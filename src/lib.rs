@@ -87,6 +87,7 @@ pub use error::{Error, ErrorKind, Phase};
 pub use inflight::{InFlight, InFlightList, InFlightPhase};
 pub use metrics::{HistogramSnapshot, MetricsSnapshot, BUCKETS};
 pub use observe::{Event, Hook, RequestInfo};
+pub use pool::ExpiredHosts;
 pub use pool::{CloseReason, ClosedCounts, HostLimits, HostStats, PoolStats};
 pub use proxy::{Proxy, ProxyKind, ProxyStatus};
 pub use ratelimit::RateLimit;

@@ -1,5 +1,12 @@
 //! Counters and fixed-bucket histograms kept with atomics, a snapshot of them,
 //! and the Prometheus text exposition format.
+//!
+//! Per-host series are capped ([`AgentBuilder::metrics_max_hosts`], 100 by
+//! default): the busiest hosts keep their own `host` label, the rest are
+//! summed under `host="other"`, together with hosts whose pool entries have
+//! expired. So a client talking to 10,000 hosts exports at most 101 series
+//! per per-host metric, and the sum over a metric's series stays the agent's
+//! total.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,8 +15,106 @@ use std::time::Duration;
 
 use http::{Method, StatusCode};
 
+use crate::agent::AgentBuilder;
 use crate::error::ErrorKind;
-use crate::pool::{CloseReason, PoolStats};
+use crate::pool::{CloseReason, HostStats, PoolStats};
+
+/// Hosts with their own series unless configured otherwise.
+const DEFAULT_MAX_HOSTS: usize = 100;
+
+/// The label under which hosts beyond the cap are summed.
+pub(crate) const OTHER_HOSTS: &str = "other";
+
+/// How many hosts get series of their own.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SeriesLimits {
+    pub max_hosts: usize,
+}
+
+impl Default for SeriesLimits {
+    fn default() -> SeriesLimits {
+        SeriesLimits {
+            max_hosts: DEFAULT_MAX_HOSTS,
+        }
+    }
+}
+
+impl AgentBuilder {
+    /// Most hosts with their own series in [`Agent::metrics`](crate::Agent::metrics)
+    /// and [`MetricsSnapshot::to_prometheus`] (default 100). The hosts with
+    /// the most open and waiting connections, then the most connections
+    /// opened and reused, keep their `host` label; the rest, and hosts whose
+    /// pool entries expired, are summed under `host="other"`. A host may move
+    /// between its own label and `other` as traffic shifts; the sum over a
+    /// metric's series is always the agent's total.
+    /// [`Agent::pool_stats`](crate::Agent::pool_stats) is not capped.
+    ///
+    /// ```
+    /// let agent = windlass::Agent::builder().metrics_max_hosts(20).build().unwrap();
+    /// # drop(agent);
+    /// ```
+    pub fn metrics_max_hosts(mut self, max: usize) -> Self {
+        self.config.metric_series.max_hosts = max;
+        self
+    }
+}
+
+/// `pool` with at most `max` hosts of its own, the rest and the expired
+/// entries summed into one [`OTHER_HOSTS`] row (last).
+pub(crate) fn cap_hosts(mut pool: PoolStats, max: usize) -> PoolStats {
+    let expired = pool.expired;
+    if pool.hosts.len() <= max && expired.hosts == 0 {
+        return pool;
+    }
+    // Busiest first: what is open now, then what was done.
+    pool.hosts.sort_by(|a, b| {
+        let now = |h: &HostStats| h.open() + h.waiting;
+        let done = |h: &HostStats| h.opened + h.reused;
+        now(b)
+            .cmp(&now(a))
+            .then(done(b).cmp(&done(a)))
+            .then(a.key.cmp(&b.key))
+    });
+    let rest = pool.hosts.split_off(max.min(pool.hosts.len()));
+    pool.hosts.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut other = HostStats {
+        key: OTHER_HOSTS.to_string(),
+        idle: 0,
+        active: 0,
+        connecting: 0,
+        waiting: 0,
+        opened: expired.opened,
+        reused: expired.reused,
+        closed: expired.closed,
+        max_connections: None,
+        wait_mean: Duration::ZERO,
+        latency_p95: None,
+    };
+    let mut limited = 0;
+    let mut max_sum = 0;
+    for h in &rest {
+        other.idle += h.idle;
+        other.active += h.active;
+        other.connecting += h.connecting;
+        other.waiting += h.waiting;
+        other.opened += h.opened;
+        other.reused += h.reused;
+        other.closed.add_all(&h.closed);
+        // The group's saturation: its active share of its summed limits,
+        // with the worst wait against the slowest p95.
+        if let Some(m) = h.max_connections {
+            limited += 1;
+            max_sum += m;
+            other.wait_mean = other.wait_mean.max(h.wait_mean);
+            other.latency_p95 = other.latency_p95.max(h.latency_p95);
+        }
+    }
+    if limited > 0 && limited == rest.len() {
+        other.max_connections = Some(max_sum);
+    }
+    pool.hosts.push(other);
+    pool
+}
 
 /// Upper bounds of the histogram buckets, in seconds, ascending. A slice, not
 /// an array: adding a bucket changes no public type.
@@ -515,6 +620,22 @@ impl MetricsSnapshot {
             header(&mut out, name, "gauge", help);
             for h in self.pool.hosts() {
                 let _ = writeln!(out, "{name}{{host=\"{}\"}} {}", escape(h.key()), get(h));
+            }
+        }
+        header(
+            &mut out,
+            "windlass_pool_saturation_ratio",
+            "gauge",
+            "active / max connections x (1 + 0.3 x mean pool wait / p95 request latency), \
+             for hosts with a connection limit.",
+        );
+        for h in self.pool.hosts() {
+            if let Some(ratio) = h.saturation() {
+                let _ = writeln!(
+                    out,
+                    "windlass_pool_saturation_ratio{{host=\"{}\"}} {ratio}",
+                    escape(h.key())
+                );
             }
         }
         header(

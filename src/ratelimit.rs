@@ -3,6 +3,10 @@
 //!
 //! A request that would have to wait past its deadline fails at once with
 //! `Timeout(RateLimit)` instead of sleeping to no purpose; waits wake on cancel.
+//!
+//! A bucket that has refilled to its burst is the same as no bucket, so full
+//! buckets are dropped whenever the map has doubled since the last sweep:
+//! thousands of hosts cost memory only while they are being limited.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -48,13 +52,38 @@ struct Bucket {
     /// Tokens available; negative when requests have reserved future tokens.
     tokens: f64,
     last: Instant,
+    /// When it will have refilled to its burst: from then on it can be forgotten.
+    full_at: Instant,
+}
+
+/// The buckets, and the size that triggers the next sweep of full ones.
+#[derive(Default)]
+struct Buckets {
+    map: HashMap<String, Bucket>,
+    sweep_at: usize,
+}
+
+/// Fewest buckets before a sweep: small maps are not worth walking.
+const SWEEP_MIN: usize = 64;
+
+impl Buckets {
+    /// Forget buckets that are full by `now`, once the map has doubled since
+    /// the last sweep: each sweep walks at most twice the buckets added since
+    /// the one before, so the cost per request is constant.
+    fn sweep(&mut self, now: Instant) {
+        if self.map.len() < self.sweep_at.max(SWEEP_MIN) {
+            return;
+        }
+        self.map.retain(|_, b| b.full_at > now);
+        self.sweep_at = self.map.len() * 2;
+    }
 }
 
 /// The buckets of one agent.
 pub(crate) struct Limiter {
     default: Option<RateLimit>,
     per_host: HashMap<String, RateLimit>,
-    buckets: Mutex<HashMap<String, Bucket>>,
+    buckets: Mutex<Buckets>,
 }
 
 impl Limiter {
@@ -91,14 +120,17 @@ impl Limiter {
         // the order they arrived, with no thundering herd.
         let wait = {
             let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-            let bucket = buckets.entry(authority.to_string()).or_insert(Bucket {
+            buckets.sweep(now);
+            let bucket = buckets.map.entry(authority.to_string()).or_insert(Bucket {
                 tokens: f64::from(limit.burst),
                 last: now,
+                full_at: now,
             });
             let earned = now.duration_since(bucket.last).as_secs_f64() * limit.rate;
             bucket.tokens = (bucket.tokens + earned).min(f64::from(limit.burst));
             bucket.last = now;
             bucket.tokens -= 1.0;
+            bucket.full_at = full_at(bucket, limit, now);
             let wait = if bucket.tokens >= 0.0 {
                 Duration::ZERO
             } else {
@@ -106,23 +138,45 @@ impl Limiter {
             };
             if deadline.remaining_from(now).is_some_and(|left| left < wait) {
                 bucket.tokens += 1.0;
+                bucket.full_at = full_at(bucket, limit, now);
                 return Err(Error::timeout(Phase::RateLimit, authority, Duration::ZERO));
             }
             wait
         };
         if wait > Duration::ZERO && crate::deadline::sleep(wait, cancel).is_err() {
-            self.refund(authority);
+            self.refund(authority, limit);
             return Err(Error::cancelled(Phase::RateLimit));
         }
         Ok(wait)
     }
 
-    fn refund(&self, authority: &str) {
+    fn refund(&self, authority: &str, limit: RateLimit) {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(bucket) = buckets.get_mut(authority) {
+        if let Some(bucket) = buckets.map.get_mut(authority) {
             bucket.tokens += 1.0;
+            bucket.full_at = full_at(bucket, limit, bucket.last);
         }
     }
+
+    /// Buckets held now (for tests of the sweep).
+    #[cfg(test)]
+    fn bucket_count(&self) -> usize {
+        self.buckets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map
+            .len()
+    }
+}
+
+/// When `bucket`, as of `now`, will be back to `limit`'s burst.
+fn full_at(bucket: &Bucket, limit: RateLimit, now: Instant) -> Instant {
+    let missing = (f64::from(limit.burst) - bucket.tokens).max(0.0);
+    // Capped at an hour: a bucket left alone that long is forgotten even if
+    // not yet full (a little lenient at the slowest rates), and the sum
+    // cannot overflow.
+    now.checked_add(Duration::from_secs_f64((missing / limit.rate).min(3600.0)))
+        .unwrap_or(now)
 }
 
 #[cfg(test)]
@@ -148,6 +202,32 @@ mod tests {
         limiter.acquire("h:80", Deadline::Never, None).unwrap();
         let deadline = Deadline::after(Instant::now(), Some(Duration::from_millis(50)));
         let err = limiter.acquire("h:80", deadline, None).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Timeout(Phase::RateLimit));
+    }
+
+    #[test]
+    fn full_buckets_are_forgotten_so_many_hosts_stay_bounded() {
+        let limiter = Limiter::new(Some(RateLimit::per_second(1e9).burst(1)), HashMap::new());
+        for i in 0..100_000u32 {
+            limiter
+                .acquire(&format!("h{i}:80"), Deadline::Never, None)
+                .unwrap();
+        }
+        // At a billion tokens a second every bucket is full again within a
+        // microsecond, so a sweep keeps almost none; the map never holds
+        // much more than twice what survived the last sweep.
+        assert!(limiter.bucket_count() < 1000, "{}", limiter.bucket_count());
+    }
+
+    #[test]
+    fn a_bucket_still_refilling_is_kept() {
+        let limiter = Limiter::new(Some(RateLimit::per_second(0.01).burst(1)), HashMap::new());
+        limiter.acquire("slow:80", Deadline::Never, None).unwrap();
+        for i in 0..1000u32 {
+            let _ = limiter.acquire(&format!("h{i}:80"), Deadline::Never, None);
+        }
+        let deadline = Deadline::after(Instant::now(), Some(Duration::from_millis(10)));
+        let err = limiter.acquire("slow:80", deadline, None).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::Timeout(Phase::RateLimit));
     }
 

@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod chaos;
 mod conn;
 mod tls;
 
@@ -94,7 +95,7 @@ pub(crate) struct Stop {
 }
 
 impl Stop {
-    fn new() -> Stop {
+    pub(crate) fn new() -> Stop {
         Stop {
             stopped: Mutex::new(false),
             cv: Condvar::new(),
@@ -105,11 +106,11 @@ impl Stop {
         self.stopped.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn is_stopped(&self) -> bool {
+    pub(crate) fn is_stopped(&self) -> bool {
         *self.lock()
     }
 
-    fn stop(&self) {
+    pub(crate) fn stop(&self) {
         *self.lock() = true;
         self.cv.notify_all();
     }
@@ -243,7 +244,7 @@ impl Drop for Server {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 

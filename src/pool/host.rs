@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use crossbeam_channel::Sender;
 
+use super::load::Load;
 use super::{CloseReason, ClosedCounts, HostStats, Poolable};
 
 /// Where one of a host's connection slots is in its life.
@@ -54,8 +55,8 @@ pub(super) struct Waiter<C> {
 /// A connection resting in the idle list.
 struct IdleConn<C> {
     conn: Box<C>,
-    /// When it went idle: the pool-wide limit evicts the least recently used.
-    since: Instant,
+    /// Its place in the pool-wide idle order (see `State::idle_order`).
+    seq: u64,
     /// When it must be closed, and why.
     expires: Option<(Instant, CloseReason)>,
 }
@@ -74,6 +75,16 @@ pub(super) struct Host<C> {
     opened: u64,
     reused: u64,
     closed: ClosedCounts,
+    /// Idle connections that left the idle list since the pool last looked:
+    /// their `seq`s, for the pool to drop from its idle order.
+    pub(super) left_idle: Vec<u64>,
+    /// The `seq` of a connection just parked, for the pool to add to its idle order.
+    pub(super) joined_idle: Option<u64>,
+    /// Set while the host is empty and queued to be forgotten: its place in
+    /// the pool's queue of empty hosts.
+    pub(super) empty_seq: Option<u64>,
+    /// Recent waits and latencies, for the saturation gauge.
+    pub(super) load: Load,
 }
 
 impl<C: Poolable> Host<C> {
@@ -89,6 +100,10 @@ impl<C: Poolable> Host<C> {
             opened: 0,
             reused: 0,
             closed: ClosedCounts::default(),
+            left_idle: Vec::new(),
+            joined_idle: None,
+            empty_seq: None,
+            load: Load::default(),
         }
     }
 
@@ -125,9 +140,9 @@ impl<C: Poolable> Host<C> {
         self.idle.len()
     }
 
-    /// When the least recently used idle connection went idle.
-    pub(super) fn oldest_idle_since(&self) -> Option<Instant> {
-        self.idle.front().map(|i| i.since)
+    /// The pool-wide order number of the least recently used idle connection.
+    pub(super) fn oldest_idle_seq(&self) -> Option<u64> {
+        self.idle.front().map(|i| i.seq)
     }
 
     pub(super) fn stats(&self, key: String) -> HostStats {
@@ -140,7 +155,15 @@ impl<C: Poolable> Host<C> {
             opened: self.opened,
             reused: self.reused,
             closed: self.closed,
+            max_connections: self.max_connections,
+            wait_mean: self.load.wait_mean(),
+            latency_p95: self.load.p95(),
         }
+    }
+
+    /// Lifetime counters: opened, reused, closed.
+    pub(super) fn counters(&self) -> (u64, u64, ClosedCounts) {
+        (self.opened, self.reused, self.closed)
     }
 
     /// Move one slot's count. `Idle` has no counter of its own (the idle
@@ -214,6 +237,7 @@ impl<C: Poolable> Host<C> {
     ) -> Option<Box<C>> {
         let mut found = None;
         while let Some(idle) = self.idle.pop_back() {
+            self.left_idle.push(idle.seq);
             match idle.expires {
                 Some((at, reason)) if at <= now => {
                     self.closed.add(reason);
@@ -252,6 +276,7 @@ impl<C: Poolable> Host<C> {
     /// limit with nobody waiting).
     pub(super) fn trade_oldest_idle(&mut self) -> Option<Box<C>> {
         let idle = self.idle.pop_front()?;
+        self.left_idle.push(idle.seq);
         self.closed.add(CloseReason::NotReusable);
         self.shift(Slot::Idle, Slot::Connecting);
         self.check();
@@ -323,18 +348,15 @@ impl<C: Poolable> Host<C> {
     pub(super) fn park(
         &mut self,
         conn: Box<C>,
-        now: Instant,
         expires: Option<(Instant, CloseReason)>,
+        seq: u64,
     ) -> Result<(), Box<C>> {
         if self.idle.len() >= self.max_idle {
             self.check();
             return Err(conn);
         }
-        self.idle.push_back(IdleConn {
-            conn,
-            since: now,
-            expires,
-        });
+        self.joined_idle = Some(seq);
+        self.idle.push_back(IdleConn { conn, seq, expires });
         self.shift(Slot::Active, Slot::Idle);
         self.check();
         Ok(())
@@ -344,6 +366,7 @@ impl<C: Poolable> Host<C> {
     /// limit over all hosts.
     pub(super) fn evict_oldest(&mut self, reason: CloseReason) -> Option<Box<C>> {
         let idle = self.idle.pop_front()?;
+        self.left_idle.push(idle.seq);
         self.closed.add(reason);
         self.free(Slot::Idle);
         self.check();
@@ -362,6 +385,7 @@ impl<C: Poolable> Host<C> {
         for idle in std::mem::take(&mut self.idle) {
             match idle.expires {
                 Some((at, reason)) if at <= now => {
+                    self.left_idle.push(idle.seq);
                     self.closed.add(reason);
                     self.free(Slot::Idle);
                     out.push((idle.conn, reason));
@@ -382,6 +406,7 @@ impl<C: Poolable> Host<C> {
     /// not offered to waiters: the agent is gone.
     pub(super) fn close_all_idle(&mut self, reason: CloseReason, out: &mut Vec<Box<C>>) {
         for idle in std::mem::take(&mut self.idle) {
+            self.left_idle.push(idle.seq);
             self.closed.add(reason);
             self.shift(Slot::Idle, Slot::Closed);
             out.push(idle.conn);

@@ -16,13 +16,14 @@
 //! so the accounting is unit-tested with a fake connection (`tests.rs`).
 
 mod host;
+mod load;
 mod poolable;
 mod reaper;
 mod stats;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -30,7 +31,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 pub(crate) use poolable::Poolable;
-pub use stats::{CloseReason, ClosedCounts, HostStats, PoolStats};
+pub use stats::{CloseReason, ClosedCounts, ExpiredHosts, HostStats, PoolStats};
 
 use host::{Grant, Host, Slot, Waiter};
 
@@ -154,10 +155,27 @@ enum Probe {
     KeepSlot,
 }
 
+/// Empty host entries kept (for their counters and to save re-creating
+/// them); beyond this, the longest-empty is forgotten, its counters folded
+/// into [`ExpiredHosts`]. Bounds the pool's memory however many distinct
+/// hosts a program talks to.
+const KEEP_EMPTY_HOSTS: usize = 256;
+
 struct State<C> {
     hosts: HashMap<PoolKey, Host<C>, crate::fnv::BuildFnv>,
     /// Idle connections over all hosts, for `max_idle`.
     idle_total: usize,
+    /// Every idle connection of every host by the order it went idle (its
+    /// `seq`), so the pool-wide limit evicts the least recently used in
+    /// O(log n) and the reaper visits only hosts with idle connections.
+    idle_order: BTreeMap<u64, PoolKey>,
+    /// Hosts that became empty, oldest first, with the `empty_seq` they had
+    /// then (a host used again since has another or none: the entry is stale).
+    empties: VecDeque<(u64, PoolKey)>,
+    /// The next `seq` for `idle_order` and `empties`.
+    next_seq: u64,
+    /// Counters of forgotten hosts.
+    expired: ExpiredHosts,
     next_waiter: u64,
     closed: bool,
     /// When the reaper will next look at this pool, if it is registered with
@@ -170,6 +188,10 @@ impl<C> Default for State<C> {
         State {
             hosts: HashMap::default(),
             idle_total: 0,
+            idle_order: BTreeMap::new(),
+            empties: VecDeque::new(),
+            next_seq: 0,
+            expired: ExpiredHosts::default(),
             next_waiter: 0,
             closed: false,
             reaper_next: None,
@@ -179,12 +201,14 @@ impl<C> Default for State<C> {
 
 impl<C: Poolable> State<C> {
     /// `idle_total` is the sum of the hosts' idle lists. A walk over every
-    /// host, so only in debug builds.
+    /// host, so only in debug builds, and only while the pool is small
+    /// (tests with thousands of hosts would be quadratic).
     fn check_idle_total(&self) {
         #[cfg(debug_assertions)]
-        {
+        if self.hosts.len() <= 64 {
             let sum: usize = self.hosts.values().map(Host::idle_len).sum();
             debug_assert_eq!(self.idle_total, sum, "idle_total out of step");
+            debug_assert_eq!(self.idle_order.len(), sum, "idle_order out of step");
         }
     }
 }
@@ -219,6 +243,8 @@ pub(crate) struct Lease<C: Poolable = Conn> {
     shared: Arc<Shared<C>>,
     key: PoolKey,
     slot: Slot,
+    /// When the checkout began: the slot's time in use feeds the host's load.
+    since: Instant,
 }
 
 impl<C: Poolable> Lease<C> {
@@ -246,9 +272,12 @@ impl<C: Poolable> Drop for Lease<C> {
     fn drop(&mut self) {
         let slot = std::mem::replace(&mut self.slot, Slot::Closed);
         if slot != Slot::Closed {
+            let held = self.since.elapsed();
             let mut state = self.shared.lock();
-            self.shared
-                .with_host(&mut state, &self.key, |host| host.close(slot, None));
+            self.shared.with_host(&mut state, &self.key, |host| {
+                host.load.latency(held);
+                host.close(slot, None);
+            });
         }
     }
 }
@@ -337,26 +366,11 @@ impl<C: Poolable> Pool<C> {
                 let now = Instant::now();
                 let id = state.next_waiter;
                 let taken = self.shared.with_host(&mut state, key, |host| {
-                    if !fresh {
-                        if let Some(conn) = host.reuse_idle(now, &mut to_close) {
-                            return Taken::Idle(conn);
-                        }
+                    let taken = take(host, fresh, now, id, &mut to_close);
+                    if !matches!(taken, Taken::Wait(..)) {
+                        host.load.wait(now.saturating_duration_since(started));
                     }
-                    if fresh && host.at_limit() && !host.has_waiters() {
-                        // A retry that must not reuse: trade the oldest idle
-                        // connection's slot for a new connection rather than
-                        // wait behind connections nobody is using.
-                        if let Some(conn) = host.trade_oldest_idle() {
-                            to_close.push((conn, CloseReason::NotReusable));
-                            return Taken::Slot;
-                        }
-                    }
-                    if host.try_open_slot() {
-                        return Taken::Slot;
-                    }
-                    let (tx, rx) = crossbeam_channel::bounded(2);
-                    host.enqueue(Waiter { id, tx: tx.clone() });
-                    Taken::Wait(id, tx, rx)
+                    taken
                 });
                 if let Taken::Wait(..) = taken {
                     state.next_waiter += 1;
@@ -366,9 +380,9 @@ impl<C: Poolable> Pool<C> {
             // Closing may write (TLS close_notify): never under the lock.
             close_all(to_close);
             match taken {
-                Taken::Slot => return Ok(done(self.lease(key, Slot::Connecting), None)),
+                Taken::Slot => return Ok(done(self.lease(key, Slot::Connecting, started), None)),
                 Taken::Idle(conn) => {
-                    let lease = self.lease(key, Slot::Active);
+                    let lease = self.lease(key, Slot::Active, started);
                     if let Some(conn) = self.verify_idle(key, conn, Probe::Counted) {
                         return Ok(done(lease, Some(conn)));
                     }
@@ -379,6 +393,12 @@ impl<C: Poolable> Pool<C> {
                         tell();
                     }
                     let granted = self.wait(key, id, tx, rx, deadline, cancel, started)?;
+                    {
+                        let mut state = self.shared.lock();
+                        self.shared.with_host(&mut state, key, |host| {
+                            host.load.wait(started.elapsed());
+                        });
+                    }
                     let conn = match granted {
                         // A retry after a stale connection wants a new one: close
                         // the one handed over but keep its slot, so the retry
@@ -394,18 +414,19 @@ impl<C: Poolable> Pool<C> {
                         Some(_) => Slot::Active,
                         None => Slot::Connecting,
                     };
-                    return Ok(done(self.lease(key, slot), conn));
+                    return Ok(done(self.lease(key, slot, started), conn));
                 }
             }
         }
         Err(Error::new(ErrorKind::Io, "pool checkout did not settle"))
     }
 
-    fn lease(&self, key: &PoolKey, slot: Slot) -> Lease<C> {
+    fn lease(&self, key: &PoolKey, slot: Slot, since: Instant) -> Lease<C> {
         Lease {
             shared: Arc::clone(&self.shared),
             key: key.clone(),
             slot,
+            since,
         }
     }
 
@@ -467,7 +488,10 @@ impl<C: Poolable> Pool<C> {
                 let _ = tx.try_send(Grant::Cancelled);
             }) {
                 Some(hook) => Some(hook),
-                None => return Err(self.give_up(key, id, &rx, Error::cancelled(Phase::PoolWait))),
+                None => {
+                    let err = Error::cancelled(Phase::PoolWait);
+                    return Err(self.give_up(key, id, &rx, started, err));
+                }
             },
             None => {
                 drop(tx);
@@ -483,22 +507,31 @@ impl<C: Poolable> Pool<C> {
             Some(Grant::Conn(conn)) => Ok(Some(conn)),
             Some(Grant::Slot) => Ok(None),
             Some(Grant::Cancelled) => {
-                Err(self.give_up(key, id, &rx, Error::cancelled(Phase::PoolWait)))
+                Err(self.give_up(key, id, &rx, started, Error::cancelled(Phase::PoolWait)))
             }
             None => {
                 let err = Error::timeout(Phase::PoolWait, &key.authority(), started.elapsed());
-                Err(self.give_up(key, id, &rx, err))
+                Err(self.give_up(key, id, &rx, started, err))
             }
         }
     }
 
     /// Leave the wait queue. A grant already sent to us is passed on, so a
     /// waiter that gives up never strands a connection or a slot.
-    fn give_up(&self, key: &PoolKey, id: u64, rx: &Receiver<Grant<C>>, err: Error) -> Error {
+    fn give_up(
+        &self,
+        key: &PoolKey,
+        id: u64,
+        rx: &Receiver<Grant<C>>,
+        started: Instant,
+        err: Error,
+    ) -> Error {
         let still_queued = {
             let mut state = self.shared.lock();
-            self.shared
-                .with_host(&mut state, key, |host| host.leave_queue(id))
+            self.shared.with_host(&mut state, key, |host| {
+                host.load.wait(started.elapsed());
+                host.leave_queue(id)
+            })
         };
         if !still_queued {
             // Grants are sent under the lock, so it is in the channel by now.
@@ -506,9 +539,11 @@ impl<C: Poolable> Pool<C> {
                 match grant {
                     // Still active: the release passes it to the next waiter
                     // or the idle list.
-                    Grant::Conn(conn) => self.release(self.lease(key, Slot::Active), conn),
+                    Grant::Conn(conn) => {
+                        self.release(self.lease(key, Slot::Active, Instant::now()), conn);
+                    }
                     // The granter counted us as connecting; the lease undoes that.
-                    Grant::Slot => drop(self.lease(key, Slot::Connecting)),
+                    Grant::Slot => drop(self.lease(key, Slot::Connecting, Instant::now())),
                     Grant::Cancelled => {}
                 }
             }
@@ -519,6 +554,7 @@ impl<C: Poolable> Pool<C> {
     /// Give a connection back after a complete response. It goes to the
     /// longest waiter, else to the idle list, else it is closed.
     pub(crate) fn release(&self, lease: Lease<C>, mut conn: Box<C>) {
+        let since = lease.since;
         let key = lease.finish();
         let now = Instant::now();
         let cancelled = conn.detach_cancel();
@@ -528,13 +564,13 @@ impl<C: Poolable> Pool<C> {
             .max_lifetime
             .and_then(|l| conn.created().checked_add(l));
         if cancelled {
-            return self.close_slot(&key, conn, CloseReason::Cancelled);
+            return self.close_slot(&key, conn, CloseReason::Cancelled, since);
         }
         if lifetime_end.is_some_and(|end| end <= now) {
-            return self.close_slot(&key, conn, CloseReason::Lifetime);
+            return self.close_slot(&key, conn, CloseReason::Lifetime, since);
         }
         if !conn.make_idle(now) {
-            return self.close_slot(&key, conn, CloseReason::NotReusable);
+            return self.close_slot(&key, conn, CloseReason::NotReusable, since);
         }
         let expires = self.expiry(&conn, now);
         let mut evicted = None;
@@ -543,14 +579,20 @@ impl<C: Poolable> Pool<C> {
             let mut state = self.shared.lock();
             if state.closed {
                 drop(state);
-                return self.close_slot(&key, conn, CloseReason::AgentDropped);
+                return self.close_slot(&key, conn, CloseReason::AgentDropped, since);
             }
+            let seq = state.next_seq;
+            state.next_seq += 1;
             let outcome = self.shared.with_host(&mut state, &key, |host| {
                 let Some(conn) = host.hand_to_waiter(conn) else {
+                    host.load.latency(now.saturating_duration_since(since));
                     return Outcome::HandedOff;
                 };
-                match host.park(conn, now, expires) {
-                    Ok(()) => Outcome::Idle,
+                match host.park(conn, expires, seq) {
+                    Ok(()) => {
+                        host.load.latency(now.saturating_duration_since(since));
+                        Outcome::Idle
+                    }
                     Err(conn) => Outcome::Close(conn),
                 }
             });
@@ -579,19 +621,20 @@ impl<C: Poolable> Pool<C> {
                     reaper::wake(&self.shared, at);
                 }
             }
-            Outcome::Close(conn) => self.close_slot(&key, conn, CloseReason::PoolFull),
+            Outcome::Close(conn) => self.close_slot(&key, conn, CloseReason::PoolFull, since),
         }
     }
 
     /// Close a checked-out connection and free its slot.
     pub(crate) fn discard(&self, lease: Lease<C>, conn: Box<C>, reason: CloseReason) {
+        let since = lease.since;
         let key = lease.finish();
-        self.close_slot(&key, conn, reason);
+        self.close_slot(&key, conn, reason, since);
     }
 
     /// `Active` → `Closed`: close a connection whose lease has finished, then
     /// free its slot.
-    fn close_slot(&self, key: &PoolKey, conn: Box<C>, reason: CloseReason) {
+    fn close_slot(&self, key: &PoolKey, conn: Box<C>, reason: CloseReason, since: Instant) {
         log::debug!("closing connection {} to {key}: {reason}", conn.id());
         // Closed before its slot is handed on, so a connection that failed
         // or was cancelled is gone before a waiter opens another; counted
@@ -599,8 +642,10 @@ impl<C: Poolable> Pool<C> {
         // under the lock free their slot first and are closed just after
         // it is released: closing may write, never under the lock.)
         conn.close();
+        let held = since.elapsed();
         let mut state = self.shared.lock();
         self.shared.with_host(&mut state, key, |host| {
+            host.load.latency(held);
             host.close(Slot::Active, Some(reason));
         });
     }
@@ -640,7 +685,10 @@ impl<C: Poolable> Pool<C> {
             .map(|(key, h)| h.stats(key.to_string()))
             .collect();
         hosts.sort_by(|a, b| a.key.cmp(&b.key));
-        PoolStats { hosts }
+        PoolStats {
+            hosts,
+            expired: state.expired,
+        }
     }
 
     /// The agent is gone: close every idle connection, refuse new checkouts,
@@ -651,9 +699,11 @@ impl<C: Poolable> Pool<C> {
             let mut state = self.shared.lock();
             state.closed = true;
             state.idle_total = 0;
+            state.idle_order.clear();
             let mut all = Vec::new();
             for host in state.hosts.values_mut() {
                 host.close_all_idle(CloseReason::AgentDropped, &mut all);
+                host.left_idle.clear();
             }
             state.check_idle_total();
             all
@@ -678,6 +728,37 @@ enum Outcome<C> {
     HandedOff,
     Idle,
     Close(Box<C>),
+}
+
+/// One look at the host for a checkout: an idle connection, a new slot, or
+/// a place in the wait queue (under `id`).
+fn take<C: Poolable>(
+    host: &mut Host<C>,
+    fresh: bool,
+    now: Instant,
+    id: u64,
+    to_close: &mut Vec<(Box<C>, CloseReason)>,
+) -> Taken<C> {
+    if !fresh {
+        if let Some(conn) = host.reuse_idle(now, to_close) {
+            return Taken::Idle(conn);
+        }
+    }
+    if fresh && host.at_limit() && !host.has_waiters() {
+        // A retry that must not reuse: trade the oldest idle
+        // connection's slot for a new connection rather than
+        // wait behind connections nobody is using.
+        if let Some(conn) = host.trade_oldest_idle() {
+            to_close.push((conn, CloseReason::NotReusable));
+            return Taken::Slot;
+        }
+    }
+    if host.try_open_slot() {
+        return Taken::Slot;
+    }
+    let (tx, rx) = crossbeam_channel::bounded(2);
+    host.enqueue(Waiter { id, tx: tx.clone() });
+    Taken::Wait(id, tx, rx)
 }
 
 fn close_all<C: Poolable>(conns: Vec<(Box<C>, CloseReason)>) {
@@ -711,6 +792,14 @@ impl<C: Poolable> Shared<C> {
         let before = host.idle_len();
         let out = f(host);
         state.idle_total = state.idle_total + host.idle_len() - before;
+        for seq in host.left_idle.drain(..) {
+            state.idle_order.remove(&seq);
+        }
+        if let Some(seq) = host.joined_idle.take() {
+            state.idle_order.insert(seq, key.clone());
+        }
+        note_empty(host, key, &mut state.empties, &mut state.next_seq);
+        forget_empty_hosts(state);
         state.check_idle_total();
         out
     }
@@ -736,12 +825,56 @@ impl<C: Poolable> Shared<C> {
     /// `Idle` → `Closed` for the least recently used idle connection of any
     /// host (the limit over all hosts).
     fn evict_oldest(&self, state: &mut State<C>) -> Option<Box<C>> {
-        let (key, _) = state
-            .hosts
-            .iter()
-            .filter_map(|(k, h)| h.oldest_idle_since().map(|since| (k, since)))
-            .min_by_key(|(_, since)| *since)?;
+        let (&seq, key) = state.idle_order.first_key_value()?;
         let key = key.clone();
-        self.with_host(state, &key, |host| host.evict_oldest(CloseReason::PoolFull))
+        self.with_host(state, &key, |host| {
+            // A host's idle list is in `seq` order, so the pool's oldest is
+            // at the front of its host's.
+            debug_assert_eq!(host.oldest_idle_seq(), Some(seq));
+            host.evict_oldest(CloseReason::PoolFull)
+        })
+    }
+}
+
+/// Queue `host` to be forgotten if it just became empty; mark it in use
+/// again otherwise (its queue entry, if any, goes stale).
+fn note_empty<C: Poolable>(
+    host: &mut Host<C>,
+    key: &PoolKey,
+    empties: &mut VecDeque<(u64, PoolKey)>,
+    next_seq: &mut u64,
+) {
+    if !host.is_empty() {
+        host.empty_seq = None;
+    } else if host.empty_seq.is_none() {
+        host.empty_seq = Some(*next_seq);
+        empties.push_back((*next_seq, key.clone()));
+        *next_seq += 1;
+    }
+}
+
+/// Forget the longest-empty hosts beyond [`KEEP_EMPTY_HOSTS`], folding their
+/// counters into the expired totals. Each call pops at most what was pushed
+/// since the last, so the cost per pool operation is constant.
+fn forget_empty_hosts<C: Poolable>(state: &mut State<C>) {
+    while state.empties.len() > KEEP_EMPTY_HOSTS {
+        let Some((seq, key)) = state.empties.pop_front() else {
+            break;
+        };
+        let still_empty = state
+            .hosts
+            .get(&key)
+            .is_some_and(|h| h.empty_seq == Some(seq));
+        if !still_empty {
+            continue;
+        }
+        if let Some(host) = state.hosts.remove(&key) {
+            let (opened, reused, closed) = host.counters();
+            let expired = &mut state.expired;
+            expired.hosts += 1;
+            expired.opened += opened;
+            expired.reused += reused;
+            expired.closed.add_all(&closed);
+        }
     }
 }

@@ -23,10 +23,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::{Poolable, Shared};
-
-/// More host entries than this and empty ones are forgotten by the reaper.
-const KEEP_EMPTY_HOSTS: usize = 256;
+use super::{PoolKey, Poolable, Shared};
 
 /// How long the thread outlives the last registered pool, so that a program
 /// making a new agent per request reuses one thread instead of starting one
@@ -269,15 +266,16 @@ impl<C: Poolable> Reap for Shared<C> {
         let next = {
             let mut state = self.lock();
             let mut next: Option<Instant> = None;
-            for host in state.hosts.values_mut() {
-                if let Some(at) = host.expire(now, &mut expired) {
+            // Only hosts with idle connections have anything to expire: the
+            // walk costs the idle connections (at most `max_idle`), not the
+            // hosts the pool knows.
+            let keys: std::collections::HashSet<PoolKey, crate::fnv::BuildFnv> =
+                state.idle_order.values().cloned().collect();
+            for key in keys {
+                let at = self.with_host(&mut state, &key, |host| host.expire(now, &mut expired));
+                if let Some(at) = at {
                     next = Some(next.map_or(at, |n| n.min(at)));
                 }
-            }
-            state.idle_total -= expired.len();
-            state.check_idle_total();
-            if state.hosts.len() > KEEP_EMPTY_HOSTS {
-                state.hosts.retain(|_, h| !h.is_empty());
             }
             let next = match (next, leaks) {
                 (Some(a), Some(b)) => Some(a.min(b)),

@@ -1,6 +1,7 @@
 //! What the pool reports about itself.
 
 use std::fmt;
+use std::time::Duration;
 
 /// Why a connection was closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -159,9 +160,39 @@ pub struct HostStats {
     pub reused: u64,
     /// Connections closed, by reason.
     pub closed: ClosedCounts,
+    /// The host's connection limit, if it has one.
+    pub max_connections: Option<usize>,
+    /// The recent mean time checkouts waited for a connection or slot (an
+    /// exponential mean, zero waits included).
+    pub wait_mean: Duration,
+    /// The recent 95th percentile of how long a request held its slot, from
+    /// checkout to the connection's return or close (the upper bound of its
+    /// histogram bucket); `None` before the first request ended.
+    pub latency_p95: Option<Duration>,
 }
 
 impl HostStats {
+    /// The pool saturation ratio, the early warning before a proxy in front
+    /// starts answering 502: `active / max_connections × (1 + 0.3 × mean
+    /// pool wait / p95 request latency)`. 1.0 means every slot is busy and
+    /// nobody queues; above it, callers queue for slots. `None` for a host
+    /// without a connection limit. Exported as `windlass_pool_saturation_ratio`.
+    ///
+    /// ```
+    /// let agent = windlass::Agent::builder().max_connections_per_host(4).build().unwrap();
+    /// for host in agent.pool_stats().hosts() {
+    ///     println!("{} {:?}", host.key(), host.saturation());
+    /// }
+    /// ```
+    pub fn saturation(&self) -> Option<f64> {
+        super::load::saturation(
+            self.active,
+            self.max_connections,
+            self.wait_mean,
+            self.latency_p95,
+        )
+    }
+
     /// The key, as `scheme://host:port`, with ` via PROXY` or ` (unverified tls)` when they apply.
     pub fn key(&self) -> &str {
         &self.key
@@ -214,6 +245,36 @@ impl HostStats {
 pub struct PoolStats {
     /// One entry per pool key, sorted by key.
     pub hosts: Vec<HostStats>,
+    /// What hosts whose entries expired had counted. A host's entry is
+    /// dropped once it has no connection and no waiter and 256 other hosts
+    /// emptied since (so thousands of hosts cannot grow the pool without
+    /// bound); its lifetime counters are added here, so the totals
+    /// ([`opened`](PoolStats::opened), [`reused`](PoolStats::reused),
+    /// [`closed`](PoolStats::closed)) never lose them.
+    pub expired: ExpiredHosts,
+}
+
+/// The summed lifetime counters of host entries the pool has dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExpiredHosts {
+    /// Host entries dropped.
+    pub hosts: u64,
+    /// Connections they had opened.
+    pub opened: u64,
+    /// Reuses they had counted.
+    pub reused: u64,
+    /// Connections they had closed, by reason.
+    pub closed: ClosedCounts,
+}
+
+impl ClosedCounts {
+    /// Add `other`'s counts to these.
+    pub(crate) fn add_all(&mut self, other: &ClosedCounts) {
+        for &reason in CloseReason::ALL {
+            *self.get_mut(reason) += other.get(reason);
+        }
+    }
 }
 
 impl PoolStats {
@@ -242,14 +303,23 @@ impl PoolStats {
         self.hosts.iter().map(|h| h.waiting).sum()
     }
 
-    /// Connections opened over all hosts.
+    /// Connections opened over all hosts, expired entries included.
     pub fn opened(&self) -> u64 {
-        self.hosts.iter().map(|h| h.opened).sum()
+        self.expired.opened + self.hosts.iter().map(|h| h.opened).sum::<u64>()
     }
 
-    /// Reuses over all hosts.
+    /// Reuses over all hosts, expired entries included.
     pub fn reused(&self) -> u64 {
-        self.hosts.iter().map(|h| h.reused).sum()
+        self.expired.reused + self.hosts.iter().map(|h| h.reused).sum::<u64>()
+    }
+
+    /// Connections closed over all hosts, by reason, expired entries included.
+    pub fn closed(&self) -> ClosedCounts {
+        let mut all = self.expired.closed;
+        for h in &self.hosts {
+            all.add_all(&h.closed);
+        }
+        all
     }
 }
 

@@ -174,7 +174,7 @@ impl Bench {
 
     fn give_up(&self, key: &PoolKey, id: u64, rx: &Receiver<Grant<Fake>>) {
         let err = Error::new(ErrorKind::Io, "gave up");
-        self.pool.give_up(key, id, rx, err);
+        self.pool.give_up(key, id, rx, Instant::now(), err);
     }
 }
 
@@ -335,7 +335,9 @@ fn a_waiter_that_gives_up_passes_on_a_connection_it_was_granted() {
     };
     assert_eq!(conn.id, id);
     // The second waiter uses it and gives it back as usual.
-    bench.pool.release(bench.pool.lease(&k, Slot::Active), conn);
+    bench
+        .pool
+        .release(bench.pool.lease(&k, Slot::Active, Instant::now()), conn);
     assert_eq!(bench.counts(&k), [1, 0, 0, 0]);
 }
 
@@ -845,4 +847,128 @@ fn random_operations_keep_the_counts_whole() {
         bench.counters.created()
     );
     assert!(keys.iter().all(|k| bench.stats(k).open() == 0));
+}
+
+// ---------------------------------------------------------------------------
+// Many hosts: bounded state, eviction order, flat cost
+
+#[test]
+fn empty_hosts_beyond_the_keep_limit_are_forgotten_with_their_counters_kept() {
+    let bench = Bench::new(config());
+    let hosts = KEEP_EMPTY_HOSTS + 500;
+    for i in 0..hosts {
+        let (lease, conn) = bench.open(&key(&format!("h{i}")));
+        bench.pool.discard(lease, conn, CloseReason::Error);
+    }
+    let stats = bench.pool.stats();
+    assert_eq!(stats.hosts().len(), KEEP_EMPTY_HOSTS);
+    assert_eq!(stats.expired.hosts, 500);
+    assert_eq!(stats.opened(), hosts as u64);
+    assert_eq!(stats.closed().get(CloseReason::Error), hosts as u64);
+    // The newest empty hosts are the ones kept.
+    assert!(stats
+        .host(&key(&format!("h{}", hosts - 1)).to_string())
+        .is_some());
+    assert!(stats.host(&key("h0").to_string()).is_none());
+}
+
+#[test]
+fn a_host_with_an_idle_connection_or_a_checkout_is_never_forgotten() {
+    let bench = Bench::new(config());
+    let (lease, conn) = bench.open(&key("busy"));
+    let (idle_lease, idle_conn) = bench.open(&key("idle"));
+    bench.pool.release(idle_lease, idle_conn);
+    for i in 0..(KEEP_EMPTY_HOSTS * 3) {
+        let (l, c) = bench.open(&key(&format!("h{i}")));
+        bench.pool.discard(l, c, CloseReason::Error);
+    }
+    assert_eq!(bench.counts(&key("busy")), [0, 1, 0, 0]);
+    assert_eq!(bench.counts(&key("idle")), [1, 0, 0, 0]);
+    bench.pool.release(lease, conn);
+    let checkout = bench
+        .pool
+        .checkout(&key("idle"), false, no_wait(), None)
+        .unwrap();
+    assert!(
+        checkout.conn.is_some(),
+        "the idle connection is still there"
+    );
+}
+
+#[test]
+fn idle_connections_beyond_max_idle_are_evicted_oldest_first_across_hosts() {
+    let bench = Bench::new(PoolConfig {
+        max_idle: 3,
+        ..config()
+    });
+    let mut ids = Vec::new();
+    for host in ["a", "b", "c", "d", "e"] {
+        let (lease, conn) = bench.open(&key(host));
+        ids.push(conn.id());
+        bench.pool.release(lease, conn);
+    }
+    // a, b, c fill the pool; d evicts a, e evicts b.
+    assert_eq!(bench.counters.closed(), vec![ids[0], ids[1]]);
+    assert_eq!(bench.counts(&key("a")), [0, 0, 0, 0]);
+    assert_eq!(bench.counts(&key("c")), [1, 0, 0, 0]);
+    // A reused connection goes to the back of the order: the next eviction
+    // takes d, not c.
+    let checkout = bench
+        .pool
+        .checkout(&key("c"), false, no_wait(), None)
+        .unwrap();
+    bench.pool.release(checkout.lease, checkout.conn.unwrap());
+    let (lease, conn) = bench.open(&key("f"));
+    bench.pool.release(lease, conn);
+    assert_eq!(bench.counters.closed(), vec![ids[0], ids[1], ids[3]]);
+    assert_eq!(bench.counts(&key("c")), [1, 0, 0, 0]);
+    assert_eq!(bench.pool.stats().idle(), 3);
+}
+
+/// Time per checkout + release over `hosts` distinct keys, with the pool
+/// holding at most `max_idle` idle connections; plus one `stats()` call.
+fn cost_per_request(hosts: usize, rounds: usize) -> (Duration, Duration) {
+    let bench = Bench::new(PoolConfig {
+        max_idle: 100,
+        idle_timeout: Some(Duration::from_secs(60)),
+        ..config()
+    });
+    let keys: Vec<PoolKey> = (0..hosts).map(|i| key(&format!("h{i}"))).collect();
+    let started = Instant::now();
+    let mut n = 0u32;
+    for _ in 0..rounds {
+        for k in &keys {
+            let checkout = bench.pool.checkout(k, false, no_wait(), None).unwrap();
+            let mut lease = checkout.lease;
+            let conn = checkout.conn.unwrap_or_else(|| {
+                lease.connected();
+                bench.fake()
+            });
+            bench.pool.release(lease, conn);
+            n += 1;
+        }
+    }
+    let per_request = started.elapsed() / n;
+    let started = Instant::now();
+    let stats = bench.pool.stats();
+    let stats_cost = started.elapsed();
+    assert!(stats.hosts().len() <= 100 + KEEP_EMPTY_HOSTS);
+    assert_eq!(stats.idle(), hosts.min(100));
+    (per_request, stats_cost)
+}
+
+#[test]
+fn pool_cost_per_request_stays_flat_from_ten_to_ten_thousand_hosts() {
+    // Warm the allocator and caches first.
+    cost_per_request(100, 10);
+    let (at_10, stats_10) = cost_per_request(10, 2000);
+    let (at_1k, stats_1k) = cost_per_request(1_000, 20);
+    let (at_10k, stats_10k) = cost_per_request(10_000, 2);
+    eprintln!(
+        "pool checkout+release per request: 10 hosts {at_10:?}, 1,000 hosts {at_1k:?}, \
+         10,000 hosts {at_10k:?}; stats(): {stats_10:?}, {stats_1k:?}, {stats_10k:?}"
+    );
+    // Flat, with room for a loaded machine: a walk over every host per
+    // request would make the last a thousand times the first.
+    assert!(at_10k < at_10 * 20, "{at_10:?} -> {at_10k:?}");
 }
