@@ -324,7 +324,13 @@ impl ProxyConfig {
                      (danger_accept_invalid_proxy_certs)"
                 );
             }
-            self.tls = Some(crate::tls::build_config(&settings)?);
+            // The TLS module names its own setting; say which one was used.
+            let config = crate::tls::build_config(&settings).map_err(|e| {
+                let message = e.to_string();
+                let message = message.replace("add_root_certificate", "proxy_root_certificate");
+                Error::with_source(ErrorKind::InvalidConfig, message, e)
+            })?;
+            self.tls = Some(config);
         }
         Ok(())
     }
@@ -470,6 +476,20 @@ mod tests {
         assert_eq!(
             key("socks5h://u:secret@p:1").to_string(),
             "https://origin.example:443 via socks5h://p:1"
+        );
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn a_bad_proxy_root_certificate_fails_the_build_naming_the_setting() {
+        let err = crate::Agent::builder()
+            .proxy_root_certificate(b"not a pem")
+            .build()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+        assert!(
+            err.to_string().starts_with("proxy_root_certificate: "),
+            "{err}"
         );
     }
 
