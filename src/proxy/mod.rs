@@ -166,6 +166,23 @@ impl Proxy {
         })
     }
 
+    /// Use these credentials with the proxy, replacing any in its URL
+    /// (curl's `--proxy-user`): Basic auth for HTTP proxies, RFC 1929 for
+    /// SOCKS5, the user id for SOCKS4.
+    ///
+    /// ```
+    /// let proxy = windlass::Proxy::new("socks5h://127.0.0.1:1080")
+    ///     .unwrap()
+    ///     .credentials("user", "secret");
+    /// # drop(proxy);
+    /// ```
+    #[must_use]
+    pub fn credentials(mut self, user: &str, password: &str) -> Proxy {
+        self.auth = Some(crate::request::basic_auth_value(user, password));
+        self.user = Some((user.to_string(), password.to_string()));
+        self
+    }
+
     /// What kind of proxy this is.
     pub fn kind(&self) -> ProxyKind {
         self.kind
@@ -448,6 +465,10 @@ mod tests {
         assert_eq!(p.user, Some(("us@er".into(), "p:ss".into())));
         assert!(!format!("{p:?} {p}").contains("p:ss"));
         assert_ne!(p, Proxy::new("socks5://us%40er:other@h:1").unwrap());
+        let given = Proxy::new("socks5://h:1")
+            .unwrap()
+            .credentials("us@er", "p:ss");
+        assert_eq!(given, p);
         let err = Proxy::new("ftp://u:secret@h").unwrap_err();
         assert!(!err.to_string().contains("secret"), "{err}");
     }
