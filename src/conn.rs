@@ -498,13 +498,15 @@ impl Conn {
     /// than the response framing said.
     #[cfg(feature = "tls")]
     fn tls_has_unread_data(&mut self) -> bool {
-        match self.tls.as_mut() {
-            None => false,
-            Some(tls) => match tls.process_new_packets() {
+        // Through an https proxy, bytes the proxy's session decrypted but the
+        // origin's has not taken yet count too.
+        [self.outer.as_mut(), self.tls.as_mut()]
+            .into_iter()
+            .flatten()
+            .any(|tls| match tls.process_new_packets() {
                 Ok(state) => state.plaintext_bytes_to_read() > 0 || state.peer_has_closed(),
                 Err(_) => true,
-            },
-        }
+            })
     }
 
     #[cfg(not(feature = "tls"))]

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Reply, Server};
+use common::Server;
 use windlass::{ErrorKind, Proxy, ProxyStatus};
 
 fn tinyproxy() -> Option<Proxy> {
@@ -29,7 +29,7 @@ fn an_https_request_tunnels_through_tinyproxy_to_a_rustls_server() {
         return;
     };
     let origin = Server::serve_tls(common::pki().valid.clone(), |req| {
-        Reply::keep(common::ok(&format!("secure {}", req.target)))
+        common::Reply::keep(common::ok(&format!("secure {}", req.target)))
     });
     let agent = common::builder()
         .proxy(proxy)

@@ -39,6 +39,15 @@ pub struct ProxyArgs {
     #[arg(long = "proxy-cacert", value_name = "FILE", help_heading = "Proxy")]
     pub proxy_cacert: Option<PathBuf>,
 
+    /// Credentials for the proxy, USER:PASSWORD (replacing any in its URL)
+    #[arg(
+        short = 'U',
+        long = "proxy-user",
+        value_name = "USER:PASSWORD",
+        help_heading = "Proxy"
+    )]
+    pub proxy_user: Option<String>,
+
     /// Do not verify an https:// proxy's certificate (dangerous; prints a warning)
     #[arg(long = "proxy-insecure", help_heading = "Proxy")]
     pub proxy_insecure: bool,
@@ -61,7 +70,12 @@ pub fn apply(
     .find_map(|(scheme, v)| v.as_ref().map(|hp| format!("{scheme}://{hp}")));
     let chosen = socks.or_else(|| proxy.map(str::to_string));
     if let Some(url) = &chosen {
-        b = b.proxy(Proxy::new(url)?);
+        let mut proxy = Proxy::new(url)?;
+        if let Some(creds) = &args.proxy_user {
+            let (user, password) = creds.split_once(':').unwrap_or((creds.as_str(), ""));
+            proxy = proxy.credentials(user, password);
+        }
+        b = b.proxy(proxy);
     }
     let env_list = || {
         ["no_proxy", "NO_PROXY"]

@@ -114,3 +114,25 @@ fn socks5_hostname_lets_the_proxy_resolve_the_name() {
     assert_eq!(&name[14..], &81u16.to_be_bytes());
     proxy.join().unwrap();
 }
+
+#[test]
+fn proxy_user_sends_basic_credentials_to_the_proxy() {
+    let proxy = TestServer::start(|_| ok(b"authed"));
+    let out = windlass(
+        &[
+            "-x",
+            &proxy.url(""),
+            "-U",
+            "al:s3cret",
+            "http://origin.invalid/",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let head = proxy.next_request();
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("proxy-authorization: basic yww6cznjcmv0\r\n"),
+        "{head}"
+    );
+}

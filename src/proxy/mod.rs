@@ -166,6 +166,23 @@ impl Proxy {
         })
     }
 
+    /// Use these credentials with the proxy, replacing any in its URL
+    /// (curl's `--proxy-user`): Basic auth for HTTP proxies, RFC 1929 for
+    /// SOCKS5, the user id for SOCKS4.
+    ///
+    /// ```
+    /// let proxy = windlass::Proxy::new("socks5h://127.0.0.1:1080")
+    ///     .unwrap()
+    ///     .credentials("user", "secret");
+    /// # drop(proxy);
+    /// ```
+    #[must_use]
+    pub fn credentials(mut self, user: &str, password: &str) -> Proxy {
+        self.auth = Some(crate::request::basic_auth_value(user, password));
+        self.user = Some((user.to_string(), password.to_string()));
+        self
+    }
+
     /// What kind of proxy this is.
     pub fn kind(&self) -> ProxyKind {
         self.kind
@@ -324,7 +341,13 @@ impl ProxyConfig {
                      (danger_accept_invalid_proxy_certs)"
                 );
             }
-            self.tls = Some(crate::tls::build_config(&settings)?);
+            // The TLS module names its own setting; say which one was used.
+            let config = crate::tls::build_config(&settings).map_err(|e| {
+                let message = e.to_string();
+                let message = message.replace("add_root_certificate", "proxy_root_certificate");
+                Error::with_source(ErrorKind::InvalidConfig, message, e)
+            })?;
+            self.tls = Some(config);
         }
         Ok(())
     }
@@ -442,6 +465,10 @@ mod tests {
         assert_eq!(p.user, Some(("us@er".into(), "p:ss".into())));
         assert!(!format!("{p:?} {p}").contains("p:ss"));
         assert_ne!(p, Proxy::new("socks5://us%40er:other@h:1").unwrap());
+        let given = Proxy::new("socks5://h:1")
+            .unwrap()
+            .credentials("us@er", "p:ss");
+        assert_eq!(given, p);
         let err = Proxy::new("ftp://u:secret@h").unwrap_err();
         assert!(!err.to_string().contains("secret"), "{err}");
     }
@@ -470,6 +497,20 @@ mod tests {
         assert_eq!(
             key("socks5h://u:secret@p:1").to_string(),
             "https://origin.example:443 via socks5h://p:1"
+        );
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn a_bad_proxy_root_certificate_fails_the_build_naming_the_setting() {
+        let err = crate::Agent::builder()
+            .proxy_root_certificate(b"not a pem")
+            .build()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+        assert!(
+            err.to_string().starts_with("proxy_root_certificate: "),
+            "{err}"
         );
     }
 
