@@ -9,6 +9,7 @@ mod client;
 mod exit;
 mod fetch;
 mod progress;
+mod soak;
 mod trace;
 mod transfer;
 
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Some(Command::Bench(args)) => bench::run(args, &token),
         Some(Command::Fetch(args)) => fetch::run(args, &token),
+        Some(Command::Soak(args)) => soak::run(args, &token),
         None => transfer::run(&cli.transfer, &token),
     };
     match result {
