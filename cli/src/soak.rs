@@ -14,10 +14,10 @@
 //!
 //! It exits non-zero when one of these fails.
 
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -27,6 +27,12 @@ use windlass::{Agent, CancelToken, ErrorKind};
 use windlass_loopback::chaos::{body_for, ChaosConfig, ChaosServer, Fault};
 
 use crate::exit::{self, Failure};
+
+mod cancel;
+mod system;
+
+use cancel::{canceller, Cancel};
+use system::{client_sockets, fds, rss_kib, threads};
 
 /// `windlass soak`.
 #[derive(Args, Debug)]
@@ -136,97 +142,6 @@ impl Tally {
         self.corrupt += other.corrupt;
         self.cancel_latencies.extend(other.cancel_latencies);
     }
-}
-
-/// A cancel to fire from the canceller thread at `due`.
-struct Cancel {
-    due: Instant,
-    token: CancelToken,
-    /// When it was fired (nanoseconds since `epoch`), 0 until then.
-    fired: Arc<AtomicU64>,
-}
-
-impl PartialEq for Cancel {
-    fn eq(&self, other: &Self) -> bool {
-        self.due == other.due
-    }
-}
-impl Eq for Cancel {}
-impl PartialOrd for Cancel {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Cancel {
-    /// Earliest due first out of the max-heap.
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        other.due.cmp(&self.due)
-    }
-}
-
-/// Fires cancels at their due times until the sender side is dropped.
-fn canceller(rx: &Receiver<Cancel>, epoch: Instant) {
-    let mut heap = BinaryHeap::new();
-    loop {
-        let now = Instant::now();
-        while heap.peek().is_some_and(|c: &Cancel| c.due <= now) {
-            let c = heap.pop().expect("peeked");
-            let at = u64::try_from(Instant::now().duration_since(epoch).as_nanos()).unwrap_or(1);
-            c.fired.store(at.max(1), Ordering::SeqCst);
-            c.token.cancel();
-        }
-        let got = match heap.peek() {
-            Some(next) => rx.recv_timeout(next.due.saturating_duration_since(now)),
-            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-        };
-        match got {
-            Ok(c) => heap.push(c),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return,
-        }
-    }
-}
-
-/// Process counters read from /proc (Linux); zero elsewhere.
-fn threads() -> usize {
-    std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
-}
-
-fn fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
-}
-
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// Client sockets to `ports` the kernel has not closed (established,
-/// connecting, or closed by the server but not yet by us).
-fn client_sockets(ports: &[u16]) -> usize {
-    let mut n = 0;
-    for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        for line in text.lines().skip(1) {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            let (Some(remote), Some(state)) = (cols.get(2), cols.get(3)) else {
-                continue;
-            };
-            let port = remote
-                .rsplit(':')
-                .next()
-                .and_then(|p| u16::from_str_radix(p, 16).ok());
-            let open = matches!(*state, "01" | "02" | "08");
-            if open && port.is_some_and(|p| ports.contains(&p)) {
-                n += 1;
-            }
-        }
-    }
-    n
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
