@@ -69,6 +69,16 @@ impl Resolver for AllLocal {
     }
 }
 
+/// The resident set, from /proc (0 where there is none).
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// A port on 127.0.0.1 nothing listens on (bound, then let go).
 fn closed_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -95,9 +105,11 @@ fn refused_hosts_leave_bounded_pool_buckets_and_metrics_with_a_flat_heap() {
         .unwrap();
     let hosts = refused_host_count();
     let mut heap_at_half = 0;
+    let mut rss_at_half = 0;
     for i in 0..hosts {
         if i == hosts / 2 {
             heap_at_half = live_heap();
+            rss_at_half = rss_kib();
         }
         let err = agent
             .get(format!("http://h{i}.test:{port}/"))
@@ -125,7 +137,9 @@ fn refused_hosts_leave_bounded_pool_buckets_and_metrics_with_a_flat_heap() {
     let growth = heap_at_end - heap_at_half;
     eprintln!(
         "{hosts} refused hosts: live heap {heap_at_half} B at half, {heap_at_end} B at end \
-         ({growth:+} B); {} pool entries, {} B of Prometheus text",
+         ({growth:+} B); RSS {rss_at_half} KiB at half, {} KiB at end; {} pool entries, \
+         {} B of Prometheus text",
+        rss_kib(),
         stats.hosts().len(),
         text.len()
     );

@@ -220,3 +220,26 @@ fn thread_names() -> Vec<String> {
         .map(|name| name.trim().to_string())
         .collect()
 }
+
+#[test]
+fn a_per_connection_fault_applies_to_every_request_on_that_connection() {
+    let _one = serial();
+    let server = ChaosServer::start(ChaosConfig {
+        mix: vec![(Fault::ServiceUnavailable, 1)],
+        per_connection: true,
+        ..ChaosConfig::default()
+    })
+    .unwrap();
+    let agent = common::agent();
+    for i in 0..5 {
+        let url = format!("http://{}/busy/{i}", server.addr());
+        assert_eq!(fetch(&agent, &url).unwrap(), (503, Vec::new()));
+    }
+    // One connection, picked once, served every request.
+    assert_eq!(agent.pool_stats().opened(), 1);
+    assert_eq!(server.served(), vec![(Fault::ServiceUnavailable, 5)]);
+    // A new mix applies to new connections only.
+    server.set_mix(vec![(Fault::Valid, 1)]);
+    let url = format!("http://{}/still-busy", server.addr());
+    assert_eq!(fetch(&agent, &url).unwrap().0, 503);
+}

@@ -35,6 +35,7 @@ impl Cli {
         match &self.command {
             Some(Command::Bench(b)) => b.client.verbose,
             Some(Command::Fetch(f)) => f.client.verbose,
+            Some(Command::Soak(s)) => s.verbose,
             None => self.transfer.client.verbose,
         }
     }
@@ -48,6 +49,8 @@ pub enum Command {
     /// Download many URLs in parallel, each into its own file
     #[command(after_help = exit::HELP)]
     Fetch(FetchArgs),
+    /// Soak one agent against chaos servers on 127.0.0.1 and check it leaks nothing
+    Soak(crate::soak::SoakArgs),
 }
 
 /// Options every command shares: how to connect and what to send.

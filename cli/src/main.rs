@@ -10,6 +10,7 @@ mod exit;
 mod fetch;
 mod progress;
 mod proxy;
+mod soak;
 mod trace;
 mod transfer;
 
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Some(Command::Bench(args)) => bench::run(args, &token),
         Some(Command::Fetch(args)) => fetch::run(args, &token),
+        Some(Command::Soak(args)) => soak::run(args, &token),
         None => transfer::run(&cli.transfer, &token),
     };
     match result {

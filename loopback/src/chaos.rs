@@ -161,6 +161,9 @@ pub fn body_for(target: &str, size: usize) -> Vec<u8> {
     body
 }
 
+/// Connection threads with a handle on their sockets, to shut them on drop.
+type ConnThreads = Mutex<Vec<(TcpStream, JoinHandle<()>)>>;
+
 /// What the threads share.
 struct Shared {
     mix: Mutex<Vec<(Fault, u32)>>,
@@ -176,7 +179,7 @@ pub struct ChaosServer {
     ca_pem: Option<String>,
     shared: Arc<Shared>,
     accept: Option<JoinHandle<()>>,
-    conns: Arc<Mutex<Vec<(TcpStream, JoinHandle<()>)>>>,
+    conns: Arc<ConnThreads>,
 }
 
 impl ChaosServer {
@@ -251,7 +254,7 @@ impl Drop for ChaosServer {
 fn accept_loop(
     listener: &TcpListener,
     shared: &Arc<Shared>,
-    conns: &Mutex<Vec<(TcpStream, JoinHandle<()>)>>,
+    conns: &ConnThreads,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) {
     loop {

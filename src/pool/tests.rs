@@ -926,8 +926,9 @@ fn idle_connections_beyond_max_idle_are_evicted_oldest_first_across_hosts() {
 }
 
 /// Time per checkout + release over `hosts` distinct keys, with the pool
-/// holding at most `max_idle` idle connections; plus one `stats()` call.
-fn cost_per_request(hosts: usize, rounds: usize) -> (Duration, Duration) {
+/// holding at most `max_idle` idle connections; then one `stats()` call and
+/// one reaper pass.
+fn cost_per_request(hosts: usize, rounds: usize) -> (Duration, Duration, Duration) {
     let bench = Bench::new(PoolConfig {
         max_idle: 100,
         idle_timeout: Some(Duration::from_secs(60)),
@@ -954,19 +955,24 @@ fn cost_per_request(hosts: usize, rounds: usize) -> (Duration, Duration) {
     let stats_cost = started.elapsed();
     assert!(stats.hosts().len() <= 100 + KEEP_EMPTY_HOSTS);
     assert_eq!(stats.idle(), hosts.min(100));
-    (per_request, stats_cost)
+    let started = Instant::now();
+    let next = super::reaper::Reap::reap(&*bench.pool.shared);
+    let reap_cost = started.elapsed();
+    assert!(next.is_some(), "idle connections are left to expire");
+    (per_request, stats_cost, reap_cost)
 }
 
 #[test]
 fn pool_cost_per_request_stays_flat_from_ten_to_ten_thousand_hosts() {
     // Warm the allocator and caches first.
     cost_per_request(100, 10);
-    let (at_10, stats_10) = cost_per_request(10, 2000);
-    let (at_1k, stats_1k) = cost_per_request(1_000, 20);
-    let (at_10k, stats_10k) = cost_per_request(10_000, 2);
+    let (at_10, stats_10, reap_10) = cost_per_request(10, 2000);
+    let (at_1k, stats_1k, reap_1k) = cost_per_request(1_000, 20);
+    let (at_10k, stats_10k, reap_10k) = cost_per_request(10_000, 2);
     eprintln!(
         "pool checkout+release per request: 10 hosts {at_10:?}, 1,000 hosts {at_1k:?}, \
-         10,000 hosts {at_10k:?}; stats(): {stats_10:?}, {stats_1k:?}, {stats_10k:?}"
+         10,000 hosts {at_10k:?}; stats(): {stats_10:?}, {stats_1k:?}, {stats_10k:?}; \
+         one reaper pass: {reap_10:?}, {reap_1k:?}, {reap_10k:?}"
     );
     // Flat, with room for a loaded machine: a walk over every host per
     // request would make the last a thousand times the first.
