@@ -962,8 +962,11 @@ fn cost_per_request(hosts: usize, rounds: usize) -> (Duration, Duration, Duratio
     (per_request, stats_cost, reap_cost)
 }
 
+/// Bounded state at 10, 1,000 and 10,000 hosts (asserted inside
+/// `cost_per_request`). The costs are printed for the record, never asserted:
+/// timing belongs in benchmarks, not in tests.
 #[test]
-fn pool_cost_per_request_stays_flat_from_ten_to_ten_thousand_hosts() {
+fn pool_state_stays_bounded_from_ten_to_ten_thousand_hosts() {
     // Warm the allocator and caches first.
     cost_per_request(100, 10);
     let (at_10, stats_10, reap_10) = cost_per_request(10, 2000);
@@ -974,7 +977,4 @@ fn pool_cost_per_request_stays_flat_from_ten_to_ten_thousand_hosts() {
          10,000 hosts {at_10k:?}; stats(): {stats_10:?}, {stats_1k:?}, {stats_10k:?}; \
          one reaper pass: {reap_10:?}, {reap_1k:?}, {reap_10k:?}"
     );
-    // Flat, with room for a loaded machine: a walk over every host per
-    // request would make the last a thousand times the first.
-    assert!(at_10k < at_10 * 20, "{at_10:?} -> {at_10k:?}");
 }
