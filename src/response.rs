@@ -1,6 +1,6 @@
 //! `Response`: status, headers, final URL, timings, and the body with helpers.
 
-use http::{HeaderMap, StatusCode, Version};
+use http::{HeaderMap, HeaderValue, StatusCode, Version};
 use url::Url;
 
 use crate::body::Body;
@@ -21,6 +21,8 @@ pub struct Response {
     pub(crate) timings: Timings,
     pub(crate) body: Body,
     pub(crate) body_limit: u64,
+    /// The header names as the server spelled them, in wire order.
+    pub(crate) raw_names: crate::http1::RawHeaderNames,
 }
 
 impl std::fmt::Debug for Response {
@@ -53,6 +55,14 @@ impl Response {
     /// The first value of a header, if present and valid UTF-8.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Every header in the order the server sent them, each name spelled as
+    /// the server spelled it (`X-Request-ID`, where
+    /// [`headers`](Response::headers) has `x-request-id`): for showing a
+    /// response as it came, the way curl's `-i` does.
+    pub fn headers_as_sent(&self) -> Vec<(&str, &HeaderValue)> {
+        self.raw_names.pair_with(&self.headers)
     }
 
     /// The URL that answered, after any redirects (without credentials).

@@ -105,6 +105,8 @@ fn follow(inner: &AgentInner, mut req: Request) -> Result<Response, Error> {
             let keep: Vec<http::HeaderName> = keep.iter().chain(keep_here).cloned().collect();
             redirect::strip_for_new_origin(&mut req.headers, !to_get, &keep);
         }
+        // An explicit request target was for the URL the caller named.
+        req.overrides.form.target = None;
         log::debug!("following redirect to {}", crate::error::redacted(&url));
         inner.metrics.redirect();
         req.url = url;
@@ -346,15 +348,24 @@ fn final_head(
         limit.deadline = limit.deadline.min(grace);
     }
     let mut got_bytes = false;
+    let mut closing = false;
     for _ in 0..=MAX_INFORMATIONAL {
         let reading = &mut conn.reading(&limit);
-        let head = http1::read_head(reading, inner.config.max_head_size, &mut got_bytes)
+        let mut head = http1::read_head(reading, inner.config.max_head_size, &mut got_bytes)
             .map_err(|e| (e, got_bytes))?;
         inner.metrics.received(head.size as u64);
+        ex.emit(Event::ResponseHead {
+            status: head.status,
+            version: head.version,
+            headers: &head.headers,
+            raw_names: &head.raw_names,
+        });
         if !head.status.is_informational() || head.status == StatusCode::SWITCHING_PROTOCOLS {
+            head.closed_by_informational = closing;
             ex.emit(Event::FirstByte);
             return Ok(head);
         }
+        closing |= http1::says_close(&head.headers);
     }
     let err = Error::protocol(format!(
         "more than {MAX_INFORMATIONAL} informational (1xx) responses"
@@ -373,8 +384,10 @@ fn hand_over(
     framing: Framing,
     reusable: bool,
 ) -> Response {
-    let reusable =
-        reusable && head.status != StatusCode::SWITCHING_PROTOCOLS && !request_closes(&req.headers);
+    let reusable = reusable
+        && head.status != StatusCode::SWITCHING_PROTOCOLS
+        && !request_closes(&req.headers)
+        && !req.overrides.form.http10;
     on.conn.info.server_keep_alive = http1::keep_alive_timeout(&head.headers);
     log::trace!(
         "{} {} (called at {}) -> {} {:?}",
@@ -419,6 +432,7 @@ fn hand_over(
         timings,
         body: Body::new(raw, encoding),
         body_limit: inner.config.body_limit,
+        raw_names: head.raw_names,
     }
 }
 
@@ -511,7 +525,12 @@ fn write_request(
     let via_proxy = inner.config.proxy.is_some() && req.url.scheme() == "http";
     let mut out = std::mem::take(&mut conn.wbuf);
     out.clear();
-    http1::put_request_line(&mut out, &req.method, http1::target(&req.url, via_proxy));
+    http1::put_request_line_as(
+        &mut out,
+        &req.method,
+        http1::target(&req.url, via_proxy),
+        &req.overrides.form,
+    );
     let headers = &req.headers;
     if !headers.contains_key(HOST) {
         let host = req.url.host_str().unwrap_or("");
@@ -569,6 +588,7 @@ fn write_request(
                 http1::put_header(&mut out, "content-length", b"0");
             }
             out.extend_from_slice(b"\r\n");
+            ex.emit(Event::RequestHead { head: &out });
             req.body = SendBody::Empty;
             let sent = conn.write_all(&out, limit);
             head_written();
@@ -577,6 +597,7 @@ fn write_request(
         SendBody::Bytes(bytes) => {
             http1::put_header_number(&mut out, "content-length", bytes.len() as u64);
             out.extend_from_slice(b"\r\n");
+            ex.emit(Event::RequestHead { head: &out });
             let result = if bytes.len() <= COALESCE_BODY {
                 out.extend_from_slice(&bytes);
                 let sent = conn.write_all(&out, limit);
@@ -594,9 +615,16 @@ fn write_request(
         SendBody::Reader(mut reader, length) => {
             match length {
                 Some(n) => http1::put_header_number(&mut out, "content-length", n),
+                None if req.overrides.form.http10 => {
+                    return Err(WriteFailure::Body(Error::new(
+                        ErrorKind::InvalidConfig,
+                        "an HTTP/1.0 request body needs a known length (no chunked coding)",
+                    )))
+                }
                 None => http1::put_header(&mut out, "transfer-encoding", b"chunked"),
             }
             out.extend_from_slice(b"\r\n");
+            ex.emit(Event::RequestHead { head: &out });
             conn.write_all(&out, limit)
                 .map_err(WriteFailure::conn)
                 .inspect(|()| head_written())

@@ -20,6 +20,46 @@ pub(crate) struct Head {
     pub headers: HeaderMap,
     /// Bytes the head took on the wire.
     pub size: usize,
+    /// The header names as the server spelled them, in wire order.
+    pub raw_names: RawHeaderNames,
+    /// An informational (1xx) head before this one said `Connection: close`:
+    /// the server means to close after this exchange, so the connection is
+    /// not pooled whatever the final head says.
+    pub closed_by_informational: bool,
+}
+
+/// The header names of a response head as they came on the wire, in order,
+/// kept beside the [`HeaderMap`] (which lowercases them) for callers that show
+/// a response the way the server sent it, as curl's `-i` does.
+///
+/// Stored as one string, so keeping them costs one allocation per response.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawHeaderNames(String);
+
+impl RawHeaderNames {
+    /// Each name as sent, in wire order (a repeated name appears each time).
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        // Names cannot hold a newline (httparse allows only tokens).
+        self.0.split('\n').filter(|n| !n.is_empty())
+    }
+
+    /// Each header of `headers` (the map parsed from the same head) in wire
+    /// order, with its name spelled as sent.
+    pub fn pair_with<'h>(&'h self, headers: &'h HeaderMap) -> Vec<(&'h str, &'h HeaderValue)> {
+        let names: Vec<&str> = self.iter().collect();
+        let mut out = Vec::with_capacity(names.len());
+        for (i, name) in names.iter().enumerate() {
+            // The k-th time a name appears is its k-th value in the map.
+            let k = names[..i]
+                .iter()
+                .filter(|n| n.eq_ignore_ascii_case(name))
+                .count();
+            if let Some(value) = headers.get_all(*name).iter().nth(k) {
+                out.push((*name, value));
+            }
+        }
+        out
+    }
 }
 
 /// Read one response head (possibly a 1xx). `got_bytes` is set as soon as any
@@ -78,7 +118,11 @@ pub(crate) fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, Error> {
     // httparse's defaults refuse white space between a header name and its
     // colon (RFC 9112 §5.1): `Transfer-Encoding : chunked` is how a smuggled
     // message hides its framing from one parser and not another.
+    //
+    // Several spaces between the version and the status code are accepted,
+    // as curl and Go accept them: some embedded servers pad the status line.
     let used = match httparse::ParserConfig::default()
+        .allow_multiple_spaces_in_response_status_delimiters(true)
         .parse_response_with_uninit_headers(&mut resp, buf, &mut raw)
     {
         Ok(httparse::Status::Complete(n)) => n,
@@ -104,7 +148,13 @@ pub(crate) fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, Error> {
         _ => Version::HTTP_11,
     };
     let mut headers = HeaderMap::with_capacity(resp.headers.len());
+    let names_len: usize = resp.headers.iter().map(|h| h.name.len() + 1).sum();
+    let mut raw_names = String::with_capacity(names_len);
     for h in resp.headers.iter() {
+        if !raw_names.is_empty() {
+            raw_names.push('\n');
+        }
+        raw_names.push_str(h.name);
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| Error::protocol(format!("invalid header name {:?}", h.name)))?;
         let value = HeaderValue::from_bytes(h.value)
@@ -117,6 +167,8 @@ pub(crate) fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, Error> {
             version,
             headers,
             size: used,
+            raw_names: RawHeaderNames(raw_names),
+            closed_by_informational: false,
         },
         used,
     )))
