@@ -72,6 +72,9 @@ fn follow(inner: &AgentInner, mut req: Request) -> Result<Response, Error> {
         let Next::Follow { mut url, to_get } = next else {
             return Ok(resp);
         };
+        let to_get = to_get
+            && !(req.method == Method::POST
+                && req.overrides.form.keep_post.contains(&resp.status.as_u16()));
         // Credentials in a Location are neither used nor kept: they would
         // reach a proxy in the request line and show in `Response::url()`.
         let _ = url.set_username("");
@@ -553,13 +556,16 @@ fn write_request(
         }
         http1::put_header(&mut out, name.as_str(), value.as_bytes());
     }
-    if !headers.contains_key(USER_AGENT) {
+    if !headers.contains_key(USER_AGENT) && req.overrides.form.writes_default(&USER_AGENT) {
         http1::put_header(&mut out, "user-agent", inner.config.user_agent.as_bytes());
     }
-    if !headers.contains_key(ACCEPT) {
+    if !headers.contains_key(ACCEPT) && req.overrides.form.writes_default(&ACCEPT) {
         http1::put_header(&mut out, "accept", b"*/*");
     }
-    if inner.config.decompress && !headers.contains_key(ACCEPT_ENCODING) {
+    if inner.config.decompress
+        && !headers.contains_key(ACCEPT_ENCODING)
+        && req.overrides.form.writes_default(&ACCEPT_ENCODING)
+    {
         http1::put_header(&mut out, "accept-encoding", b"gzip, deflate");
     }
     if via_proxy && !headers.contains_key(PROXY_AUTHORIZATION) {

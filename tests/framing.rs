@@ -845,3 +845,19 @@ fn a_request_target_with_a_space_or_a_line_break_is_refused_before_sending() {
     }
     assert_eq!(server.accepted(), 0);
 }
+
+#[test]
+fn default_headers_can_be_left_out() {
+    let server = Server::fixed("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    let resp = common::agent()
+        .get(server.url("/"))
+        .without_default_header(windlass::http::header::ACCEPT)
+        .without_default_header(windlass::http::header::USER_AGENT)
+        .call()
+        .unwrap();
+    assert_eq!(resp.text().unwrap(), "ok");
+    let req = server.request();
+    assert_eq!(req.header("accept"), None);
+    assert_eq!(req.header("user-agent"), None);
+    assert_eq!(req.header("accept-encoding"), Some("gzip, deflate"));
+}

@@ -614,3 +614,19 @@ fn a_request_target_applies_to_the_first_hop_only() {
     assert_eq!(server.request().target, "/x/../start");
     assert_eq!(server.request().target, "/end");
 }
+
+#[test]
+fn keep_post_on_redirect_follows_a_301_with_the_same_post_and_body() {
+    let server = start_to_end(301);
+    let resp = common::agent()
+        .post(server.url("/start"))
+        .keep_post_on_redirect(301)
+        .send_bytes(b"a=1")
+        .unwrap();
+    assert_eq!(resp.text().unwrap(), "done");
+    let first = server.request();
+    assert_eq!(first.request_line(), "POST /start HTTP/1.1");
+    let second = server.request();
+    assert_eq!(second.request_line(), "POST /end HTTP/1.1");
+    assert_eq!(second.body, b"a=1");
+}

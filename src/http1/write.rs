@@ -22,6 +22,18 @@ pub(crate) struct RequestForm {
     /// visible ASCII without spaces when set. First hop only: a redirect's
     /// target comes from its Location.
     pub target: Option<String>,
+    /// Default headers (User-Agent, Accept, Accept-Encoding) to leave out.
+    pub omit: Vec<http::HeaderName>,
+    /// Redirect statuses (301, 302, 303) after which a POST stays a POST
+    /// with its body, as curl's `--post301` and friends.
+    pub keep_post: Vec<u16>,
+}
+
+impl RequestForm {
+    /// Whether the default header `name` is to be written.
+    pub(crate) fn writes_default(&self, name: &http::HeaderName) -> bool {
+        !self.omit.contains(name)
+    }
 }
 
 /// Whether `target` can go in a request line as it is: visible ASCII only,
@@ -138,6 +150,7 @@ mod tests {
         let form = RequestForm {
             http10: true,
             target: Some("/a/../b".into()),
+            ..RequestForm::default()
         };
         put_request_line_as(&mut out, &Method::GET, "/b", &form);
         assert_eq!(out, b"GET /a/../b HTTP/1.0\r\n");
@@ -164,6 +177,22 @@ impl crate::RequestBuilder {
     /// no chunked coding): a reader sent without a Content-Length fails.
     pub fn http10(mut self) -> Self {
         self.overrides.form.http10 = true;
+        self
+    }
+
+    /// Leave out a header windlass adds by default (`User-Agent`, `Accept`,
+    /// `Accept-Encoding`), as curl's `-H 'Accept:'` does. Other names have no
+    /// default to leave out and change nothing.
+    pub fn without_default_header(mut self, name: http::HeaderName) -> Self {
+        self.overrides.form.omit.push(name);
+        self
+    }
+
+    /// After a 301, 302 or 303 (`status`), follow with the same POST and
+    /// body instead of a GET without one (curl's `--post301`, `--post302`,
+    /// `--post303`). Browsers and the default turn the POST into a GET.
+    pub fn keep_post_on_redirect(mut self, status: u16) -> Self {
+        self.overrides.form.keep_post.push(status);
         self
     }
 
