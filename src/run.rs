@@ -140,6 +140,7 @@ fn with_retries(
                 if may_repeat
                     && retries < policy.max_retries()
                     && policy.retries_status(resp.status)
+                    && policy.may_start(started)
                 {
                     retries += 1;
                     policy.delay(retries, retry::retry_after(&resp.headers))
@@ -165,7 +166,11 @@ fn with_retries(
                     );
                     continue;
                 }
-                if may_repeat && retries < policy.max_retries() && policy.retries_error(&err) {
+                if may_repeat
+                    && retries < policy.max_retries()
+                    && policy.retries_error(&err)
+                    && policy.may_start(started)
+                {
                     retries += 1;
                     log::debug!("retry {retries} after: {}", Chain(&err));
                     policy.delay(retries, None)

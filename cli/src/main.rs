@@ -8,9 +8,12 @@ mod bench;
 mod client;
 mod exit;
 mod fetch;
+mod heads;
+mod payload;
 mod progress;
 mod trace;
 mod transfer;
+mod writeout;
 
 use std::process::ExitCode;
 
@@ -21,7 +24,7 @@ use args::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose());
+    init_logging(cli.command.is_some() && cli.verbose());
     let token = CancelToken::new();
     install_ctrl_c(&token);
     let result = match &cli.command {
@@ -38,7 +41,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// `-v` turns on debug logs; `RUST_LOG` overrides either way.
+/// `-v` turns on debug logs for the subcommands (a transfer's `-v` shows
+/// curl's head trace instead); `RUST_LOG` overrides either way.
 fn init_logging(verbose: bool) {
     let default = if verbose { "debug" } else { "warn" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
