@@ -18,6 +18,8 @@ pub struct Record {
     pub connects: u32,
     /// When the last attempt (the final redirect hop or retry) began.
     pub last_attempt_start: Option<Instant>,
+    /// Attempts seen (redirect hops and retries).
+    attempts: u32,
     last_id: Option<u64>,
 }
 
@@ -25,6 +27,9 @@ impl Record {
     /// Time spent on hops and attempts before the final one, measured from
     /// `started` (curl's `time_redirect`).
     pub fn time_before_last_attempt(&self, started: Instant) -> Duration {
+        if self.attempts < 2 {
+            return Duration::ZERO;
+        }
         self.last_attempt_start
             .map(|t| t.saturating_duration_since(started))
             .unwrap_or_default()
@@ -105,6 +110,7 @@ impl Hook for Recorder {
         if record.last_id != Some(request.id()) {
             record.last_id = Some(request.id());
             record.last_attempt_start = Some(Instant::now());
+            record.attempts += 1;
             if self.verbose {
                 let mut first = self.first.lock().unwrap_or_else(PoisonError::into_inner);
                 if !*first {
