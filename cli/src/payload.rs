@@ -103,7 +103,7 @@ fn urlencode_arg(arg: &str) -> Result<Vec<u8>, Failure> {
         let at = arg.find('@');
         match (eq, at) {
             (Some(e), a) if a.is_none_or(|a| e < a) => {
-                (Some(&arg[..e]), arg[e + 1..].as_bytes().to_vec())
+                (Some(&arg[..e]), arg.as_bytes()[e + 1..].to_vec())
             }
             (_, Some(a)) => (Some(&arg[..a]), read_source(&arg[a + 1..])?),
             _ => (None, arg.as_bytes().to_vec()),

@@ -126,49 +126,6 @@ fn put_name(out: &mut Vec<u8>, name: &str) {
     out.extend_from_slice(b": ");
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn head_is_written_in_order() {
-        let mut out = Vec::new();
-        let url = url::Url::parse("http://example.com/a?b=c#frag").unwrap();
-        put_request_line(&mut out, &Method::GET, target(&url, false));
-        put_header(&mut out, "host", b"example.com");
-        put_header_number(&mut out, "x-request-id", 7);
-        assert_eq!(
-            out,
-            b"GET /a?b=c HTTP/1.1\r\nHost: example.com\r\nX-Request-Id: 7\r\n"
-        );
-        assert_eq!(target(&url, true), "http://example.com/a?b=c");
-    }
-
-    #[test]
-    fn a_request_form_sets_the_version_and_the_target() {
-        let mut out = Vec::new();
-        let form = RequestForm {
-            http10: true,
-            target: Some("/a/../b".into()),
-            ..RequestForm::default()
-        };
-        put_request_line_as(&mut out, &Method::GET, "/b", &form);
-        assert_eq!(out, b"GET /a/../b HTTP/1.0\r\n");
-        out.clear();
-        put_request_line_as(&mut out, &Method::GET, "/b", &RequestForm::default());
-        assert_eq!(out, b"GET /b HTTP/1.1\r\n");
-    }
-
-    #[test]
-    fn only_visible_ascii_is_a_valid_target() {
-        assert!(valid_target("/a/../b?c=%20"));
-        assert!(valid_target("*"));
-        for bad in ["", "/a b", "/a\r\nX: y", "/\u{e9}", "/a\tb"] {
-            assert!(!valid_target(bad), "{bad:?}");
-        }
-    }
-}
-
 /// Per-request settings for the request line.
 impl crate::RequestBuilder {
     /// Send this request as HTTP/1.0 (curl's `-0`): `HTTP/1.0` in the
@@ -223,5 +180,48 @@ impl crate::RequestBuilder {
             ));
         }
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_is_written_in_order() {
+        let mut out = Vec::new();
+        let url = url::Url::parse("http://example.com/a?b=c#frag").unwrap();
+        put_request_line(&mut out, &Method::GET, target(&url, false));
+        put_header(&mut out, "host", b"example.com");
+        put_header_number(&mut out, "x-request-id", 7);
+        assert_eq!(
+            out,
+            b"GET /a?b=c HTTP/1.1\r\nHost: example.com\r\nX-Request-Id: 7\r\n"
+        );
+        assert_eq!(target(&url, true), "http://example.com/a?b=c");
+    }
+
+    #[test]
+    fn a_request_form_sets_the_version_and_the_target() {
+        let mut out = Vec::new();
+        let form = RequestForm {
+            http10: true,
+            target: Some("/a/../b".into()),
+            ..RequestForm::default()
+        };
+        put_request_line_as(&mut out, &Method::GET, "/b", &form);
+        assert_eq!(out, b"GET /a/../b HTTP/1.0\r\n");
+        out.clear();
+        put_request_line_as(&mut out, &Method::GET, "/b", &RequestForm::default());
+        assert_eq!(out, b"GET /b HTTP/1.1\r\n");
+    }
+
+    #[test]
+    fn only_visible_ascii_is_a_valid_target() {
+        assert!(valid_target("/a/../b?c=%20"));
+        assert!(valid_target("*"));
+        for bad in ["", "/a b", "/a\r\nX: y", "/\u{e9}", "/a\tb"] {
+            assert!(!valid_target(bad), "{bad:?}");
+        }
     }
 }
