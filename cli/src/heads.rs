@@ -107,7 +107,13 @@ fn print_prefixed(prefix: &str, text: &str) {
 impl Hook for Recorder {
     fn on_event(&self, request: &RequestInfo<'_>, event: &Event<'_>) {
         let mut record = self.record.lock().unwrap_or_else(PoisonError::into_inner);
-        if record.last_id != Some(request.id()) {
+        // An attempt starts with one of these; the events of a body being
+        // read (which may carry another id) start nothing.
+        let starts = matches!(
+            event,
+            Event::PoolWaitStart | Event::DnsStart { .. } | Event::GotConnection { .. }
+        );
+        if starts && record.last_id != Some(request.id()) {
             record.last_id = Some(request.id());
             record.last_attempt_start = Some(Instant::now());
             record.attempts += 1;

@@ -384,8 +384,8 @@ fn dump_heads(path: &Path, record: &Record) -> Result<(), Failure> {
 }
 
 fn set_http_code(vars: &mut Vars, code: u16) {
-    vars.set("http_code", Value::Text(format!("{code:03}")));
-    vars.set("response_code", Value::Text(format!("{code:03}")));
+    vars.set("http_code", Value::Code(code));
+    vars.set("response_code", Value::Code(code));
 }
 
 fn set_counts(vars: &mut Vars, record: &Record, resp: Option<&Response>, started: Instant) {

@@ -11,6 +11,8 @@ pub enum Value {
     Int(u64),
     /// Seconds, printed with six decimals as curl does.
     Secs(f64),
+    /// An HTTP status, printed with three digits (`000` for none).
+    Code(u16),
 }
 
 impl std::fmt::Display for Value {
@@ -19,6 +21,7 @@ impl std::fmt::Display for Value {
             Value::Text(s) => f.write_str(s),
             Value::Int(n) => write!(f, "{n}"),
             Value::Secs(s) => write!(f, "{s:.6}"),
+            Value::Code(c) => write!(f, "{c:03}"),
         }
     }
 }
@@ -45,6 +48,7 @@ impl Vars {
             s.push_str(&format!("\"{name}\":"));
             match value {
                 Value::Text(t) => s.push_str(&json_string(t)),
+                Value::Code(c) => s.push_str(&c.to_string()),
                 other => s.push_str(&other.to_string()),
             }
         }
@@ -165,13 +169,13 @@ mod tests {
     #[test]
     fn json_lists_every_variable_with_numbers_unquoted() {
         let mut v = Vars::default();
-        v.set("http_code", Value::Text("200".into()));
+        v.set("http_code", Value::Code(200));
         v.set("size_download", Value::Int(5));
         v.set("time_total", Value::Secs(0.5));
         v.set("errormsg", Value::Text("a \"b\"\n".into()));
         assert_eq!(
             v.json(),
-            r#"{"errormsg":"a \"b\"\n","http_code":"200","size_download":5,"time_total":0.500000}"#
+            r#"{"errormsg":"a \"b\"\n","http_code":200,"size_download":5,"time_total":0.500000}"#
         );
     }
 }
