@@ -136,8 +136,8 @@ pub enum Event<'a> {
         version: http::Version,
         /// The headers.
         headers: &'a http::HeaderMap,
-        /// The header names as the server spelled them, in wire order.
-        raw_names: &'a crate::http1::RawHeaderNames,
+        /// The reason phrase and the header names as the server wrote them.
+        raw_head: &'a crate::http1::RawHead,
     },
 }
 

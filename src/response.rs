@@ -21,8 +21,8 @@ pub struct Response {
     pub(crate) timings: Timings,
     pub(crate) body: Body,
     pub(crate) body_limit: u64,
-    /// The header names as the server spelled them, in wire order.
-    pub(crate) raw_names: crate::http1::RawHeaderNames,
+    /// The reason phrase and header names as the server wrote them.
+    pub(crate) raw_head: crate::http1::RawHead,
 }
 
 impl std::fmt::Debug for Response {
@@ -57,12 +57,18 @@ impl Response {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// The reason phrase of the status line as the server sent it
+    /// (`Fine Thanks` in `HTTP/1.1 200 Fine Thanks`), possibly empty.
+    pub fn reason(&self) -> &str {
+        self.raw_head.reason()
+    }
+
     /// Every header in the order the server sent them, each name spelled as
     /// the server spelled it (`X-Request-ID`, where
     /// [`headers`](Response::headers) has `x-request-id`): for showing a
     /// response as it came, the way curl's `-i` does.
     pub fn headers_as_sent(&self) -> Vec<(&str, &HeaderValue)> {
-        self.raw_names.pair_with(&self.headers)
+        self.raw_head.pair_with(&self.headers)
     }
 
     /// The URL that answered, after any redirects (without credentials).

@@ -366,7 +366,7 @@ fn final_head(
             status: head.status,
             version: head.version,
             headers: &head.headers,
-            raw_names: &head.raw_names,
+            raw_head: &head.raw_head,
         });
         if !head.status.is_informational() || head.status == StatusCode::SWITCHING_PROTOCOLS {
             head.closed_by_informational = closing;
@@ -440,7 +440,7 @@ fn hand_over(
         timings,
         body: Body::new(raw, encoding),
         body_limit: inner.config.body_limit,
-        raw_names: head.raw_names,
+        raw_head: head.raw_head,
     }
 }
 

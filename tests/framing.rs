@@ -861,3 +861,11 @@ fn default_headers_can_be_left_out() {
     assert_eq!(req.header("user-agent"), None);
     assert_eq!(req.header("accept-encoding"), Some("gzip, deflate"));
 }
+
+#[test]
+fn the_reason_phrase_is_kept_as_sent() {
+    let server = Server::fixed("HTTP/1.1 200 Fine Thanks\r\nContent-Length: 2\r\n\r\nok");
+    let resp = get(&common::agent(), &server);
+    assert_eq!(resp.reason(), "Fine Thanks");
+    assert_eq!(resp.status(), 200);
+}

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use windlass::http::{HeaderMap, StatusCode, Version};
-use windlass::{Event, Hook, RawHeaderNames, RequestInfo};
+use windlass::{Event, Hook, RawHead, RequestInfo};
 
 /// What one transfer's hook saw.
 #[derive(Debug, Default)]
@@ -64,16 +64,20 @@ impl Recorder {
     }
 }
 
-/// `HTTP/1.1 200 OK` and the headers as sent, CRLF-terminated, with the
+/// `HTTP/1.1 200 OK` and the headers, as sent, CRLF-terminated, with the
 /// blank line.
 pub fn render(
     status: StatusCode,
     version: Version,
     headers: &HeaderMap,
-    raw_names: &RawHeaderNames,
+    raw_head: &RawHead,
 ) -> String {
-    let mut s = format!("{:?} {}\r\n", version, status_text(status));
-    for (name, value) in raw_names.pair_with(headers) {
+    // The status line as the server wrote it, reason phrase included.
+    let mut s = match raw_head.reason() {
+        "" => format!("{:?} {}\r\n", version, status.as_u16()),
+        reason => format!("{:?} {} {reason}\r\n", version, status.as_u16()),
+    };
+    for (name, value) in raw_head.pair_with(headers) {
         s.push_str(name);
         s.push_str(": ");
         s.push_str(&String::from_utf8_lossy(value.as_bytes()));
@@ -150,9 +154,9 @@ impl Hook for Recorder {
                 status,
                 version,
                 headers,
-                raw_names,
+                raw_head,
             } => {
-                let text = render(*status, *version, headers, raw_names);
+                let text = render(*status, *version, headers, raw_head);
                 if self.verbose {
                     print_prefixed("< ", &text);
                 }

@@ -185,7 +185,7 @@ mod tests {
             version,
             headers: map,
             size: 0,
-            raw_names: Default::default(),
+            raw_head: Default::default(),
             closed_by_informational: false,
         }
     }
