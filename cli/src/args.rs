@@ -174,8 +174,12 @@ pub struct ClientArgs {
 pub struct TransferArgs {
     /// The URLs to request, one after the other on one connection where the
     /// host allows (http:// is assumed when there is no scheme)
-    #[arg(value_name = "URL", required = true, num_args = 1..)]
+    #[arg(value_name = "URL", required_unless_present = "url_opts", num_args = 1..)]
     pub urls: Vec<String>,
+
+    /// Another URL to request, after the positional ones (repeatable)
+    #[arg(long = "url", value_name = "URL")]
+    pub url_opts: Vec<String>,
 
     /// Request method [default: GET, POST with data, HEAD with -I, PUT with -T]
     #[arg(
@@ -256,6 +260,15 @@ pub struct TransferArgs {
     )]
     pub request_target: Option<String>,
 
+    /// Send `Referer: URL`
+    #[arg(
+        short = 'e',
+        long = "referer",
+        value_name = "URL",
+        help_heading = "Request"
+    )]
+    pub referer: Option<String>,
+
     /// Send `Authorization: Bearer TOKEN`
     #[arg(long = "oauth2-bearer", value_name = "TOKEN", help_heading = "Request")]
     pub oauth2_bearer: Option<String>,
@@ -321,6 +334,11 @@ pub struct TransferArgs {
     )]
     pub output: Vec<PathBuf>,
 
+    /// Write each body without an -o into a file named after the URL's
+    /// last path segment, in the current directory
+    #[arg(short = 'O', long = "remote-name", help_heading = "Output")]
+    pub remote_name: bool,
+
     /// Write the response heads to FILE (- is stdout)
     #[arg(
         short = 'D',
@@ -343,6 +361,14 @@ pub struct TransferArgs {
     /// Exit with code 22 on a 4xx/5xx status, writing no body
     #[arg(short = 'f', long = "fail", help_heading = "Output")]
     pub fail: bool,
+
+    /// Like -f (exit 22 on 4xx/5xx), but write the body all the same
+    #[arg(
+        long = "fail-with-body",
+        conflicts_with = "fail",
+        help_heading = "Output"
+    )]
+    pub fail_with_body: bool,
 
     /// No progress bar and no error messages (see -S)
     #[arg(short = 's', long = "silent", help_heading = "Output")]

@@ -42,8 +42,17 @@ fn run_all(args: &TransferArgs, token: &CancelToken) -> Result<(), Failure> {
     let quiet = args.silent && !args.show_error;
     let plan = plan(args, token)?;
     let mut last = exit::OK;
-    for (i, url) in args.urls.iter().enumerate() {
-        let output = args.output.get(i).map(|p| p.as_path());
+    let urls: Vec<&String> = args.urls.iter().chain(&args.url_opts).collect();
+    for (i, url) in urls.iter().enumerate() {
+        let remote;
+        let output = match args.output.get(i) {
+            Some(p) => Some(p.as_path()),
+            None if args.remote_name => {
+                remote = remote_name(url)?;
+                Some(remote.as_path())
+            }
+            None => None,
+        };
         let mut vars = Vars::default();
         let result = transfer(&plan, url, output, &mut vars);
         last = result.as_ref().err().map_or(exit::OK, |f| f.code);
@@ -222,6 +231,9 @@ fn transfer(
     if let Some(range) = &args.range {
         req = req.header("range", format!("bytes={range}"));
     }
+    if let Some(referer) = &args.referer {
+        req = req.header("referer", referer.as_str());
+    }
     if let Some(token) = &args.oauth2_bearer {
         req = req.header("authorization", format!("Bearer {token}"));
     }
@@ -296,6 +308,16 @@ fn transfer(
             ),
         ));
     }
+    // --fail-with-body: the body is written, then the command fails.
+    let failed_status = (args.fail_with_body && resp.status().as_u16() >= 400).then(|| {
+        Failure::new(
+            HTTP_ERROR,
+            format!(
+                "the requested URL returned error: {}",
+                crate::heads::status_text(resp.status())
+            ),
+        )
+    });
     if let (Some(max), Some(len)) = (args.max_filesize, resp.content_length()) {
         if len > max {
             set_times(
@@ -348,7 +370,32 @@ fn transfer(
         );
     }
     result?;
-    flushed
+    flushed?;
+    failed_status.map_or(Ok(()), Err)
+}
+
+/// `-O`: the file name is the URL's last path segment, as curl takes it.
+fn remote_name(url: &str) -> Result<std::path::PathBuf, Failure> {
+    let url = with_scheme(url);
+    let path = url
+        .split_once("://")
+        .map_or("", |(_, rest)| rest)
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("");
+    let name = path
+        .split_once('/')
+        .map_or("", |(_, p)| p)
+        .rsplit('/')
+        .next()
+        .unwrap_or("");
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(Failure::new(
+            exit::WRITE,
+            format!("-O: the URL {url} has no file name in its path"),
+        ));
+    }
+    Ok(std::path::PathBuf::from(name))
 }
 
 fn too_large(max: u64) -> Failure {
@@ -491,6 +538,16 @@ mod tests {
         assert_eq!(raw_target("http://h:80"), "/");
         assert_eq!(raw_target("http://h?x=1"), "/?x=1");
         assert_eq!(raw_target("h/./x"), "/./x");
+    }
+
+    #[test]
+    fn remote_names_are_the_last_path_segment() {
+        let name = |u| remote_name(u).ok().map(|p| p.display().to_string());
+        assert_eq!(name("http://h/a/b.txt?x=1").as_deref(), Some("b.txt"));
+        assert_eq!(name("h/file").as_deref(), Some("file"));
+        assert_eq!(name("http://h/dir/"), None);
+        assert_eq!(name("http://h"), None);
+        assert_eq!(name("http://h/.."), None);
     }
 
     #[test]
