@@ -13,6 +13,7 @@ mod payload;
 mod progress;
 mod trace;
 mod transfer;
+mod urls;
 mod writeout;
 
 use std::process::ExitCode;

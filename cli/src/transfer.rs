@@ -17,7 +17,8 @@ use crate::heads::{Record, Recorder};
 use crate::payload::{self, Payload};
 use crate::progress::{self, Bar};
 use crate::trace;
-use crate::writeout::{self, Value, Vars};
+use crate::urls::{allows_http, raw_target, remote_name, with_scheme};
+use crate::writeout::{self, set_counts, set_http_code, set_times, Value, Vars};
 
 /// What every URL of the command shares.
 struct Plan<'a> {
@@ -127,50 +128,6 @@ fn plan<'a>(args: &'a TransferArgs, token: &CancelToken) -> Result<Plan<'a>, Fai
         write_out,
         method,
     })
-}
-
-/// `--proto-redir`: whether the list lets a redirect go to plain http.
-/// curl's syntax: `=http,https` sets the list, `+http` / `-http` add or
-/// remove, `all` is every protocol.
-fn allows_http(list: &str) -> bool {
-    let mut http = false;
-    for item in list.split(',').map(str::trim) {
-        let (op, name) = match item.chars().next() {
-            Some(c @ ('=' | '+' | '-')) => (c, &item[1..]),
-            _ => ('+', item),
-        };
-        let hit = name.eq_ignore_ascii_case("http") || name.eq_ignore_ascii_case("all");
-        match op {
-            '=' => http = hit,
-            '-' if hit => http = false,
-            '+' if hit => http = true,
-            _ => {}
-        }
-    }
-    http
-}
-
-/// curl's rule for a URL without a scheme: it is http.
-fn with_scheme(url: &str) -> String {
-    if url.contains("://") {
-        url.to_string()
-    } else {
-        format!("http://{url}")
-    }
-}
-
-/// The path and query of `url` exactly as typed (for `--path-as-is`): what
-/// follows the authority, up to a fragment; `/` when there is none.
-fn raw_target(url: &str) -> String {
-    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let without_fragment = after_scheme.split('#').next().unwrap_or("");
-    match without_fragment.find(['/', '?']) {
-        Some(i) if without_fragment[i..].starts_with('?') => {
-            format!("/{}", &without_fragment[i..])
-        }
-        Some(i) => without_fragment[i..].to_string(),
-        None => "/".to_string(),
-    }
 }
 
 /// The URL of one transfer: the scheme added, -G's query appended, and
@@ -374,30 +331,6 @@ fn transfer(
     failed_status.map_or(Ok(()), Err)
 }
 
-/// `-O`: the file name is the URL's last path segment, as curl takes it.
-fn remote_name(url: &str) -> Result<std::path::PathBuf, Failure> {
-    let url = with_scheme(url);
-    let path = url
-        .split_once("://")
-        .map_or("", |(_, rest)| rest)
-        .split(['?', '#'])
-        .next()
-        .unwrap_or("");
-    let name = path
-        .split_once('/')
-        .map_or("", |(_, p)| p)
-        .rsplit('/')
-        .next()
-        .unwrap_or("");
-    if name.is_empty() || name == "." || name == ".." {
-        return Err(Failure::new(
-            exit::WRITE,
-            format!("-O: the URL {url} has no file name in its path"),
-        ));
-    }
-    Ok(std::path::PathBuf::from(name))
-}
-
 fn too_large(max: u64) -> Failure {
     Failure::new(
         exit::FILESIZE,
@@ -427,59 +360,6 @@ fn dump_heads(path: &Path, record: &Record) -> Result<(), Failure> {
     } else {
         std::fs::write(path, text)
             .map_err(|e| Failure::new(exit::WRITE, format!("cannot write {}: {e}", path.display())))
-    }
-}
-
-fn set_http_code(vars: &mut Vars, code: u16) {
-    vars.set("http_code", Value::Code(code));
-    vars.set("response_code", Value::Code(code));
-}
-
-fn set_counts(vars: &mut Vars, record: &Record, resp: Option<&Response>, started: Instant) {
-    vars.set("num_connects", Value::Int(record.connects.into()));
-    vars.set("size_header", Value::Int(record.heads_size() as u64));
-    vars.set(
-        "time_redirect",
-        Value::Secs(record.time_before_last_attempt(started).as_secs_f64()),
-    );
-    let Some(resp) = resp else { return };
-    set_http_code(vars, resp.status().as_u16());
-    vars.set("url_effective", Value::Text(resp.url().to_string()));
-    vars.set("num_redirects", Value::Int(resp.timings().redirects.into()));
-    let version = match resp.version() {
-        windlass::http::Version::HTTP_10 => "1.0",
-        _ => "1.1",
-    };
-    vars.set("http_version", Value::Text(version.to_string()));
-    vars.set(
-        "content_type",
-        Value::Text(resp.header("content-type").unwrap_or("").to_string()),
-    );
-}
-
-/// curl's timing variables, each from the start of the transfer: the time
-/// of earlier hops plus where the last hop got to.
-fn set_times(
-    vars: &mut Vars,
-    t: &windlass::Timings,
-    record: &Record,
-    started: Instant,
-    end: Option<std::time::Duration>,
-) {
-    let before = record.time_before_last_attempt(started);
-    let secs = |d: std::time::Duration| Value::Secs(d.as_secs_f64());
-    let lookup = before + t.pool_wait.unwrap_or_default() + t.dns.unwrap_or_default();
-    let connect = lookup + t.connect.unwrap_or_default();
-    let app = t.tls.map(|tls| connect + tls);
-    vars.set("time_namelookup", secs(lookup));
-    vars.set("time_connect", secs(connect));
-    vars.set("time_appconnect", secs(app.unwrap_or_default()));
-    vars.set("time_pretransfer", secs(app.unwrap_or(connect)));
-    vars.set("time_starttransfer", secs(t.first_byte.unwrap_or_default()));
-    vars.set("time_total", secs(end.unwrap_or(t.total)));
-    if let Some(addr) = t.remote_addr {
-        vars.set("remote_ip", Value::Text(addr.ip().to_string()));
-        vars.set("remote_port", Value::Int(addr.port().into()));
     }
 }
 
@@ -520,41 +400,4 @@ pub fn default_header(name: &str) -> Option<windlass::http::HeaderName> {
     [USER_AGENT, ACCEPT, ACCEPT_ENCODING]
         .into_iter()
         .find(|h| h.as_str().eq_ignore_ascii_case(name))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_without_a_scheme_are_http() {
-        assert_eq!(with_scheme("example.com/a"), "http://example.com/a");
-        assert_eq!(with_scheme("https://x/"), "https://x/");
-    }
-
-    #[test]
-    fn the_raw_target_is_the_path_as_typed() {
-        assert_eq!(raw_target("http://h/a/../b?c#d"), "/a/../b?c");
-        assert_eq!(raw_target("http://h:80"), "/");
-        assert_eq!(raw_target("http://h?x=1"), "/?x=1");
-        assert_eq!(raw_target("h/./x"), "/./x");
-    }
-
-    #[test]
-    fn remote_names_are_the_last_path_segment() {
-        let name = |u| remote_name(u).ok().map(|p| p.display().to_string());
-        assert_eq!(name("http://h/a/b.txt?x=1").as_deref(), Some("b.txt"));
-        assert_eq!(name("h/file").as_deref(), Some("file"));
-        assert_eq!(name("http://h/dir/"), None);
-        assert_eq!(name("http://h"), None);
-        assert_eq!(name("http://h/.."), None);
-    }
-
-    #[test]
-    fn proto_redir_lists_allow_http_like_curl() {
-        assert!(allows_http("=http,https"));
-        assert!(allows_http("all"));
-        assert!(!allows_http("=https"));
-        assert!(!allows_http("all,-http"));
-    }
 }

@@ -3,6 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::time::Instant;
+
+use windlass::Response;
+
+use crate::heads::Record;
 
 /// A variable's value: text, or a number (unquoted in `%{json}`).
 #[derive(Debug, Clone)]
@@ -160,6 +165,59 @@ pub fn write(format: &str, vars: &Vars) {
     }
     flush(&sink, &mut text, &mut out, &mut err);
     let _ = out.flush();
+}
+
+pub fn set_http_code(vars: &mut Vars, code: u16) {
+    vars.set("http_code", Value::Code(code));
+    vars.set("response_code", Value::Code(code));
+}
+
+pub fn set_counts(vars: &mut Vars, record: &Record, resp: Option<&Response>, started: Instant) {
+    vars.set("num_connects", Value::Int(record.connects.into()));
+    vars.set("size_header", Value::Int(record.heads_size() as u64));
+    vars.set(
+        "time_redirect",
+        Value::Secs(record.time_before_last_attempt(started).as_secs_f64()),
+    );
+    let Some(resp) = resp else { return };
+    set_http_code(vars, resp.status().as_u16());
+    vars.set("url_effective", Value::Text(resp.url().to_string()));
+    vars.set("num_redirects", Value::Int(resp.timings().redirects.into()));
+    let version = match resp.version() {
+        windlass::http::Version::HTTP_10 => "1.0",
+        _ => "1.1",
+    };
+    vars.set("http_version", Value::Text(version.to_string()));
+    vars.set(
+        "content_type",
+        Value::Text(resp.header("content-type").unwrap_or("").to_string()),
+    );
+}
+
+/// curl's timing variables, each from the start of the transfer: the time
+/// of earlier hops plus where the last hop got to.
+pub fn set_times(
+    vars: &mut Vars,
+    t: &windlass::Timings,
+    record: &Record,
+    started: Instant,
+    end: Option<std::time::Duration>,
+) {
+    let before = record.time_before_last_attempt(started);
+    let secs = |d: std::time::Duration| Value::Secs(d.as_secs_f64());
+    let lookup = before + t.pool_wait.unwrap_or_default() + t.dns.unwrap_or_default();
+    let connect = lookup + t.connect.unwrap_or_default();
+    let app = t.tls.map(|tls| connect + tls);
+    vars.set("time_namelookup", secs(lookup));
+    vars.set("time_connect", secs(connect));
+    vars.set("time_appconnect", secs(app.unwrap_or_default()));
+    vars.set("time_pretransfer", secs(app.unwrap_or(connect)));
+    vars.set("time_starttransfer", secs(t.first_byte.unwrap_or_default()));
+    vars.set("time_total", secs(end.unwrap_or(t.total)));
+    if let Some(addr) = t.remote_addr {
+        vars.set("remote_ip", Value::Text(addr.ip().to_string()));
+        vars.set("remote_port", Value::Int(addr.port().into()));
+    }
 }
 
 #[cfg(test)]
