@@ -30,6 +30,34 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// Parses the command line (exiting on an error, as `parse` does), and
+    /// records the order in which the data options were typed: curl joins
+    /// them in that order, which separate lists of values lose.
+    pub fn parse_ordered() -> Cli {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Cli::command().get_matches();
+        let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        if cli.command.is_none() {
+            let mut typed = Vec::new();
+            for (id, kind) in [
+                ("data", DataKind::Data),
+                ("data_binary", DataKind::Binary),
+                ("data_raw", DataKind::Raw),
+                ("data_urlencode", DataKind::UrlEncode),
+            ] {
+                let (Some(indices), Some(values)) =
+                    (matches.indices_of(id), matches.get_many::<String>(id))
+                else {
+                    continue;
+                };
+                typed.extend(indices.zip(values).map(|(i, v)| (i, kind, v.clone())));
+            }
+            typed.sort_by_key(|(i, _, _)| *i);
+            cli.transfer.data_in_order = typed.into_iter().map(|(_, k, v)| (k, v)).collect();
+        }
+        cli
+    }
+
     /// Whether `-v` was given, wherever it was.
     pub fn verbose(&self) -> bool {
         match &self.command {
@@ -382,8 +410,26 @@ pub struct TransferArgs {
     #[arg(long = "trace", help_heading = "Output")]
     pub trace: bool,
 
+    /// The data options in the order they were typed (filled by
+    /// [`Cli::parse_ordered`]; empty otherwise).
+    #[arg(skip)]
+    pub data_in_order: Vec<(DataKind, String)>,
+
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+/// Which data option a value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataKind {
+    /// `-d`: `@FILE` read without newlines.
+    Data,
+    /// `--data-binary`: `@FILE` read as it is.
+    Binary,
+    /// `--data-raw`: no `@FILE`.
+    Raw,
+    /// `--data-urlencode`.
+    UrlEncode,
 }
 
 /// `windlass bench [URL]`.

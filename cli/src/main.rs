@@ -18,13 +18,12 @@ mod writeout;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use windlass::CancelToken;
 
 use args::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_ordered();
     init_logging(cli.command.is_some() && cli.verbose());
     let token = CancelToken::new();
     install_ctrl_c(&token);

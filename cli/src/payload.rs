@@ -3,7 +3,7 @@
 
 use std::io::{self, Read};
 
-use crate::args::TransferArgs;
+use crate::args::{DataKind, TransferArgs};
 use crate::exit::Failure;
 
 /// What to send as the request body, and with which Content-Type.
@@ -47,9 +47,22 @@ pub fn payload(args: &TransferArgs) -> Result<Option<Payload>, Failure> {
     }))
 }
 
-/// Each data argument's bytes: -d, then --data-binary, --data-raw and
-/// --data-urlencode, joined later with `&` as curl does.
+/// Each data argument's bytes in the order typed, joined later with `&` as
+/// curl does. Without the typed order (a parse that did not record it):
+/// -d, then --data-binary, --data-raw and --data-urlencode.
 pub fn data_parts(args: &TransferArgs) -> Result<Vec<Vec<u8>>, Failure> {
+    if !args.data_in_order.is_empty() {
+        return args
+            .data_in_order
+            .iter()
+            .map(|(kind, value)| match kind {
+                DataKind::Data => data_arg(value, true),
+                DataKind::Binary => data_arg(value, false),
+                DataKind::Raw => Ok(value.as_bytes().to_vec()),
+                DataKind::UrlEncode => urlencode_arg(value),
+            })
+            .collect();
+    }
     let mut parts = Vec::new();
     for d in &args.data {
         parts.push(data_arg(d, true)?);
