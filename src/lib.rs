@@ -84,6 +84,7 @@ pub use agent::{Agent, AgentBuilder};
 pub use body::Body;
 pub use deadline::CancelToken;
 pub use error::{Error, ErrorKind, Phase};
+pub use http1::RawHead;
 pub use inflight::{InFlight, InFlightList, InFlightPhase};
 pub use metrics::{HistogramSnapshot, MetricsSnapshot, BUCKETS};
 pub use observe::{Event, Hook, RequestInfo};

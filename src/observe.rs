@@ -128,6 +128,26 @@ pub enum Event<'a> {
         /// Why.
         reason: CloseReason,
     },
+    /// The request head as written on the wire: request line, every header
+    /// (the defaults windlass adds and any credentials included) and the
+    /// blank line; not the body. Sent once per attempt, before
+    /// [`WroteHeaders`](Event::WroteHeaders).
+    RequestHead {
+        /// The bytes.
+        head: &'a [u8],
+    },
+    /// A response head was read: every informational (1xx) head and the
+    /// final one, on every redirect hop.
+    ResponseHead {
+        /// The status.
+        status: http::StatusCode,
+        /// The version the server answered with.
+        version: http::Version,
+        /// The headers.
+        headers: &'a http::HeaderMap,
+        /// The reason phrase and the header names as the server wrote them.
+        raw_head: &'a crate::http1::RawHead,
+    },
 }
 
 /// Receives the [`Event`]s of requests, on the thread that makes them happen

@@ -36,11 +36,24 @@ pub(crate) fn next(
         307 | 308 => false,
         _ => return Ok(Next::Stop),
     };
-    let Some(location) = headers.get(LOCATION) else {
+    let mut locations = headers.get_all(LOCATION).iter();
+    let Some(location) = locations.next() else {
         return Ok(Next::Stop);
     };
+    // Two different targets: following either one is a guess (Go refuses
+    // the response too). The same value repeated is harmless.
+    if locations.any(|other| other != location) {
+        return Err(Error::protocol(
+            "redirect with two different Location headers",
+        ));
+    }
     let location = std::str::from_utf8(location.as_bytes())
         .map_err(|_| Error::protocol("redirect Location is not valid UTF-8"))?;
+    // An empty Location points nowhere (joined to the current URL it would
+    // loop on itself): the 3xx is the answer, as curl and Go return it.
+    if location.trim().is_empty() {
+        return Ok(Next::Stop);
+    }
     let url = current.join(location).map_err(|e| {
         Error::with_source(
             ErrorKind::InvalidUrl,
@@ -208,6 +221,23 @@ mod tests {
                 "x-request-id"
             ]
         );
+    }
+
+    #[test]
+    fn an_empty_location_is_not_followed_and_two_different_ones_are_an_error() {
+        assert!(matches!(
+            follow(302, Method::GET, "http://a/x", ""),
+            Ok(Next::Stop)
+        ));
+        let mut two = loc("/a");
+        two.append(LOCATION, "/b".parse().unwrap());
+        let from = Url::parse("http://a/").unwrap();
+        let e = next(StatusCode::FOUND, &two, &Method::GET, &from, false).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Protocol);
+        let mut same = loc("/a");
+        same.append(LOCATION, "/a".parse().unwrap());
+        let same = next(StatusCode::FOUND, &same, &Method::GET, &from, false).unwrap();
+        assert!(matches!(same, Next::Follow { .. }));
     }
 
     #[test]

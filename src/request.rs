@@ -162,6 +162,8 @@ pub(crate) struct Overrides {
     pub redirect_keep_headers: Vec<http::HeaderName>,
     /// The slowest this response body may arrive, overriding the agent's.
     pub min_speed: Option<crate::MinSpeed>,
+    /// The request line's version and target, when not the defaults.
+    pub form: crate::http1::RequestForm,
 }
 
 /// A request ready to run.
@@ -193,7 +195,7 @@ pub struct RequestBuilder {
     method: Method,
     url: Result<Url, Error>,
     headers: HeaderMap,
-    overrides: Overrides,
+    pub(crate) overrides: Overrides,
     error: Option<Error>,
     call_site: &'static Location<'static>,
 }
@@ -233,6 +235,12 @@ impl RequestBuilder {
         if self.error.is_none() {
             self.error = Some(err);
         }
+    }
+
+    /// Keep `err` for the terminal call (the first error wins), from
+    /// builder methods defined in other modules.
+    pub(crate) fn fail_with(&mut self, err: Error) {
+        self.fail(err);
     }
 
     /// Append a query parameter, percent-encoded.

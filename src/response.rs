@@ -1,6 +1,6 @@
 //! `Response`: status, headers, final URL, timings, and the body with helpers.
 
-use http::{HeaderMap, StatusCode, Version};
+use http::{HeaderMap, HeaderValue, StatusCode, Version};
 use url::Url;
 
 use crate::body::Body;
@@ -21,6 +21,8 @@ pub struct Response {
     pub(crate) timings: Timings,
     pub(crate) body: Body,
     pub(crate) body_limit: u64,
+    /// The reason phrase and header names as the server wrote them.
+    pub(crate) raw_head: crate::http1::RawHead,
 }
 
 impl std::fmt::Debug for Response {
@@ -53,6 +55,20 @@ impl Response {
     /// The first value of a header, if present and valid UTF-8.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The reason phrase of the status line as the server sent it
+    /// (`Fine Thanks` in `HTTP/1.1 200 Fine Thanks`), possibly empty.
+    pub fn reason(&self) -> &str {
+        self.raw_head.reason()
+    }
+
+    /// Every header in the order the server sent them, each name spelled as
+    /// the server spelled it (`X-Request-ID`, where
+    /// [`headers`](Response::headers) has `x-request-id`): for showing a
+    /// response as it came, the way curl's `-i` does.
+    pub fn headers_as_sent(&self) -> Vec<(&str, &HeaderValue)> {
+        self.raw_head.pair_with(&self.headers)
     }
 
     /// The URL that answered, after any redirects (without credentials).

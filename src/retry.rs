@@ -32,6 +32,8 @@ pub struct Retry {
     base: Duration,
     cap: Duration,
     statuses: Vec<StatusCode>,
+    /// No retry starts this long after the request began.
+    max_elapsed: Option<Duration>,
 }
 
 impl Default for Retry {
@@ -55,7 +57,21 @@ impl Retry {
                 StatusCode::SERVICE_UNAVAILABLE,
                 StatusCode::GATEWAY_TIMEOUT,
             ],
+            max_elapsed: None,
         }
+    }
+
+    /// Start no retry once this long has passed since the request began
+    /// (curl's `--retry-max-time`); the attempt under way is not cut short.
+    pub fn max_elapsed(mut self, limit: Duration) -> Retry {
+        self.max_elapsed = Some(limit);
+        self
+    }
+
+    /// Whether a retry may still start for a request that began at `started`.
+    pub(crate) fn may_start(&self, started: std::time::Instant) -> bool {
+        self.max_elapsed
+            .is_none_or(|limit| started.elapsed() < limit)
     }
 
     /// No retries beyond the stale-connection retry.

@@ -72,6 +72,9 @@ fn follow(inner: &AgentInner, mut req: Request) -> Result<Response, Error> {
         let Next::Follow { mut url, to_get } = next else {
             return Ok(resp);
         };
+        let to_get = to_get
+            && !(req.method == Method::POST
+                && req.overrides.form.keep_post.contains(&resp.status.as_u16()));
         // Credentials in a Location are neither used nor kept: they would
         // reach a proxy in the request line and show in `Response::url()`.
         let _ = url.set_username("");
@@ -105,6 +108,8 @@ fn follow(inner: &AgentInner, mut req: Request) -> Result<Response, Error> {
             let keep: Vec<http::HeaderName> = keep.iter().chain(keep_here).cloned().collect();
             redirect::strip_for_new_origin(&mut req.headers, !to_get, &keep);
         }
+        // An explicit request target was for the URL the caller named.
+        req.overrides.form.target = None;
         log::debug!("following redirect to {}", crate::error::redacted(&url));
         inner.metrics.redirect();
         req.url = url;
@@ -135,6 +140,7 @@ fn with_retries(
                 if may_repeat
                     && retries < policy.max_retries()
                     && policy.retries_status(resp.status)
+                    && policy.may_start(started)
                 {
                     retries += 1;
                     policy.delay(retries, retry::retry_after(&resp.headers))
@@ -160,7 +166,11 @@ fn with_retries(
                     );
                     continue;
                 }
-                if may_repeat && retries < policy.max_retries() && policy.retries_error(&err) {
+                if may_repeat
+                    && retries < policy.max_retries()
+                    && policy.retries_error(&err)
+                    && policy.may_start(started)
+                {
                     retries += 1;
                     log::debug!("retry {retries} after: {}", Chain(&err));
                     policy.delay(retries, None)
@@ -346,15 +356,24 @@ fn final_head(
         limit.deadline = limit.deadline.min(grace);
     }
     let mut got_bytes = false;
+    let mut closing = false;
     for _ in 0..=MAX_INFORMATIONAL {
         let reading = &mut conn.reading(&limit);
-        let head = http1::read_head(reading, inner.config.max_head_size, &mut got_bytes)
+        let mut head = http1::read_head(reading, inner.config.max_head_size, &mut got_bytes)
             .map_err(|e| (e, got_bytes))?;
         inner.metrics.received(head.size as u64);
+        ex.emit(Event::ResponseHead {
+            status: head.status,
+            version: head.version,
+            headers: &head.headers,
+            raw_head: &head.raw_head,
+        });
         if !head.status.is_informational() || head.status == StatusCode::SWITCHING_PROTOCOLS {
+            head.closed_by_informational = closing;
             ex.emit(Event::FirstByte);
             return Ok(head);
         }
+        closing |= http1::says_close(&head.headers);
     }
     let err = Error::protocol(format!(
         "more than {MAX_INFORMATIONAL} informational (1xx) responses"
@@ -373,8 +392,10 @@ fn hand_over(
     framing: Framing,
     reusable: bool,
 ) -> Response {
-    let reusable =
-        reusable && head.status != StatusCode::SWITCHING_PROTOCOLS && !request_closes(&req.headers);
+    let reusable = reusable
+        && head.status != StatusCode::SWITCHING_PROTOCOLS
+        && !request_closes(&req.headers)
+        && !req.overrides.form.http10;
     on.conn.info.server_keep_alive = http1::keep_alive_timeout(&head.headers);
     log::trace!(
         "{} {} (called at {}) -> {} {:?}",
@@ -419,6 +440,7 @@ fn hand_over(
         timings,
         body: Body::new(raw, encoding),
         body_limit: inner.config.body_limit,
+        raw_head: head.raw_head,
     }
 }
 
@@ -512,7 +534,12 @@ fn write_request(
     let via_proxy = proxy.as_ref().is_some_and(|p| p.kind.is_http()) && req.url.scheme() == "http";
     let mut out = std::mem::take(&mut conn.wbuf);
     out.clear();
-    http1::put_request_line(&mut out, &req.method, http1::target(&req.url, via_proxy));
+    http1::put_request_line_as(
+        &mut out,
+        &req.method,
+        http1::target(&req.url, via_proxy),
+        &req.overrides.form,
+    );
     let headers = &req.headers;
     if !headers.contains_key(HOST) {
         let host = req.url.host_str().unwrap_or("");
@@ -535,13 +562,16 @@ fn write_request(
         }
         http1::put_header(&mut out, name.as_str(), value.as_bytes());
     }
-    if !headers.contains_key(USER_AGENT) {
+    if !headers.contains_key(USER_AGENT) && req.overrides.form.writes_default(&USER_AGENT) {
         http1::put_header(&mut out, "user-agent", inner.config.user_agent.as_bytes());
     }
-    if !headers.contains_key(ACCEPT) {
+    if !headers.contains_key(ACCEPT) && req.overrides.form.writes_default(&ACCEPT) {
         http1::put_header(&mut out, "accept", b"*/*");
     }
-    if inner.config.decompress && !headers.contains_key(ACCEPT_ENCODING) {
+    if inner.config.decompress
+        && !headers.contains_key(ACCEPT_ENCODING)
+        && req.overrides.form.writes_default(&ACCEPT_ENCODING)
+    {
         http1::put_header(&mut out, "accept-encoding", b"gzip, deflate");
     }
     if via_proxy && !headers.contains_key(PROXY_AUTHORIZATION) {
@@ -570,6 +600,7 @@ fn write_request(
                 http1::put_header(&mut out, "content-length", b"0");
             }
             out.extend_from_slice(b"\r\n");
+            ex.emit(Event::RequestHead { head: &out });
             req.body = SendBody::Empty;
             let sent = conn.write_all(&out, limit);
             head_written();
@@ -578,6 +609,7 @@ fn write_request(
         SendBody::Bytes(bytes) => {
             http1::put_header_number(&mut out, "content-length", bytes.len() as u64);
             out.extend_from_slice(b"\r\n");
+            ex.emit(Event::RequestHead { head: &out });
             let result = if bytes.len() <= COALESCE_BODY {
                 out.extend_from_slice(&bytes);
                 let sent = conn.write_all(&out, limit);
@@ -595,9 +627,16 @@ fn write_request(
         SendBody::Reader(mut reader, length) => {
             match length {
                 Some(n) => http1::put_header_number(&mut out, "content-length", n),
+                None if req.overrides.form.http10 => {
+                    return Err(WriteFailure::Body(Error::new(
+                        ErrorKind::InvalidConfig,
+                        "an HTTP/1.0 request body needs a known length (no chunked coding)",
+                    )))
+                }
                 None => http1::put_header(&mut out, "transfer-encoding", b"chunked"),
             }
             out.extend_from_slice(b"\r\n");
+            ex.emit(Event::RequestHead { head: &out });
             conn.write_all(&out, limit)
                 .map_err(WriteFailure::conn)
                 .inspect(|()| head_written())

@@ -684,3 +684,188 @@ fn trailers_over_64_kib_are_a_protocol_error() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Protocol, "{err}");
 }
+
+// --- tolerance as curl and Go have it ---------------------------------------
+
+#[test]
+fn http10_response_with_transfer_encoding_is_read_until_close_and_not_reused() {
+    // RFC 9112 §6.1: the chunked coding is not HTTP/1.0; the framing is
+    // faulty, so the body is what comes before the close, taken as it is.
+    let server = Server::serve(|_| {
+        Reply::close("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+    });
+    let agent = common::agent();
+    let resp = get(&agent, &server);
+    assert_eq!(resp.version(), Version::HTTP_10);
+    assert_eq!(resp.text().unwrap(), "5\r\nhello\r\n0\r\n\r\n");
+    assert_eq!(
+        get(&agent, &server).text().unwrap(),
+        "5\r\nhello\r\n0\r\n\r\n"
+    );
+    assert_eq!(server.accepted(), 2);
+    assert_eq!(agent.pool_stats().idle(), 0);
+}
+
+#[test]
+fn several_spaces_between_version_and_status_are_accepted() {
+    let server = Server::fixed("HTTP/1.1   200 OK\r\nContent-Length: 2\r\n\r\nok");
+    let resp = get(&common::agent(), &server);
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().unwrap(), "ok");
+}
+
+#[test]
+fn conflicting_content_length_on_a_204_is_a_protocol_error() {
+    let server =
+        Server::fixed("HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nContent-Length: 5\r\n\r\n");
+    assert_eq!(get_err(&common::agent(), &server), ErrorKind::Protocol);
+}
+
+#[test]
+fn conflicting_content_length_on_a_304_is_a_protocol_error() {
+    let server = Server::fixed("HTTP/1.1 304 Not Modified\r\nContent-Length: 3, 4\r\n\r\n");
+    assert_eq!(get_err(&common::agent(), &server), ErrorKind::Protocol);
+}
+
+#[test]
+fn a_nul_in_a_trailer_is_a_protocol_error() {
+    let server = Server::fixed(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-T: a\0b\r\n\r\n",
+    );
+    let resp = get(&common::agent(), &server);
+    assert_eq!(body_err(resp), ErrorKind::Protocol);
+}
+
+#[test]
+fn connection_close_on_a_100_continue_means_the_connection_is_not_pooled() {
+    let server = Server::fixed(
+        "HTTP/1.1 100 Continue\r\nConnection: close\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    );
+    let agent = common::agent();
+    assert_eq!(get(&agent, &server).text().unwrap(), "ok");
+    assert_eq!(agent.pool_stats().idle(), 0);
+    assert_eq!(get(&agent, &server).text().unwrap(), "ok");
+    assert_eq!(server.accepted(), 2);
+}
+
+#[test]
+fn connection_close_on_the_final_response_means_the_connection_is_not_pooled() {
+    let server = Server::fixed(
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+    );
+    let agent = common::agent();
+    assert_eq!(get(&agent, &server).text().unwrap(), "ok");
+    assert_eq!(agent.pool_stats().idle(), 0);
+    assert_eq!(get(&agent, &server).text().unwrap(), "ok");
+    assert_eq!(server.accepted(), 2);
+}
+
+#[test]
+fn headers_as_sent_keep_the_servers_spelling_and_order() {
+    let server = Server::fixed(
+        "HTTP/1.1 200 OK\r\nX-Request-ID: 1\r\ncontent-length: 2\r\nSET-cookie: a\r\nX-request-id: 2\r\n\r\nok",
+    );
+    let resp = get(&common::agent(), &server);
+    let sent: Vec<(&str, &str)> = resp
+        .headers_as_sent()
+        .into_iter()
+        .map(|(n, v)| (n, v.to_str().unwrap()))
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            ("X-Request-ID", "1"),
+            ("content-length", "2"),
+            ("SET-cookie", "a"),
+            ("X-request-id", "2")
+        ]
+    );
+    assert_eq!(resp.headers()["x-request-id"], "1");
+}
+
+#[test]
+fn an_http10_request_says_http10_and_its_connection_is_not_reused() {
+    let server = Server::fixed("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    let agent = common::agent();
+    let resp = agent.get(server.url("/a")).http10().call().unwrap();
+    assert_eq!(resp.text().unwrap(), "ok");
+    assert_eq!(server.request().request_line(), "GET /a HTTP/1.0");
+    assert_eq!(agent.pool_stats().idle(), 0);
+    let resp = agent.get(server.url("/b")).call().unwrap();
+    assert_eq!(resp.text().unwrap(), "ok");
+    assert_eq!(server.request().request_line(), "GET /b HTTP/1.1");
+    assert_eq!(server.accepted(), 2);
+}
+
+#[test]
+fn an_http10_request_with_a_body_of_unknown_length_fails_before_sending_it() {
+    let server = Server::fixed("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    let body: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(b"data".to_vec()));
+    let err = common::agent()
+        .post(server.url("/"))
+        .http10()
+        .send_reader(body)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+}
+
+#[test]
+fn an_explicit_request_target_is_sent_as_given() {
+    let server = Server::fixed("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    let agent = common::agent();
+    let resp = agent
+        .get(server.url("/ignored"))
+        .request_target("/a/../b/./c?x=%20")
+        .call()
+        .unwrap();
+    assert_eq!(resp.text().unwrap(), "ok");
+    assert_eq!(
+        server.request().request_line(),
+        "GET /a/../b/./c?x=%20 HTTP/1.1"
+    );
+    let resp = agent
+        .request("OPTIONS", server.url("/"))
+        .request_target("*")
+        .call()
+        .unwrap();
+    assert_eq!(resp.text().unwrap(), "ok");
+    assert_eq!(server.request().request_line(), "OPTIONS * HTTP/1.1");
+}
+
+#[test]
+fn a_request_target_with_a_space_or_a_line_break_is_refused_before_sending() {
+    let server = Server::fixed("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    for bad in ["/a b", "/a\r\nX-Injected: 1", ""] {
+        let err = common::agent()
+            .get(server.url("/"))
+            .request_target(bad)
+            .call()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidUrl, "{bad:?}");
+    }
+    assert_eq!(server.accepted(), 0);
+}
+
+#[test]
+fn default_headers_can_be_left_out() {
+    let server = Server::fixed("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    let resp = common::agent()
+        .get(server.url("/"))
+        .without_default_header(windlass::http::header::ACCEPT)
+        .without_default_header(windlass::http::header::USER_AGENT)
+        .call()
+        .unwrap();
+    assert_eq!(resp.text().unwrap(), "ok");
+    let req = server.request();
+    assert_eq!(req.header("accept"), None);
+    assert_eq!(req.header("user-agent"), None);
+    assert_eq!(req.header("accept-encoding"), Some("gzip, deflate"));
+}
+
+#[test]
+fn the_reason_phrase_is_kept_as_sent() {
+    let server = Server::fixed("HTTP/1.1 200 Fine Thanks\r\nContent-Length: 2\r\n\r\nok");
+    let resp = get(&common::agent(), &server);
+    assert_eq!(resp.reason(), "Fine Thanks");
+    assert_eq!(resp.status(), 200);
+}

@@ -577,3 +577,56 @@ fn credentials_in_a_location_are_neither_used_nor_kept() {
     assert_eq!(resp.text().unwrap(), "landed");
     assert!(target.request().header("authorization").is_none());
 }
+
+// --- Location oddities --------------------------------------------------------
+
+#[test]
+fn an_empty_location_is_not_followed_and_the_redirect_is_returned() {
+    let server =
+        Server::fixed("HTTP/1.1 302 Found\r\nLocation: \r\nContent-Length: 4\r\n\r\nmoved");
+    let resp = common::agent().get(server.url("/")).call().unwrap();
+    assert_eq!(resp.status(), 302);
+    assert_eq!(resp.text().unwrap(), "move");
+    assert_eq!(server.accepted(), 1);
+}
+
+#[test]
+fn two_different_location_headers_are_a_protocol_error() {
+    let server = Server::fixed(
+        "HTTP/1.1 302 Found\r\nLocation: /a\r\nLocation: /b\r\nContent-Length: 0\r\n\r\n",
+    );
+    let err = common::agent().get(server.url("/")).call().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Protocol);
+}
+
+#[test]
+fn a_request_target_applies_to_the_first_hop_only() {
+    let server = Server::serve(|req| match req.target.as_str() {
+        "/x/../start" => redirect(302, "/end"),
+        _ => Reply::keep(OK),
+    });
+    let resp = common::agent()
+        .get(server.url("/start"))
+        .request_target("/x/../start")
+        .call()
+        .unwrap();
+    assert_eq!(resp.text().unwrap(), "done");
+    assert_eq!(server.request().target, "/x/../start");
+    assert_eq!(server.request().target, "/end");
+}
+
+#[test]
+fn keep_post_on_redirect_follows_a_301_with_the_same_post_and_body() {
+    let server = start_to_end(301);
+    let resp = common::agent()
+        .post(server.url("/start"))
+        .keep_post_on_redirect(301)
+        .send_bytes(b"a=1")
+        .unwrap();
+    assert_eq!(resp.text().unwrap(), "done");
+    let first = server.request();
+    assert_eq!(first.request_line(), "POST /start HTTP/1.1");
+    let second = server.request();
+    assert_eq!(second.request_line(), "POST /end HTTP/1.1");
+    assert_eq!(second.body, b"a=1");
+}

@@ -30,6 +30,34 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// Parses the command line (exiting on an error, as `parse` does), and
+    /// records the order in which the data options were typed: curl joins
+    /// them in that order, which separate lists of values lose.
+    pub fn parse_ordered() -> Cli {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Cli::command().get_matches();
+        let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        if cli.command.is_none() {
+            let mut typed = Vec::new();
+            for (id, kind) in [
+                ("data", DataKind::Data),
+                ("data_binary", DataKind::Binary),
+                ("data_raw", DataKind::Raw),
+                ("data_urlencode", DataKind::UrlEncode),
+            ] {
+                let (Some(indices), Some(values)) =
+                    (matches.indices_of(id), matches.get_many::<String>(id))
+                else {
+                    continue;
+                };
+                typed.extend(indices.zip(values).map(|(i, v)| (i, kind, v.clone())));
+            }
+            typed.sort_by_key(|(i, _, _)| *i);
+            cli.transfer.data_in_order = typed.into_iter().map(|(_, k, v)| (k, v)).collect();
+        }
+        cli
+    }
+
     /// Whether `-v` was given, wherever it was.
     pub fn verbose(&self) -> bool {
         match &self.command {
@@ -128,6 +156,27 @@ pub struct ClientArgs {
     #[arg(long = "retry", value_name = "N", help_heading = "Connection")]
     pub retry: Option<u32>,
 
+    /// Wait this long before each retry instead of 1 s doubling
+    #[arg(long = "retry-delay", value_name = "SECS", value_parser = parse_secs, help_heading = "Connection")]
+    pub retry_delay: Option<Duration>,
+
+    /// Start no retry after this long since the transfer began
+    #[arg(long = "retry-max-time", value_name = "SECS", value_parser = parse_secs, help_heading = "Connection")]
+    pub retry_max_time: Option<Duration>,
+
+    /// Connect over IPv4 only
+    #[arg(
+        short = '4',
+        long = "ipv4",
+        conflicts_with = "ipv6",
+        help_heading = "Connection"
+    )]
+    pub ipv4: bool,
+
+    /// Connect over IPv6 only
+    #[arg(short = '6', long = "ipv6", help_heading = "Connection")]
+    pub ipv6: bool,
+
     /// Send requests through this proxy: http://, https://, socks5://,
     /// socks5h://, socks4://, socks4a:// (no scheme: http://) [default: from
     /// http_proxy, https_proxy, all_proxy]
@@ -154,19 +203,25 @@ pub struct ClientArgs {
     #[command(flatten)]
     pub tls: TlsArgs,
 
-    /// Log what happens on stderr (RUST_LOG=... for finer control)
+    /// Show the request and response heads of every hop and what happens
+    /// on the connection, on stderr (RUST_LOG=... for library logs)
     #[arg(short = 'v', long = "verbose", help_heading = "Output")]
     pub verbose: bool,
 }
 
-/// `windlass [OPTIONS] URL`.
+/// `windlass [OPTIONS] URL...`.
 #[derive(Args, Debug)]
 pub struct TransferArgs {
-    /// The URL to request
-    #[arg(value_name = "URL", required = true)]
-    pub url: Option<String>,
+    /// The URLs to request, one after the other on one connection where the
+    /// host allows (http:// is assumed when there is no scheme)
+    #[arg(value_name = "URL", required_unless_present = "url_opts", num_args = 1..)]
+    pub urls: Vec<String>,
 
-    /// Request method [default: GET, POST with data, HEAD with -I]
+    /// Another URL to request, after the positional ones (repeatable)
+    #[arg(long = "url", value_name = "URL")]
+    pub url_opts: Vec<String>,
+
+    /// Request method [default: GET, POST with data, HEAD with -I, PUT with -T]
     #[arg(
         short = 'X',
         long = "request",
@@ -179,6 +234,7 @@ pub struct TransferArgs {
     #[arg(
         short = 'd',
         long = "data",
+        alias = "data-ascii",
         value_name = "DATA",
         help_heading = "Request"
     )]
@@ -188,41 +244,204 @@ pub struct TransferArgs {
     #[arg(long = "data-binary", value_name = "DATA", help_heading = "Request")]
     pub data_binary: Vec<String>,
 
-    /// Send DATA (or @FILE) as JSON, with JSON Content-Type and Accept headers
-    #[arg(long = "json", value_name = "DATA", conflicts_with_all = ["data", "data_binary"], help_heading = "Request")]
-    pub json: Option<String>,
+    /// Like -d, but a leading @ is just a character
+    #[arg(long = "data-raw", value_name = "DATA", help_heading = "Request")]
+    pub data_raw: Vec<String>,
+
+    /// Like -d, percent-encoding the content: CONTENT, =CONTENT,
+    /// NAME=CONTENT, @FILE or NAME@FILE
+    #[arg(long = "data-urlencode", value_name = "DATA", help_heading = "Request")]
+    pub data_urlencode: Vec<String>,
+
+    /// Send DATA (or @FILE) as JSON, with JSON Content-Type and Accept
+    /// headers; repeated, the pieces are joined
+    #[arg(long = "json", value_name = "DATA", conflicts_with_all = ["data", "data_binary", "data_raw", "data_urlencode"], help_heading = "Request")]
+    pub json: Vec<String>,
+
+    /// Put the data of -d and friends in the URL's query and send a GET
+    #[arg(short = 'G', long = "get", help_heading = "Request")]
+    pub get: bool,
+
+    /// Upload FILE with PUT (- is stdin); a URL ending in / gets the file name
+    #[arg(
+        short = 'T',
+        long = "upload-file",
+        value_name = "FILE",
+        help_heading = "Request"
+    )]
+    pub upload_file: Option<String>,
+
+    /// Ask for only these bytes, e.g. 0-99 or 500-
+    #[arg(
+        short = 'r',
+        long = "range",
+        value_name = "RANGE",
+        help_heading = "Request"
+    )]
+    pub range: Option<String>,
 
     /// Send a HEAD request and print the response head
     #[arg(short = 'I', long = "head", conflicts_with_all = ["data", "data_binary", "json"], help_heading = "Request")]
     pub head: bool,
 
-    /// Print the status line and headers before the body
+    /// Send HTTP/1.0 requests (no connection reuse)
+    #[arg(short = '0', long = "http1.0", help_heading = "Request")]
+    pub http10: bool,
+
+    /// Send the URL's path as given, `..` and `.` segments included
+    #[arg(long = "path-as-is", help_heading = "Request")]
+    pub path_as_is: bool,
+
+    /// Send TARGET in the request line instead of the URL's path (e.g. *)
+    #[arg(
+        long = "request-target",
+        value_name = "TARGET",
+        help_heading = "Request"
+    )]
+    pub request_target: Option<String>,
+
+    /// Send `Referer: URL`
+    #[arg(
+        short = 'e',
+        long = "referer",
+        value_name = "URL",
+        help_heading = "Request"
+    )]
+    pub referer: Option<String>,
+
+    /// Send `Authorization: Bearer TOKEN`
+    #[arg(long = "oauth2-bearer", value_name = "TOKEN", help_heading = "Request")]
+    pub oauth2_bearer: Option<String>,
+
+    /// Keep POST (and its body) after a 301 with -L
+    #[arg(long = "post301", help_heading = "Request")]
+    pub post301: bool,
+
+    /// Keep POST (and its body) after a 302 with -L
+    #[arg(long = "post302", help_heading = "Request")]
+    pub post302: bool,
+
+    /// Keep POST (and its body) after a 303 with -L
+    #[arg(long = "post303", help_heading = "Request")]
+    pub post303: bool,
+
+    /// Like -L, and send credentials (-u, Authorization) to other hosts too
+    #[arg(long = "location-trusted", help_heading = "Request")]
+    pub location_trusted: bool,
+
+    /// Protocols a redirect may switch to: =http,https (or all) allows
+    /// https -> http; the default is https only after https
+    #[arg(
+        long = "proto-redir",
+        value_name = "PROTOCOLS",
+        help_heading = "Request"
+    )]
+    pub proto_redir: Option<String>,
+
+    /// Accepted for curl compatibility: windlass decodes chunked bodies
+    /// and does not ask for compressed transfer codings
+    #[arg(long = "tr-encoding", help_heading = "Request")]
+    pub tr_encoding: bool,
+
+    /// Do not decode content codings (no Accept-Encoding is sent either)
+    #[arg(long = "raw", help_heading = "Request")]
+    pub raw: bool,
+
+    /// Accepted for curl compatibility; windlass does not send
+    /// `Expect: 100-continue` from the command line yet
+    #[arg(
+        long = "expect100-timeout",
+        value_name = "SECS",
+        help_heading = "Request"
+    )]
+    pub expect100_timeout: Option<f64>,
+
+    /// Fail (exit 63) when the body is larger than this (suffixes k, M, G)
+    #[arg(long = "max-filesize", value_name = "BYTES", value_parser = parse_size, help_heading = "Output")]
+    pub max_filesize: Option<u64>,
+
+    /// Print the status line and headers before the body (every hop with -L)
     #[arg(short = 'i', long = "include", help_heading = "Output")]
     pub include: bool,
 
-    /// Write the body to FILE instead of stdout (progress bar on a terminal)
+    /// Write the body to FILE instead of stdout (- is stdout); one -o per
+    /// URL, in order (progress bar on a terminal)
     #[arg(
         short = 'o',
         long = "output",
         value_name = "FILE",
         help_heading = "Output"
     )]
-    pub output: Option<PathBuf>,
+    pub output: Vec<PathBuf>,
+
+    /// Write each body without an -o into a file named after the URL's
+    /// last path segment, in the current directory
+    #[arg(short = 'O', long = "remote-name", help_heading = "Output")]
+    pub remote_name: bool,
+
+    /// Write the response heads to FILE (- is stdout)
+    #[arg(
+        short = 'D',
+        long = "dump-header",
+        value_name = "FILE",
+        help_heading = "Output"
+    )]
+    pub dump_header: Option<PathBuf>,
+
+    /// After each transfer, print FORMAT with curl's %{variables}
+    /// (%{http_code}, %{time_total}, %{json}, ...); @FILE reads it
+    #[arg(
+        short = 'w',
+        long = "write-out",
+        value_name = "FORMAT",
+        help_heading = "Output"
+    )]
+    pub write_out: Option<String>,
 
     /// Exit with code 22 on a 4xx/5xx status, writing no body
     #[arg(short = 'f', long = "fail", help_heading = "Output")]
     pub fail: bool,
 
-    /// No progress bar
+    /// Like -f (exit 22 on 4xx/5xx), but write the body all the same
+    #[arg(
+        long = "fail-with-body",
+        conflicts_with = "fail",
+        help_heading = "Output"
+    )]
+    pub fail_with_body: bool,
+
+    /// No progress bar and no error messages (see -S)
     #[arg(short = 's', long = "silent", help_heading = "Output")]
     pub silent: bool,
+
+    /// With -s, still print error messages
+    #[arg(short = 'S', long = "show-error", help_heading = "Output")]
+    pub show_error: bool,
 
     /// After the transfer, print where the time went on stderr
     #[arg(long = "trace", help_heading = "Output")]
     pub trace: bool,
 
+    /// The data options in the order they were typed (filled by
+    /// [`Cli::parse_ordered`]; empty otherwise).
+    #[arg(skip)]
+    pub data_in_order: Vec<(DataKind, String)>,
+
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+/// Which data option a value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataKind {
+    /// `-d`: `@FILE` read without newlines.
+    Data,
+    /// `--data-binary`: `@FILE` read as it is.
+    Binary,
+    /// `--data-raw`: no `@FILE`.
+    Raw,
+    /// `--data-urlencode`.
+    UrlEncode,
 }
 
 /// `windlass bench [URL]`.

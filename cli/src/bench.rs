@@ -324,10 +324,17 @@ fn report(tally: &Tally, elapsed: Duration, client: &Client) {
         "  requests      {ok} ok, {errors} errors in {}",
         duration(elapsed)
     );
+    // Only answered requests count: a dead server fails fast, and its
+    // refusals are not throughput.
     println!(
-        "  throughput    {:.0} req/s, {} of body",
-        (ok + errors) as f64 / secs,
-        progress::rate(tally.body_bytes, elapsed)
+        "  throughput    {:.0} req/s, {} of body{}",
+        ok as f64 / secs,
+        progress::rate(tally.body_bytes, elapsed),
+        if errors > 0 {
+            " (failed requests not counted)"
+        } else {
+            ""
+        }
     );
     if ok > 0 {
         println!(

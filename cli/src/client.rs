@@ -11,6 +11,8 @@ use crate::exit::Failure;
 pub struct Client {
     pub agent: Agent,
     headers: Vec<(String, String)>,
+    /// Names given as `-H 'Name:'`: not to be sent at all.
+    emptied: Vec<String>,
     auth: Option<(String, Option<String>)>,
     token: CancelToken,
 }
@@ -33,7 +35,10 @@ pub fn builder(args: &ClientArgs) -> Result<AgentBuilder, Failure> {
         b = b.min_speed(windlass::MinSpeed::new(bytes, window));
     }
     if let Some(n) = args.retry {
-        b = b.retry(windlass::Retry::new(n));
+        b = b.retry(retry_policy(n, args.retry_delay, args.retry_max_time));
+    }
+    if args.ipv4 || args.ipv6 {
+        b = b.resolver(OneFamily { v4: args.ipv4 });
     }
     b = b.max_redirects(if args.location { args.max_redirs } else { 0 });
     if let Some(ua) = &args.user_agent {
@@ -46,22 +51,59 @@ pub fn builder(args: &ClientArgs) -> Result<AgentBuilder, Failure> {
     }
     b = tls_options(b, &args.tls)?;
     if args.insecure {
-        eprintln!(
-            "windlass: warning: --insecure: server certificates are not verified; \
-             anyone on the path can read and change this traffic"
-        );
+        // The library logs a warning about this setting itself: a second
+        // one here would only repeat it.
         b = b.danger_accept_invalid_certs(true);
     }
     Ok(b)
 }
 
+/// curl's retry timing: 1 s before the first retry, doubling (up to
+/// 10 minutes), or `--retry-delay` every time. windlass spreads each wait
+/// over the upper half of its back-off, so the back-off is set to twice the
+/// wait wanted: the wait then never falls below curl's.
+fn retry_policy(n: u32, delay: Option<Duration>, max_time: Option<Duration>) -> windlass::Retry {
+    let policy = match delay {
+        Some(d) => windlass::Retry::new(n).backoff(d * 2, d * 2),
+        None => windlass::Retry::new(n).backoff(Duration::from_secs(2), Duration::from_secs(1200)),
+    };
+    match max_time {
+        Some(t) => policy.max_elapsed(t),
+        None => policy,
+    }
+}
+
+/// The system resolver, keeping the addresses of one family (`-4`, `-6`).
+struct OneFamily {
+    v4: bool,
+}
+
+impl windlass::Resolver for OneFamily {
+    fn resolve(&self, host: &str, port: u16) -> std::io::Result<Vec<std::net::SocketAddr>> {
+        let all = windlass::SystemResolver.resolve(host, port)?;
+        let kept: Vec<_> = all.into_iter().filter(|a| a.is_ipv4() == self.v4).collect();
+        if kept.is_empty() {
+            let family = if self.v4 { "IPv4" } else { "IPv6" };
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{host} has no {family} address"),
+            ));
+        }
+        Ok(kept)
+    }
+}
+
 impl Client {
     pub fn new(agent: Agent, args: &ClientArgs, token: &CancelToken) -> Result<Client, Failure> {
-        let headers = args
-            .headers
-            .iter()
-            .map(|h| parse_header(h))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut headers = Vec::new();
+        let mut emptied = Vec::new();
+        for h in expand_header_files(&args.headers)? {
+            match parse_header(&h)? {
+                // curl's `Name:`: send no such header, not even a default one.
+                (name, None) => emptied.push(name),
+                (name, Some(value)) => headers.push((name, value)),
+            }
+        }
         let auth = args.user.as_ref().map(|u| match u.split_once(':') {
             Some((user, pass)) => (user.to_string(), Some(pass.to_string())),
             None => (u.clone(), None),
@@ -69,9 +111,18 @@ impl Client {
         Ok(Client {
             agent,
             headers,
+            emptied,
             auth,
             token: token.clone(),
         })
+    }
+
+    /// The default headers the user removed with `-H 'Name:'`.
+    pub fn emptied_defaults(&self) -> Vec<windlass::http::HeaderName> {
+        self.emptied
+            .iter()
+            .filter_map(|n| crate::transfer::default_header(n))
+            .collect()
     }
 
     /// Whether the user set this header with -H.
@@ -94,15 +145,39 @@ impl Client {
     }
 }
 
-/// `Name: value`, or curl's `Name;` for a header with an empty value.
-fn parse_header(h: &str) -> Result<(String, String), Failure> {
+/// `-H @FILE` reads headers from a file (or stdin), one a line.
+fn expand_header_files(args: &[String]) -> Result<Vec<String>, Failure> {
+    let mut out = Vec::new();
+    for h in args {
+        match h.strip_prefix('@') {
+            Some(path) => {
+                let bytes = crate::payload::read_source(path)?;
+                let text = String::from_utf8_lossy(&bytes);
+                out.extend(
+                    text.lines()
+                        .map(str::trim_end)
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_string),
+                );
+            }
+            None => out.push(h.clone()),
+        }
+    }
+    Ok(out)
+}
+
+/// `Name: value`; curl's `Name;` for a header with an empty value, and
+/// `Name:` (nothing after the colon) for no header at all (`None`).
+fn parse_header(h: &str) -> Result<(String, Option<String>), Failure> {
     if let Some((name, value)) = h.split_once(':') {
         if !name.trim().is_empty() {
-            return Ok((name.trim().to_string(), value.trim().to_string()));
+            let value = value.trim();
+            let value = (!value.is_empty()).then(|| value.to_string());
+            return Ok((name.trim().to_string(), value));
         }
     } else if let Some(name) = h.strip_suffix(';') {
         if !name.trim().is_empty() {
-            return Ok((name.trim().to_string(), String::new()));
+            return Ok((name.trim().to_string(), Some(String::new())));
         }
     }
     Err(Failure::usage(format!(
@@ -119,10 +194,14 @@ mod tests {
         let ok = |h| parse_header(h).ok();
         assert_eq!(
             ok("Accept: text/plain"),
-            Some(("Accept".into(), "text/plain".into()))
+            Some(("Accept".into(), Some("text/plain".into())))
         );
-        assert_eq!(ok("X-A:b:c"), Some(("X-A".into(), "b:c".into())));
-        assert_eq!(ok("X-Empty;"), Some(("X-Empty".into(), String::new())));
+        assert_eq!(ok("X-A:b:c"), Some(("X-A".into(), Some("b:c".into()))));
+        assert_eq!(
+            ok("X-Empty;"),
+            Some(("X-Empty".into(), Some(String::new())))
+        );
+        assert_eq!(ok("Accept:"), Some(("Accept".into(), None)));
         assert_eq!(ok("nonsense"), None);
         assert_eq!(ok(": v"), None);
     }

@@ -28,6 +28,8 @@ pub const READ: u8 = 26;
 pub const TIMEOUT: u8 = 28;
 /// The TLS handshake failed or the certificate was rejected.
 pub const TLS: u8 = 35;
+/// The body is larger than `--max-filesize`.
+pub const FILESIZE: u8 = 63;
 /// Too many redirects, or an https → http redirect refused.
 pub const REDIRECT: u8 = 47;
 /// Another network I/O error (connection reset mid-transfer, …).
@@ -52,6 +54,7 @@ Exit codes (curl's numbers where curl has one):
    35  TLS error
    47  too many redirects, or an https -> http redirect refused
    56  network error during the transfer
+   63  the body is larger than --max-filesize
   130  cancelled by Ctrl-C";
 
 /// The exit code for a library error.
@@ -176,6 +179,7 @@ mod tests {
             TLS,
             REDIRECT,
             NETWORK,
+            FILESIZE,
             CANCELLED,
         ] {
             let line = format!("{code:>5}  ");

@@ -8,22 +8,25 @@ mod bench;
 mod client;
 mod exit;
 mod fetch;
+mod heads;
+mod payload;
 mod progress;
 mod proxy;
 mod soak;
 mod trace;
 mod transfer;
+mod urls;
+mod writeout;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use windlass::CancelToken;
 
 use args::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logging(cli.verbose());
+    let cli = Cli::parse_ordered();
+    init_logging(cli.command.is_some() && cli.verbose());
     let token = CancelToken::new();
     install_ctrl_c(&token);
     let result = match &cli.command {
@@ -41,7 +44,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// `-v` turns on debug logs; `RUST_LOG` overrides either way.
+/// `-v` turns on debug logs for the subcommands (a transfer's `-v` shows
+/// curl's head trace instead); `RUST_LOG` overrides either way.
 fn init_logging(verbose: bool) {
     let default = if verbose { "debug" } else { "warn" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))

@@ -8,12 +8,15 @@ use crate::progress::duration;
 
 /// The breakdown printed after a transfer. `body_end` is when the body was
 /// read to its end, measured from the start of the request; `None` when the
-/// transfer failed before.
-pub fn render(t: &Timings, body_end: Option<Duration>) -> String {
+/// transfer failed before. `redirect` is the time taken by the hops (and
+/// attempts) before the last one, which `Timings` counts from the start:
+/// booked on its own line as curl's `time_redirect`, not as sending.
+pub fn render(t: &Timings, body_end: Option<Duration>, redirect: Duration) -> String {
     let setup: Duration = [t.pool_wait, t.dns, t.connect, t.tls]
         .iter()
         .flatten()
-        .sum();
+        .sum::<Duration>()
+        + redirect;
     let sending = t.request_written.map(|w| w.saturating_sub(setup));
     let server = match (t.first_byte, t.request_written) {
         (Some(fb), Some(w)) => Some(fb.saturating_sub(w)),
@@ -24,7 +27,9 @@ pub fn render(t: &Timings, body_end: Option<Duration>) -> String {
         (Some(end), Some(fb)) => Some(end.saturating_sub(fb)),
         _ => None,
     };
+    let redirect = (redirect > Duration::ZERO).then_some(redirect);
     let cells = [
+        ("Redirects", redirect),
         ("Pool wait", t.pool_wait),
         ("DNS lookup", t.dns),
         ("TCP connect", t.connect),

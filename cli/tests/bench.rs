@@ -68,3 +68,16 @@ fn bench_where_every_request_fails_exits_with_that_class() {
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
     assert!(stdout(&out).contains("connect: 2"), "{}", stdout(&out));
 }
+
+#[test]
+fn bench_against_a_dead_server_reports_no_throughput() {
+    let url = format!("http://127.0.0.1:{}/", common::closed_port());
+    let out = run(&["bench", "-c", "2", "-n", "20", &url]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("0 ok, 20 errors"), "{text}");
+    assert!(
+        text.contains("throughput    0 req/s") && text.contains("(failed requests not counted)"),
+        "{text}"
+    );
+}

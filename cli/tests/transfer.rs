@@ -22,7 +22,8 @@ fn include_prints_status_line_and_headers_before_the_body() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.starts_with("HTTP/1.1 201 Created\r\n"), "{text}");
-    assert!(text.contains("\r\nx-thing: yes\r\n"), "{text}");
+    // As the server spelled it.
+    assert!(text.contains("\r\nX-Thing: yes\r\n"), "{text}");
     assert!(text.ends_with("\r\n\r\nmade"), "{text}");
 }
 
@@ -301,4 +302,53 @@ fn location_to_another_origin_drops_caller_set_secrets() {
     let second = other.next_request().to_ascii_lowercase();
     assert!(!second.contains("x-api-key"), "{second}");
     assert!(second.contains("\r\naccept: text/plain\r\n"), "{second}");
+}
+
+#[test]
+fn retry_waits_at_least_a_second_before_the_first_retry_as_curl_does() {
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let server = TestServer::start(move |_| {
+        if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            status(503, "Service Unavailable", &[], b"")
+        } else {
+            ok(b"second")
+        }
+    });
+    let started = Instant::now();
+    let out = run(&["--retry", "1", &server.url("/")]);
+    let waited = started.elapsed();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "second");
+    assert!(waited >= Duration::from_secs(1), "retried after {waited:?}");
+}
+
+#[test]
+fn retry_delay_sets_the_wait_between_retries() {
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let server = TestServer::start(move |_| {
+        if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
+            status(503, "Service Unavailable", &[], b"")
+        } else {
+            ok(b"third")
+        }
+    });
+    let started = Instant::now();
+    let out = run(&["--retry", "2", "--retry-delay", "0.2", &server.url("/")]);
+    let waited = started.elapsed();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "third");
+    assert!(
+        waited >= Duration::from_millis(400),
+        "two retries after {waited:?}"
+    );
+}
+
+#[test]
+fn insecure_warns_exactly_once() {
+    let server = TestServer::start(|_| ok(b"ok"));
+    let out = run(&["-k", &server.url("/")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.matches("verification is OFF").count(), 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
 }

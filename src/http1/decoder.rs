@@ -129,6 +129,14 @@ impl Decoder {
                 }
                 State::Trailers(seen) => {
                     let len = read_line(input, MAX_TRAILERS.saturating_sub(seen), |line| {
+                        // Trailers are header fields: a NUL or another
+                        // control byte is as invalid here as in the head.
+                        if line
+                            .iter()
+                            .any(|&b| b == 0 || (b < 0x20 && b != b'\t') || b == 0x7f)
+                        {
+                            return Err(Error::protocol("control character in a trailer"));
+                        }
                         Ok(line.len())
                     })?;
                     self.state = if len == 0 {

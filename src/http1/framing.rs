@@ -25,10 +25,22 @@ pub(crate) enum Framing {
 
 /// The body framing of a response and whether its connection may be reused.
 pub(crate) fn framing(method: &Method, head: &Head) -> Result<(Framing, bool), Error> {
-    let mut reusable = connection_reusable(head);
+    let mut reusable = connection_reusable(head) && !head.closed_by_informational;
     let status = head.status.as_u16();
-    if method == Method::HEAD || head.status.is_informational() || status == 204 || status == 304 {
+    if status == 204 || status == 304 {
+        // No body whatever the head says, but a head whose Content-Length
+        // values disagree is broken all the same (Go refuses it too).
+        content_length(&head.headers)?;
         return Ok((Framing::Empty, reusable));
+    }
+    if method == Method::HEAD || head.status.is_informational() {
+        return Ok((Framing::Empty, reusable));
+    }
+    if head.version == Version::HTTP_10 && head.headers.contains_key(TRANSFER_ENCODING) {
+        // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has
+        // faulty framing, even with a Content-Length; the body runs to the
+        // close and the connection is not trusted again.
+        return Ok((Framing::UntilClose, false));
     }
     let length = content_length(&head.headers)?;
     if head.headers.contains_key(TRANSFER_ENCODING) {
@@ -48,6 +60,16 @@ pub(crate) fn framing(method: &Method, head: &Head) -> Result<(Framing, bool), E
         Some(n) => Ok((Framing::Length(n), reusable)),
         None => Ok((Framing::UntilClose, false)),
     }
+}
+
+/// Whether these headers carry `Connection: close`.
+pub(crate) fn says_close(headers: &HeaderMap) -> bool {
+    headers.get_all(CONNECTION).iter().any(|v| {
+        v.to_str()
+            .unwrap_or("")
+            .split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case("close"))
+    })
 }
 
 /// Whether the head allows another request on the connection: HTTP/1.1
@@ -163,6 +185,8 @@ mod tests {
             version,
             headers: map,
             size: 0,
+            raw_head: Default::default(),
+            closed_by_informational: false,
         }
     }
 

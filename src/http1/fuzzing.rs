@@ -231,6 +231,10 @@ pub(crate) fn reference_chunked(bytes: &[u8]) -> (Vec<u8>, Option<usize>) {
         if line.is_empty() {
             return (data, Some(at));
         }
+        // A control byte (NUL included; tab allowed) breaks a trailer.
+        if line.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            return (data, None);
+        }
         budget -= line.len() + 2;
     }
 }

@@ -20,6 +20,56 @@ pub(crate) struct Head {
     pub headers: HeaderMap,
     /// Bytes the head took on the wire.
     pub size: usize,
+    /// The reason phrase and header names as the server wrote them.
+    pub raw_head: RawHead,
+    /// An informational (1xx) head before this one said `Connection: close`:
+    /// the server means to close after this exchange, so the connection is
+    /// not pooled whatever the final head says.
+    pub closed_by_informational: bool,
+}
+
+/// What a response head looked like on the wire beyond what the parsed
+/// head keeps: the reason phrase of the status line and the header names as
+/// the server spelled them, in order. Kept beside the [`HeaderMap`] (which
+/// lowercases names) for callers that show a response the way the server
+/// sent it, as curl's `-i` does.
+///
+/// Stored as one string (reason, then each name, `\n`-separated), so keeping
+/// it costs one allocation per response.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawHead(String);
+
+impl RawHead {
+    /// The reason phrase of the status line as sent (`OK`, `Fine Thanks`),
+    /// possibly empty.
+    pub fn reason(&self) -> &str {
+        self.0.split('\n').next().unwrap_or("")
+    }
+
+    /// Each header name as sent, in wire order (a repeated name appears
+    /// each time).
+    pub fn names(&self) -> impl Iterator<Item = &str> + '_ {
+        // Neither names (tokens) nor the reason can hold a newline.
+        self.0.split('\n').skip(1).filter(|n| !n.is_empty())
+    }
+
+    /// Each header of `headers` (the map parsed from the same head) in wire
+    /// order, with its name spelled as sent.
+    pub fn pair_with<'h>(&'h self, headers: &'h HeaderMap) -> Vec<(&'h str, &'h HeaderValue)> {
+        let names: Vec<&str> = self.names().collect();
+        let mut out = Vec::with_capacity(names.len());
+        for (i, name) in names.iter().enumerate() {
+            // The k-th time a name appears is its k-th value in the map.
+            let k = names[..i]
+                .iter()
+                .filter(|n| n.eq_ignore_ascii_case(name))
+                .count();
+            if let Some(value) = headers.get_all(*name).iter().nth(k) {
+                out.push((*name, value));
+            }
+        }
+        out
+    }
 }
 
 /// Read one response head (possibly a 1xx). `got_bytes` is set as soon as any
@@ -78,7 +128,11 @@ pub(crate) fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, Error> {
     // httparse's defaults refuse white space between a header name and its
     // colon (RFC 9112 §5.1): `Transfer-Encoding : chunked` is how a smuggled
     // message hides its framing from one parser and not another.
+    //
+    // Several spaces between the version and the status code are accepted,
+    // as curl and Go accept them: some embedded servers pad the status line.
     let used = match httparse::ParserConfig::default()
+        .allow_multiple_spaces_in_response_status_delimiters(true)
         .parse_response_with_uninit_headers(&mut resp, buf, &mut raw)
     {
         Ok(httparse::Status::Complete(n)) => n,
@@ -104,7 +158,13 @@ pub(crate) fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, Error> {
         _ => Version::HTTP_11,
     };
     let mut headers = HeaderMap::with_capacity(resp.headers.len());
+    let reason = resp.reason.unwrap_or("");
+    let names_len: usize = resp.headers.iter().map(|h| h.name.len() + 1).sum();
+    let mut raw_head = String::with_capacity(reason.len() + names_len);
+    raw_head.push_str(reason);
     for h in resp.headers.iter() {
+        raw_head.push('\n');
+        raw_head.push_str(h.name);
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| Error::protocol(format!("invalid header name {:?}", h.name)))?;
         let value = HeaderValue::from_bytes(h.value)
@@ -117,6 +177,8 @@ pub(crate) fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, Error> {
             version,
             headers,
             size: used,
+            raw_head: RawHead(raw_head),
+            closed_by_informational: false,
         },
         used,
     )))
@@ -161,6 +223,18 @@ mod tests {
         let all: Vec<_> = head.headers.get_all("x-a").iter().collect();
         assert_eq!(all, ["1", "2"]);
         assert_eq!(input.unread(), b"hello");
+    }
+
+    #[test]
+    fn the_raw_head_keeps_the_reason_and_the_names_as_sent() {
+        let data = b"HTTP/1.1 200 Fine Thanks\r\nX-Request-ID: 1\r\nx-a: 2\r\n\r\n";
+        let (head, _) = parse_head(data).unwrap().unwrap();
+        assert_eq!(head.raw_head.reason(), "Fine Thanks");
+        let names: Vec<&str> = head.raw_head.names().collect();
+        assert_eq!(names, ["X-Request-ID", "x-a"]);
+        let (head, _) = parse_head(b"HTTP/1.1 204 \r\n\r\n").unwrap().unwrap();
+        assert_eq!(head.raw_head.reason(), "");
+        assert_eq!(head.raw_head.names().count(), 0);
     }
 
     #[test]

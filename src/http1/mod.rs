@@ -42,6 +42,10 @@ pub mod fuzzing;
 mod tests;
 
 pub(crate) use decoder::Decoder;
-pub(crate) use framing::{content_length, framing, keep_alive_timeout, Framing};
+pub(crate) use framing::{content_length, framing, keep_alive_timeout, says_close, Framing};
+pub use head::RawHead;
 pub(crate) use head::{read_head, Head};
-pub(crate) use write::{put_header, put_header_number, put_host_port, put_request_line, target};
+pub(crate) use write::{
+    put_header, put_header_number, put_host_port, put_request_line, put_request_line_as, target,
+    RequestForm,
+};
