@@ -107,6 +107,8 @@ pub(crate) struct Config {
     pub min_speed: Option<crate::MinSpeed>,
     #[cfg(feature = "tls")]
     pub tls: crate::tls::TlsSettings,
+    /// Decoded-size limit, Expect: 100-continue, cookies.
+    pub extras: crate::extras::Extras,
 }
 
 impl Default for Config {
@@ -130,12 +132,13 @@ impl Default for Config {
             user_agent: HeaderValue::from_static(concat!("windlass/", env!("CARGO_PKG_VERSION"))),
             body_limit: 10 * 1024 * 1024,
             max_head_size: 64 * 1024,
-            decompress: cfg!(feature = "gzip"),
+            decompress: crate::codings::ANY,
             proxy: None,
             leak_warn_after: Some(Duration::from_secs(60)),
             min_speed: None,
             #[cfg(feature = "tls")]
             tls: crate::tls::TlsSettings::default(),
+            extras: crate::extras::Extras::default(),
         }
     }
 }
@@ -325,7 +328,7 @@ impl Agent {
 #[derive(Debug, Default)]
 #[must_use]
 pub struct AgentBuilder {
-    config: Config,
+    pub(crate) config: Config,
     hook: Option<Arc<dyn Hook>>,
     rate_limit: Option<RateLimit>,
     host_rate_limits: HashMap<String, RateLimit>,
@@ -557,9 +560,11 @@ impl AgentBuilder {
         self
     }
 
-    /// Ask for and decode gzip/deflate bodies. Default on (with the `gzip` feature).
+    /// Ask for and decode compressed bodies (gzip and deflate with the
+    /// `gzip` feature, br with `brotli`, zstd with `zstd`). Default on when
+    /// the build decodes any.
     pub fn decompress(mut self, on: bool) -> Self {
-        self.config.decompress = on && cfg!(feature = "gzip");
+        self.config.decompress = on && crate::codings::ANY;
         self
     }
 

@@ -49,11 +49,13 @@
 
 mod agent;
 mod body;
+mod codings;
 mod conn;
 mod connect;
 mod deadline;
 mod error;
 mod exchange;
+mod extras;
 mod fnv;
 mod http1;
 mod inflight;

@@ -398,8 +398,12 @@ impl RequestBuilder {
     }
 
     /// Send `bytes` as the body, with a Content-Length.
-    pub fn send_bytes(self, bytes: &[u8]) -> Result<Response, Error> {
-        self.send(SendBody::Bytes(bytes.to_vec()))
+    ///
+    /// An owned buffer (`Vec<u8>`, `String::into_bytes()`) is sent as it is,
+    /// without a copy; borrowed bytes (`&[u8]`, `b"..."`, `&vec`) are copied
+    /// once, so that a retry or a 307/308 redirect can send them again.
+    pub fn send_bytes<'b>(self, bytes: impl Into<std::borrow::Cow<'b, [u8]>>) -> Result<Response, Error> {
+        self.send(SendBody::Bytes(bytes.into().into_owned()))
     }
 
     /// Send a string (`text/plain; charset=utf-8` unless a Content-Type is set).
@@ -431,6 +435,20 @@ impl RequestBuilder {
             }
         };
         self.send(SendBody::Reader(Box::new(reader), length))
+    }
+
+    /// Stream exactly `length` bytes from a reader, with that Content-Length
+    /// (no chunked coding, no header to set by hand). A reader that ends
+    /// early fails the request, and windlass closes the connection rather
+    /// than leave the server waiting for the rest; bytes beyond `length` are
+    /// not read. Like [`send_reader`](RequestBuilder::send_reader), it is
+    /// neither retried nor sent again on a 307/308.
+    pub fn send_reader_sized(
+        self,
+        reader: impl Read + Send + 'static,
+        length: u64,
+    ) -> Result<Response, Error> {
+        self.send(SendBody::Reader(Box::new(reader), Some(length)))
     }
 
     /// Send a value as JSON (`application/json` unless a Content-Type is set).

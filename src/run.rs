@@ -11,7 +11,7 @@ use http::header::{
 use http::{HeaderMap, Method, StatusCode};
 
 use crate::agent::{Agent, AgentInner};
-use crate::body::{Body, Encoding, Held, RawBody};
+use crate::body::{Body, Held, RawBody};
 use crate::conn::Conn;
 use crate::deadline::Deadline;
 use crate::error::{Chain, Error, ErrorKind, Phase};
@@ -369,7 +369,7 @@ fn hand_over(
     req: &Request,
     mut on: OnConn,
     mut ex: Exchange,
-    head: http1::Head,
+    mut head: http1::Head,
     framing: Framing,
     reusable: bool,
 ) -> Response {
@@ -406,18 +406,14 @@ fn hand_over(
             }
         }
     }
-    let encoding = if framing != Framing::Empty && decoding_wanted(inner, &req.headers) {
-        Encoding::from_header(head.headers.get(CONTENT_ENCODING))
-    } else {
-        Encoding::Identity
-    };
+    let (codings, limit) = codings_to_undo(inner, req, &mut head, framing);
     Response {
         status: head.status,
         version: head.version,
         headers: head.headers,
         url: req.url.clone(),
         timings,
-        body: Body::new(raw, encoding),
+        body: Body::new(raw, &codings, limit),
         body_limit: inner.config.body_limit,
     }
 }
@@ -491,6 +487,33 @@ fn decoding_wanted(inner: &AgentInner, headers: &HeaderMap) -> bool {
     inner.config.decompress && !headers.contains_key(ACCEPT_ENCODING)
 }
 
+/// The codings the body undoes and the most bytes it may then hand out. A
+/// decoded response no longer claims its `Content-Encoding` nor the
+/// compressed `Content-Length` (as reqwest); one left coded keeps both.
+fn codings_to_undo(
+    inner: &AgentInner,
+    req: &Request,
+    head: &mut http1::Head,
+    framing: Framing,
+) -> (Vec<crate::codings::Coding>, u64) {
+    if framing == Framing::Empty {
+        return (Vec::new(), u64::MAX);
+    }
+    // Unknown transfer codings were refused with the framing.
+    let (codings, content_decoded) =
+        crate::codings::to_undo(&head.headers, decoding_wanted(inner, &req.headers))
+            .unwrap_or_default();
+    if content_decoded {
+        head.headers.remove(CONTENT_ENCODING);
+        head.headers.remove(CONTENT_LENGTH);
+    }
+    if codings.is_empty() {
+        (codings, u64::MAX)
+    } else {
+        (codings, inner.config.extras.decoded_limit)
+    }
+}
+
 fn request_closes(headers: &HeaderMap) -> bool {
     headers.get_all(http::header::CONNECTION).iter().any(|v| {
         v.to_str()
@@ -541,7 +564,9 @@ fn write_request(
         http1::put_header(&mut out, "accept", b"*/*");
     }
     if inner.config.decompress && !headers.contains_key(ACCEPT_ENCODING) {
-        http1::put_header(&mut out, "accept-encoding", b"gzip, deflate");
+        if let Some(codings) = crate::codings::accept_encoding() {
+            http1::put_header(&mut out, "accept-encoding", codings.as_bytes());
+        }
     }
     if via_proxy && !headers.contains_key(PROXY_AUTHORIZATION) {
         if let Some(auth) = inner.config.proxy.as_ref().and_then(|p| p.auth.as_ref()) {
