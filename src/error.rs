@@ -36,6 +36,8 @@ pub enum Phase {
     /// The response body arrived slower than the minimum transfer rate
     /// (curl's low-speed limit).
     LowSpeed,
+    /// Waiting for `100 Continue` before sending the request body.
+    ExpectContinue,
 }
 
 impl Phase {
@@ -54,6 +56,7 @@ impl Phase {
             Phase::RetryWait => ("retry_wait", "waiting to retry"),
             Phase::RateLimit => ("rate_limit", "waiting for the rate limit of"),
             Phase::LowSpeed => ("low_speed", "receiving the response body too slowly from"),
+            Phase::ExpectContinue => ("expect_continue", "waiting for 100 Continue from"),
         }
     }
 

@@ -187,6 +187,11 @@ impl PhaseInfo {
             Phase::ResponseHead => (Some(F::AwaitingHead), Some(Timer::FirstByte), None),
             Phase::Body | Phase::LowSpeed => (Some(F::BodyHeld), None, None),
             Phase::RetryWait => (None, None, None),
+            Phase::ExpectContinue => (
+                Some(F::AwaitingHead),
+                None,
+                Some(Event::ExpectContinueStart),
+            ),
         };
         let milestone = matches!(
             phase,

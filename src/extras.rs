@@ -2,6 +2,8 @@
 //! 100-continue, the cookie jar), kept in one part of the agent's config,
 //! and their builder methods.
 
+use std::time::Duration;
+
 use crate::agent::AgentBuilder;
 
 /// Default bound on a decoded body read as a stream.
@@ -12,12 +14,19 @@ pub(crate) const DEFAULT_DECODED_LIMIT: u64 = 256 * 1024 * 1024;
 pub(crate) struct Extras {
     /// Most bytes a decoded body may hand out when streamed.
     pub decoded_limit: u64,
+    /// How long a large body waits for `100 Continue`; `None`: no
+    /// expectation unless the caller sets the header.
+    pub expect_continue: Option<Duration>,
+    /// Bodies from this size up (or of unknown size) carry the expectation.
+    pub expect_threshold: u64,
 }
 
 impl Default for Extras {
     fn default() -> Extras {
         Extras {
             decoded_limit: DEFAULT_DECODED_LIMIT,
+            expect_continue: None,
+            expect_threshold: crate::expect::DEFAULT_THRESHOLD,
         }
     }
 }
@@ -32,6 +41,33 @@ impl AgentBuilder {
     /// [`body_limit`](AgentBuilder::body_limit).
     pub fn decoded_limit(mut self, limit: u64) -> Self {
         self.config.extras.decoded_limit = limit;
+        self
+    }
+
+    /// Send `Expect: 100-continue` with request bodies of at least
+    /// [`expect_continue_threshold`](AgentBuilder::expect_continue_threshold)
+    /// bytes (1 MiB by default, as curl) or of unknown size, and wait up to
+    /// `wait` for the server's verdict before sending the body (Go's
+    /// `ExpectContinueTimeout`; 1 s is the usual value).
+    ///
+    /// The body goes on `100 Continue` or when `wait` runs out. A final
+    /// response that comes first is the answer, and the body is not sent
+    /// (the connection is then reused only if its framing allows: a chunked
+    /// body can be ended empty, one with a Content-Length cannot). A `417
+    /// Expectation Failed` is retried once without the expectation. The wait
+    /// is its own [`Phase::ExpectContinue`](crate::Phase::ExpectContinue).
+    ///
+    /// Off by default (as Go); a request that sets `Expect: 100-continue`
+    /// itself gets the same handling, with a 1 s wait unless set here.
+    pub fn expect_continue(mut self, wait: Duration) -> Self {
+        self.config.extras.expect_continue = Some(wait);
+        self
+    }
+
+    /// The smallest request body that carries `Expect: 100-continue` once
+    /// [`expect_continue`](AgentBuilder::expect_continue) is on. Default 1 MiB.
+    pub fn expect_continue_threshold(mut self, bytes: u64) -> Self {
+        self.config.extras.expect_threshold = bytes;
         self
     }
 }

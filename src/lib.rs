@@ -55,6 +55,7 @@ mod connect;
 mod deadline;
 mod error;
 mod exchange;
+mod expect;
 mod extras;
 mod fnv;
 mod http1;

@@ -162,6 +162,8 @@ pub(crate) struct Overrides {
     pub redirect_keep_headers: Vec<http::HeaderName>,
     /// The slowest this response body may arrive, overriding the agent's.
     pub min_speed: Option<crate::MinSpeed>,
+    /// The server answered `Expect: 100-continue` with 417: no more of it.
+    pub expect_refused: bool,
 }
 
 /// A request ready to run.

@@ -211,25 +211,70 @@ fn send(
 ) -> Result<Response, Failure> {
     let mut ex = exchange(inner, req, overall, started, attempts);
     let mut on = connection(inner, req, fresh, &mut ex)?;
-    let write_failed = match write(inner, req, &mut on.conn, &mut ex) {
+    let mut expect = ExpectNote::default();
+    let write_failed = match write(inner, req, &mut on.conn, &mut ex, &mut expect) {
         Ok(write_failed) => write_failed,
         Err(err) => return Err(give_back(inner, &mut ex, on, err, false)),
     };
-    let head = match final_head(inner, &mut on.conn, &mut ex, write_failed.is_some()) {
-        Ok(head) => head,
-        // Without a whole head, a failed write's own error is the story.
-        Err((err, got_bytes)) => {
-            let err = write_failed.unwrap_or(err);
-            return Err(give_back(inner, &mut ex, on, err, got_bytes));
-        }
+    let head = match expect.answered.take() {
+        // The server answered while the body waited for 100 Continue.
+        Some(head) => *head,
+        None => match final_head(inner, &mut on.conn, &mut ex, write_failed.is_some()) {
+            Ok(head) => head,
+            // Without a whole head, a failed write's own error is the story.
+            Err((err, got_bytes)) => {
+                let err = write_failed.unwrap_or(err);
+                return Err(give_back(inner, &mut ex, on, err, got_bytes));
+            }
+        },
     };
     inner.metrics.response(&req.method, head.status);
+    if expect.sent && head.status == StatusCode::EXPECTATION_FAILED && body_can_go(&req.body) {
+        // Once more without the expectation, on a new connection (curl).
+        log::debug!("417 to Expect: 100-continue; sending again without it");
+        ex.observer.connection_closed(CloseReason::NotReusable);
+        inner.pool.discard(on.lease, on.conn, CloseReason::NotReusable);
+        let _ = ex.finish();
+        req.overrides.expect_refused = true;
+        req.headers.remove(http::header::EXPECT);
+        return send(inner, req, overall, true, started, attempts);
+    }
     let (framing, reusable) = match http1::framing(&req.method, &head) {
-        // After a failed write the request on the wire is incomplete.
-        Ok((framing, reusable)) => (framing, reusable && write_failed.is_none()),
+        // After a failed write the request on the wire is incomplete; after
+        // a body left unsent, it may be too.
+        Ok((framing, reusable)) => (
+            framing,
+            reusable && write_failed.is_none() && expect.in_sync,
+        ),
         Err(err) => return Err(give_back(inner, &mut ex, on, err, true)),
     };
     Ok(hand_over(inner, req, on, ex, head, framing, reusable))
+}
+
+/// What came of `Expect: 100-continue` on one attempt.
+struct ExpectNote {
+    /// The head carried the expectation.
+    sent: bool,
+    /// The final response that came instead of `100 Continue`.
+    answered: Option<Box<http1::Head>>,
+    /// The request on the wire is complete (false: a body with a
+    /// Content-Length was left unsent, so the connection cannot be reused).
+    in_sync: bool,
+}
+
+impl Default for ExpectNote {
+    fn default() -> ExpectNote {
+        ExpectNote {
+            sent: false,
+            answered: None,
+            in_sync: true,
+        }
+    }
+}
+
+/// The body is still there to send (not a reader already spent).
+fn body_can_go(body: &SendBody) -> bool {
+    !matches!(body, SendBody::Spent)
 }
 
 /// Wait for the host's rate limit, then take a pooled connection or a slot
@@ -310,9 +355,10 @@ fn write(
     req: &mut Request,
     conn: &mut Conn,
     ex: &mut Exchange,
+    expect: &mut ExpectNote,
 ) -> Result<Option<Error>, Error> {
     let limit = ex.enter(Phase::Write);
-    match write_request(inner, req, conn, &limit, ex) {
+    match write_request(inner, req, conn, &limit, ex, expect) {
         Ok(sent) => {
             inner.metrics.sent(sent);
             ex.emit(Event::WroteRequest);
@@ -527,7 +573,8 @@ fn write_request(
     req: &mut Request,
     conn: &mut Conn,
     limit: &Limit,
-    ex: &Exchange,
+    ex: &mut Exchange,
+    expect: &mut ExpectNote,
 ) -> Result<u64, WriteFailure> {
     // Plain http through a proxy goes to the proxy in absolute form; https
     // goes through a tunnel, where the origin reads the head.
@@ -582,8 +629,13 @@ fn write_request(
             crate::observe::redact_headers(headers)
         );
     }
+    let wait = expect_wait(inner, req);
+    if wait.is_some() && !crate::expect::caller_expects(headers) {
+        http1::put_header(&mut out, "expect", b"100-continue");
+    }
+    expect.sent = wait.is_some();
     let body = std::mem::replace(&mut req.body, SendBody::Spent);
-    let head_written = || ex.emit(Event::WroteHeaders);
+    let head_written = |ex: &Exchange| ex.emit(Event::WroteHeaders);
     let result = match body {
         SendBody::Spent => Err(WriteFailure::Body(Error::new(
             ErrorKind::Io,
@@ -596,25 +648,30 @@ fn write_request(
             out.extend_from_slice(b"\r\n");
             req.body = SendBody::Empty;
             let sent = conn.write_all(&out, limit);
-            head_written();
+            head_written(ex);
             sent.map(|()| out.len() as u64).map_err(WriteFailure::conn)
         }
         SendBody::Bytes(bytes) => {
             http1::put_header_number(&mut out, "content-length", bytes.len() as u64);
             out.extend_from_slice(b"\r\n");
-            let result = if bytes.len() <= COALESCE_BODY {
+            let result = if bytes.len() <= COALESCE_BODY && wait.is_none() {
                 out.extend_from_slice(&bytes);
                 let sent = conn.write_all(&out, limit);
-                head_written();
-                sent.map(|()| out.len() as u64)
+                head_written(ex);
+                sent.map(|()| out.len() as u64).map_err(WriteFailure::conn)
             } else {
                 conn.write_all(&out, limit)
-                    .inspect(|()| head_written())
-                    .and_then(|()| conn.write_all(&bytes, limit))
+                    .map_err(WriteFailure::conn)
+                    .inspect(|()| head_written(ex))
+                    .and_then(|()| verdict(inner, conn, ex, wait, limit, expect, false))
+                    .and_then(|limit| match limit {
+                        Some(limit) => conn.write_all(&bytes, &limit).map_err(WriteFailure::conn),
+                        None => Ok(()),
+                    })
                     .map(|()| (out.len() + bytes.len()) as u64)
             };
             req.body = SendBody::Bytes(bytes);
-            result.map_err(WriteFailure::conn)
+            result
         }
         SendBody::Reader(mut reader, length) => {
             match length {
@@ -622,14 +679,25 @@ fn write_request(
                 None => http1::put_header(&mut out, "transfer-encoding", b"chunked"),
             }
             out.extend_from_slice(b"\r\n");
-            conn.write_all(&out, limit)
+            let head = conn
+                .write_all(&out, limit)
                 .map_err(WriteFailure::conn)
-                .inspect(|()| head_written())
-                .and_then(|()| match length {
-                    Some(n) => send_sized(conn, &mut reader, n, limit),
-                    None => send_chunked(conn, &mut reader, limit),
-                })
-                .map(|body| out.len() as u64 + body)
+                .inspect(|()| head_written(ex))
+                .and_then(|()| verdict(inner, conn, ex, wait, limit, expect, length.is_none()));
+            match head {
+                Ok(Some(limit)) => match length {
+                    Some(n) => send_sized(conn, &mut reader, n, &limit),
+                    None => send_chunked(conn, &mut reader, &limit),
+                }
+                .map(|body| out.len() as u64 + body),
+                Ok(None) => {
+                    // Answered before the body went: it is still the caller's
+                    // to send again (after a 417).
+                    req.body = SendBody::Reader(reader, length);
+                    Ok(out.len() as u64)
+                }
+                Err(e) => Err(e),
+            }
         }
     };
     out.clear();
@@ -637,6 +705,51 @@ fn write_request(
         conn.wbuf = out;
     }
     result
+}
+
+/// How long the body waits for `100 Continue`, if it does.
+fn expect_wait(inner: &AgentInner, req: &Request) -> Option<std::time::Duration> {
+    let len = match &req.body {
+        SendBody::Bytes(bytes) => Some(bytes.len() as u64),
+        SendBody::Reader(_, len) => *len,
+        SendBody::Empty | SendBody::Spent => return None,
+    };
+    crate::expect::wait_for(
+        &inner.config.extras,
+        &req.headers,
+        len,
+        req.overrides.expect_refused,
+    )
+}
+
+/// The head is written: with an expectation, wait for the verdict. The
+/// limit to send the body under, or `None` when a final response came
+/// first (noted in `expect`; a chunked body is then ended empty, which
+/// keeps the connection in step).
+fn verdict(
+    inner: &AgentInner,
+    conn: &mut Conn,
+    ex: &mut Exchange,
+    wait: Option<std::time::Duration>,
+    limit: &Limit,
+    expect: &mut ExpectNote,
+    chunked: bool,
+) -> Result<Option<Limit>, WriteFailure> {
+    let Some(wait) = wait else {
+        return Ok(Some(*limit));
+    };
+    let answer = crate::expect::await_verdict(conn, ex, wait, inner.config.max_head_size)
+        .map_err(WriteFailure::Conn)?;
+    match answer {
+        crate::expect::Answer::Send => Ok(Some(ex.enter(Phase::Write))),
+        crate::expect::Answer::Final(head) => {
+            inner.metrics.received(head.size as u64);
+            expect.answered = Some(head);
+            let limit = ex.enter(Phase::Write);
+            expect.in_sync = chunked && conn.write_all(b"0\r\n\r\n", &limit).is_ok();
+            Ok(None)
+        }
+    }
 }
 
 /// Why writing a request failed.

@@ -46,6 +46,9 @@ pub struct Timings {
     pub attempts: u32,
     /// Redirects followed.
     pub redirects: u32,
+    /// Time spent waiting for `100 Continue` before sending the body (see
+    /// [`AgentBuilder::expect_continue`](crate::AgentBuilder::expect_continue)).
+    pub expect_continue: Option<Duration>,
 }
 
 impl Timings {
@@ -60,6 +63,7 @@ impl Timings {
             Phase::Write => self.request_written = Some(d),
             Phase::ResponseHead => self.first_byte = Some(d),
             Phase::Body | Phase::LowSpeed => self.body_done = Some(d),
+            Phase::ExpectContinue => self.expect_continue = Some(d),
             // Waits with no field of their own (retry, rate limit, and any
             // phase added without one) leave no mark.
             _ => {}
