@@ -453,6 +453,22 @@ impl RequestBuilder {
         self.send(SendBody::Reader(Box::new(reader), Some(length)))
     }
 
+    /// Send a `multipart/form-data` form (see [`Multipart`](crate::Multipart)),
+    /// with its Content-Type (unless one is set) and, when every part's size
+    /// is known, its Content-Length; chunked otherwise.
+    pub fn send_multipart(mut self, form: crate::Multipart) -> Result<Response, Error> {
+        if !self.headers.contains_key(CONTENT_TYPE) {
+            match HeaderValue::from_str(&form.content_type()) {
+                Ok(value) => {
+                    self.headers.insert(CONTENT_TYPE, value);
+                }
+                Err(_) => return self.refuse(Error::new(ErrorKind::InvalidHeader, "invalid multipart boundary")),
+            }
+        }
+        let (reader, length) = form.into_reader();
+        self.send(SendBody::Reader(Box::new(reader), length))
+    }
+
     /// Send a value as JSON (`application/json` unless a Content-Type is set).
     ///
     /// # Errors
