@@ -19,6 +19,9 @@ pub(crate) struct Extras {
     pub expect_continue: Option<Duration>,
     /// Bodies from this size up (or of unknown size) carry the expectation.
     pub expect_threshold: u64,
+    /// The agent's cookie jar.
+    #[cfg(feature = "cookies")]
+    pub cookies: Option<std::sync::Arc<crate::CookieJar>>,
 }
 
 impl Default for Extras {
@@ -27,7 +30,43 @@ impl Default for Extras {
             decoded_limit: DEFAULT_DECODED_LIMIT,
             expect_continue: None,
             expect_threshold: crate::expect::DEFAULT_THRESHOLD,
+            #[cfg(feature = "cookies")]
+            cookies: None,
         }
+    }
+}
+
+impl Extras {
+    /// The `Cookie` header value the jar has for `url`.
+    pub(crate) fn cookie_header(&self, url: &url::Url) -> Option<String> {
+        #[cfg(feature = "cookies")]
+        if let Some(jar) = &self.cookies {
+            return jar.header_for(url);
+        }
+        let _ = url;
+        None
+    }
+
+    /// Keep the cookies a response from `url` sets.
+    pub(crate) fn store_cookies(&self, headers: &http::HeaderMap, url: &url::Url) {
+        #[cfg(feature = "cookies")]
+        if let Some(jar) = &self.cookies {
+            jar.store_response(headers, url);
+        }
+        let _ = (headers, url);
+    }
+}
+
+#[cfg(feature = "cookies")]
+impl AgentBuilder {
+    /// Keep cookies in `jar` and send them back where RFC 6265 allows: the
+    /// jar sees every response (redirects included) and picks the cookies
+    /// of every request and redirect hop for its URL. A request that sets
+    /// its own `Cookie` header sends that instead. See
+    /// [`CookieJar`](crate::CookieJar) for saving and loading.
+    pub fn cookie_store(mut self, jar: std::sync::Arc<crate::CookieJar>) -> Self {
+        self.config.extras.cookies = Some(jar);
+        self
     }
 }
 

@@ -52,6 +52,8 @@ mod body;
 mod codings;
 mod conn;
 mod connect;
+#[cfg(feature = "cookies")]
+mod cookies;
 mod deadline;
 mod error;
 mod exchange;
@@ -81,6 +83,8 @@ use std::sync::OnceLock;
 
 pub use agent::{Agent, AgentBuilder};
 pub use body::Body;
+#[cfg(feature = "cookies")]
+pub use cookies::CookieJar;
 pub use deadline::CancelToken;
 pub use error::{Error, ErrorKind, Phase};
 pub use inflight::{InFlight, InFlightList, InFlightPhase};

@@ -422,6 +422,7 @@ fn hand_over(
     let reusable =
         reusable && head.status != StatusCode::SWITCHING_PROTOCOLS && !request_closes(&req.headers);
     on.conn.info.server_keep_alive = http1::keep_alive_timeout(&head.headers);
+    inner.config.extras.store_cookies(&head.headers, &req.url);
     log::trace!(
         "{} {} (called at {}) -> {} {:?}",
         req.method,
@@ -606,6 +607,12 @@ fn write_request(
     }
     if !headers.contains_key(USER_AGENT) {
         http1::put_header(&mut out, "user-agent", inner.config.user_agent.as_bytes());
+    }
+    // The jar's cookies for this hop's URL, unless the caller set their own.
+    if !headers.contains_key(http::header::COOKIE) {
+        if let Some(cookies) = inner.config.extras.cookie_header(&req.url) {
+            http1::put_header(&mut out, "cookie", cookies.as_bytes());
+        }
     }
     if !headers.contains_key(ACCEPT) {
         http1::put_header(&mut out, "accept", b"*/*");
