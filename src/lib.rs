@@ -49,6 +49,7 @@
 
 mod agent;
 mod body;
+mod charset;
 mod codings;
 mod conn;
 mod connect;
