@@ -4,6 +4,7 @@
 //! UTF-8 with invalid bytes replaced, and a UTF-8 BOM is dropped.
 
 /// The charset parameter of a `Content-Type` value, unquoted.
+#[cfg_attr(not(feature = "charset"), allow(dead_code))]
 pub(crate) fn charset_of(content_type: &str) -> Option<&str> {
     content_type.split(';').skip(1).find_map(|param| {
         let (name, value) = param.split_once('=')?;

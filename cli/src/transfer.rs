@@ -21,17 +21,20 @@ struct Payload {
 
 pub fn run(args: &TransferArgs, token: &CancelToken) -> Result<(), Failure> {
     let url = args.url.as_deref().unwrap_or_default();
-    let agent = client::builder(&args.client)?.build()?;
+    let cookies = client::Cookies::new(&args.forms)?;
+    let agent = cookies.agent(client::builder(&args.client)?).build()?;
     let client = Client::new(agent, &args.client, token)?;
     let payload = payload(args)?;
+    let form = client::form(&args.forms)?;
     let method = match (&args.method, args.head, &payload) {
         (Some(m), _, _) => m.to_ascii_uppercase(),
         (None, true, _) => "HEAD".to_string(),
         (None, false, Some(_)) => "POST".to_string(),
+        (None, false, None) if form.is_some() => "POST".to_string(),
         (None, false, None) => "GET".to_string(),
     };
 
-    let mut req = client.request(&method, url);
+    let mut req = cookies.request(client.request(&method, url));
     if let Some(p) = &payload {
         if !client.has_header("content-type") {
             req = req.header("content-type", p.content_type);
@@ -42,10 +45,13 @@ pub fn run(args: &TransferArgs, token: &CancelToken) -> Result<(), Failure> {
     }
     log::debug!("{method} {url}");
     let started = Instant::now();
-    let sent = match &payload {
-        Some(p) => req.send_bytes(&p.bytes),
-        None => req.call(),
+    let sent = match (&payload, form) {
+        (Some(p), _) => req.send_bytes(&p.bytes),
+        (None, Some(form)) => req.send_multipart(form),
+        (None, None) => req.call(),
     };
+    // -c: the jar is written whatever became of the transfer (as curl).
+    cookies.save()?;
     let resp = match sent {
         Ok(resp) => resp,
         Err(err) => {
