@@ -9,9 +9,9 @@
 use std::io::{self, BufRead, Read};
 use std::time::{Duration, Instant};
 
+use crate::codings::{Coding, Stage};
 use crate::conn::Conn;
 use crate::deadline::Deadline;
-use crate::codings::{Coding, Stage};
 use crate::error::{Error, ErrorKind, Phase};
 use crate::exchange::Limit;
 use crate::http1::Decoder;
@@ -488,7 +488,9 @@ impl Body {
                 }
                 let raw = self.raw_mut();
                 if let Some(kind) = raw.failed {
-                    return Err(Error::with_source(kind, "reading the response body failed", e).into());
+                    return Err(
+                        Error::with_source(kind, "reading the response body failed", e).into(),
+                    );
                 }
                 // Otherwise the decoder refused the stream: the server's fault.
                 raw.fail_as(ErrorKind::Protocol);

@@ -19,8 +19,7 @@ pub(crate) fn charset_of(content_type: &str) -> Option<&str> {
 #[cfg(feature = "charset")]
 pub(crate) fn decode(bytes: &[u8], content_type: Option<&str>, default: &str) -> String {
     let label = content_type.and_then(charset_of).unwrap_or(default);
-    let encoding =
-        encoding_rs::Encoding::for_label(label.as_bytes()).unwrap_or(encoding_rs::UTF_8);
+    let encoding = encoding_rs::Encoding::for_label(label.as_bytes()).unwrap_or(encoding_rs::UTF_8);
     // `decode` sniffs the BOM first and replaces malformed sequences.
     let (text, _, _) = encoding.decode(bytes);
     text.into_owned()
@@ -39,7 +38,10 @@ mod tests {
 
     #[test]
     fn the_charset_parameter_is_found_quoted_or_not() {
-        assert_eq!(charset_of("text/html; charset=ISO-8859-1"), Some("ISO-8859-1"));
+        assert_eq!(
+            charset_of("text/html; charset=ISO-8859-1"),
+            Some("ISO-8859-1")
+        );
         assert_eq!(charset_of("text/html;CHARSET=\"utf-8\""), Some("utf-8"));
         assert_eq!(charset_of("text/html"), None);
         assert_eq!(charset_of("text/plain; format=flowed"), None);
@@ -48,10 +50,17 @@ mod tests {
     #[cfg(feature = "charset")]
     #[test]
     fn declared_charsets_and_boms_decide() {
-        assert_eq!(decode(b"caf\xe9", Some("text/plain; charset=iso-8859-1"), "utf-8"), "café");
+        assert_eq!(
+            decode(b"caf\xe9", Some("text/plain; charset=iso-8859-1"), "utf-8"),
+            "café"
+        );
         // The BOM wins over the header.
         assert_eq!(
-            decode(b"\xff\xfeh\0i\0", Some("text/plain; charset=iso-8859-1"), "utf-8"),
+            decode(
+                b"\xff\xfeh\0i\0",
+                Some("text/plain; charset=iso-8859-1"),
+                "utf-8"
+            ),
             "hi"
         );
         assert_eq!(decode(b"caf\xe9", None, "windows-1252"), "café");
@@ -61,7 +70,10 @@ mod tests {
     #[cfg(not(feature = "charset"))]
     #[test]
     fn without_the_feature_text_is_lossy_utf8() {
-        assert_eq!(decode(b"caf\xe9", Some("text/plain; charset=iso-8859-1"), "utf-8"), "caf\u{fffd}");
+        assert_eq!(
+            decode(b"caf\xe9", Some("text/plain; charset=iso-8859-1"), "utf-8"),
+            "caf\u{fffd}"
+        );
         assert_eq!(decode(b"\xef\xbb\xbfok", None, "utf-8"), "ok");
     }
 }

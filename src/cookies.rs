@@ -41,7 +41,9 @@ impl std::fmt::Debug for CookieJar {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Values are secrets: count them, never show them.
         let count = self.lock().iter_unexpired().count();
-        f.debug_struct("CookieJar").field("cookies", &count).finish()
+        f.debug_struct("CookieJar")
+            .field("cookies", &count)
+            .finish()
     }
 }
 
@@ -264,7 +266,8 @@ mod tests {
         assert!(!jar.insert("other=5; Domain=other.com", &from));
         // Default path: the directory of the request path.
         assert_eq!(
-            jar.header_for(&url("https://shop.example.com/cart/x")).unwrap(),
+            jar.header_for(&url("https://shop.example.com/cart/x"))
+                .unwrap(),
             "host=1; sec=3; wide=2"
         );
         assert_eq!(
@@ -273,7 +276,8 @@ mod tests {
         );
         // Host-only stays on its host; a Domain cookie goes to subdomains.
         assert_eq!(
-            jar.header_for(&url("http://www.example.com/cart/x")).unwrap(),
+            jar.header_for(&url("http://www.example.com/cart/x"))
+                .unwrap(),
             "wide=2"
         );
         assert_eq!(jar.header_for(&url("http://example.org/")), None);
@@ -283,16 +287,28 @@ mod tests {
     fn the_netscape_format_round_trips() {
         let jar = CookieJar::new();
         let from = url("https://example.com/");
-        jar.insert("a=1; Domain=example.com; Path=/; Max-Age=3600; HttpOnly", &from);
+        jar.insert(
+            "a=1; Domain=example.com; Path=/; Max-Age=3600; HttpOnly",
+            &from,
+        );
         jar.insert("b=2; Path=/x; Secure", &from);
         let mut text = Vec::new();
         jar.save_netscape(&mut text).unwrap();
         let text = String::from_utf8(text).unwrap();
-        assert!(text.contains("#HttpOnly_.example.com\tTRUE\t/\tFALSE\t"), "{text}");
-        assert!(text.contains("example.com\tFALSE\t/x\tTRUE\t0\tb\t2\n"), "{text}");
+        assert!(
+            text.contains("#HttpOnly_.example.com\tTRUE\t/\tFALSE\t"),
+            "{text}"
+        );
+        assert!(
+            text.contains("example.com\tFALSE\t/x\tTRUE\t0\tb\t2\n"),
+            "{text}"
+        );
         let back = CookieJar::load_netscape(text.as_bytes()).unwrap();
         assert_eq!(back.len(), 2);
-        assert_eq!(back.get(&url("https://www.example.com/"), "a").unwrap(), "1");
+        assert_eq!(
+            back.get(&url("https://www.example.com/"), "a").unwrap(),
+            "1"
+        );
         assert_eq!(back.get(&url("https://example.com/x/y"), "b").unwrap(), "2");
         // Secure stays secure; host-only stays host-only.
         assert_eq!(back.get(&url("http://example.com/x/y"), "b"), None);
@@ -307,7 +323,10 @@ mod tests {
                     example.com\tFALSE\t/\tFALSE\t1\told\tgone\n";
         let jar = CookieJar::load_netscape(file.as_bytes()).unwrap();
         assert_eq!(jar.len(), 1);
-        assert_eq!(jar.get(&url("http://a.example.com/"), "session").unwrap(), "yes");
+        assert_eq!(
+            jar.get(&url("http://a.example.com/"), "session").unwrap(),
+            "yes"
+        );
         let err = CookieJar::load_netscape("not\ta cookie\n".as_bytes()).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         assert!(err.to_string().contains("line 1"));

@@ -92,9 +92,7 @@ impl Part {
         let path = path.as_ref();
         let file = File::open(path)?;
         let len = file.metadata()?.len();
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned());
+        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
         Ok(Part {
             content: Content::Reader(Box::new(file), Some(len)),
             content_type: Some(guess_type(path).to_string()),
@@ -130,7 +128,11 @@ impl Part {
     /// The part's `Content-Type`. Control characters are dropped (they would
     /// break the part's head).
     pub fn content_type(mut self, content_type: impl Into<String>) -> Part {
-        let value: String = content_type.into().chars().filter(|c| !c.is_control()).collect();
+        let value: String = content_type
+            .into()
+            .chars()
+            .filter(|c| !c.is_control())
+            .collect();
         self.content_type = Some(value);
         self
     }
@@ -223,22 +225,20 @@ impl Multipart {
         let closing = closing(&self.boundary).into_bytes();
         let mut pieces = Vec::new();
         for (name, part) in self.parts {
-            pieces.push(Piece::Bytes(framing(&self.boundary, &name, &part).into_bytes()));
+            pieces.push(Piece::Bytes(
+                framing(&self.boundary, &name, &part).into_bytes(),
+            ));
             match part.content {
                 Content::Bytes(b) => pieces.push(Piece::Bytes(b)),
-                Content::Reader(r, len) => pieces.push(Piece::Stream(Scanned::new(r, len, &delimiter))),
+                Content::Reader(r, len) => {
+                    pieces.push(Piece::Stream(Scanned::new(r, len, &delimiter)))
+                }
             }
             pieces.push(Piece::Bytes(b"\r\n".to_vec()));
         }
         pieces.push(Piece::Bytes(closing));
         pieces.reverse();
-        (
-            FormReader {
-                pieces,
-                pos: 0,
-            },
-            len,
-        )
+        (FormReader { pieces, pos: 0 }, len)
     }
 }
 
@@ -441,9 +441,12 @@ mod tests {
 
     #[test]
     fn the_body_is_exactly_the_parts_between_boundaries() {
-        let form = Multipart::new()
-            .text("a", "1")
-            .part("f", Part::bytes(&b"xy"[..]).file_name("f.bin").content_type("application/x"));
+        let form = Multipart::new().text("a", "1").part(
+            "f",
+            Part::bytes(&b"xy"[..])
+                .file_name("f.bin")
+                .content_type("application/x"),
+        );
         let b = form.boundary().to_string();
         let len = form.content_length();
         let body = read_all(form).unwrap();
@@ -460,7 +463,10 @@ mod tests {
     fn names_are_escaped_as_browsers_do() {
         let form = Multipart::new().part("a\"b\r\nc", Part::text("v").file_name("x\".txt"));
         let body = String::from_utf8(read_all(form).unwrap()).unwrap();
-        assert!(body.contains("name=\"a%22b%0D%0Ac\"; filename=\"x%22.txt\""), "{body}");
+        assert!(
+            body.contains("name=\"a%22b%0D%0Ac\"; filename=\"x%22.txt\""),
+            "{body}"
+        );
     }
 
     #[test]
@@ -497,7 +503,10 @@ mod tests {
     #[test]
     fn a_sized_part_that_ends_short_fails_and_one_that_is_longer_is_cut() {
         let form = Multipart::new().part("s", Part::reader_sized(&b"abc"[..], 5));
-        assert_eq!(read_all(form).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(
+            read_all(form).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
         let form = Multipart::new().part("s", Part::reader_sized(&b"abcdef"[..], 2));
         let len = form.content_length().unwrap();
         let body = read_all(form).unwrap();

@@ -404,7 +404,10 @@ impl RequestBuilder {
     /// An owned buffer (`Vec<u8>`, `String::into_bytes()`) is sent as it is,
     /// without a copy; borrowed bytes (`&[u8]`, `b"..."`, `&vec`) are copied
     /// once, so that a retry or a 307/308 redirect can send them again.
-    pub fn send_bytes<'b>(self, bytes: impl Into<std::borrow::Cow<'b, [u8]>>) -> Result<Response, Error> {
+    pub fn send_bytes<'b>(
+        self,
+        bytes: impl Into<std::borrow::Cow<'b, [u8]>>,
+    ) -> Result<Response, Error> {
         self.send(SendBody::Bytes(bytes.into().into_owned()))
     }
 
@@ -462,7 +465,12 @@ impl RequestBuilder {
                 Ok(value) => {
                     self.headers.insert(CONTENT_TYPE, value);
                 }
-                Err(_) => return self.refuse(Error::new(ErrorKind::InvalidHeader, "invalid multipart boundary")),
+                Err(_) => {
+                    return self.refuse(Error::new(
+                        ErrorKind::InvalidHeader,
+                        "invalid multipart boundary",
+                    ))
+                }
             }
         }
         let (reader, length) = form.into_reader();

@@ -116,7 +116,11 @@ impl Response {
     fn decode_text(self, limit: u64, default: &str) -> Result<String, Error> {
         let content_type = self.header("content-type").map(str::to_string);
         let bytes = self.bytes_with_limit(limit)?;
-        Ok(crate::charset::decode(&bytes, content_type.as_deref(), default))
+        Ok(crate::charset::decode(
+            &bytes,
+            content_type.as_deref(),
+            default,
+        ))
     }
 
     /// The body parsed as JSON, at most the agent's body limit.

@@ -148,7 +148,11 @@ pub(crate) fn is_idempotent(method: &Method, headers: &HeaderMap, marked: Option
 /// A `Retry-After` (RFC 9110 §10.2.3): seconds, or an HTTP date (a date in
 /// the past means now). Anything else is ignored and the back-off applies.
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let value = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
@@ -176,7 +180,12 @@ pub(crate) fn http_date(text: &str) -> Option<std::time::SystemTime> {
             }
             // RFC 9110: a two-digit year more than 50 years ahead is in the past.
             let yy = yy.parse::<u64>().ok()?;
-            (day, month, if yy < 70 { 2000 + yy } else { 1900 + yy }, *time)
+            (
+                day,
+                month,
+                if yy < 70 { 2000 + yy } else { 1900 + yy },
+                *time,
+            )
         }
         [_, month, day, time, year] => (*day, *month, year.parse::<u64>().ok()?, *time),
         _ => return None,
@@ -258,10 +267,19 @@ mod tests {
         );
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
         let later = std::time::SystemTime::now() + Duration::from_secs(120);
-        let secs = later.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-        h.insert(http::header::RETRY_AFTER, imf_fixdate(secs).parse().unwrap());
+        let secs = later
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        h.insert(
+            http::header::RETRY_AFTER,
+            imf_fixdate(secs).parse().unwrap(),
+        );
         let d = retry_after(&h).unwrap();
-        assert!(d > Duration::from_secs(115) && d <= Duration::from_secs(120), "{d:?}");
+        assert!(
+            d > Duration::from_secs(115) && d <= Duration::from_secs(120),
+            "{d:?}"
+        );
         h.insert(http::header::RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&h), None);
     }
@@ -297,7 +315,7 @@ mod tests {
 
     fn days_in(y: u64, m: usize) -> u64 {
         match m {
-            2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+            2 if (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400) => 29,
             2 => 28,
             4 | 6 | 9 | 11 => 30,
             _ => 31,

@@ -233,7 +233,9 @@ fn send(
         // Once more without the expectation, on a new connection (curl).
         log::debug!("417 to Expect: 100-continue; sending again without it");
         ex.observer.connection_closed(CloseReason::NotReusable);
-        inner.pool.discard(on.lease, on.conn, CloseReason::NotReusable);
+        inner
+            .pool
+            .discard(on.lease, on.conn, CloseReason::NotReusable);
         let _ = ex.finish();
         req.overrides.expect_refused = true;
         req.headers.remove(http::header::EXPECT);

@@ -54,7 +54,10 @@ fn send_bytes_takes_owned_and_borrowed_buffers() {
     let resp = agent.post(server.url("/")).send_bytes(b"array").unwrap();
     assert_eq!(resp.text().unwrap(), "array");
     let text = String::from("string");
-    let resp = agent.post(server.url("/")).send_bytes(text.into_bytes()).unwrap();
+    let resp = agent
+        .post(server.url("/"))
+        .send_bytes(text.into_bytes())
+        .unwrap();
     assert_eq!(resp.text().unwrap(), "string");
     let slice: &[u8] = b"slice";
     let resp = agent.post(server.url("/")).send_bytes(slice).unwrap();
@@ -70,7 +73,7 @@ fn imf_fixdate(secs: u64) -> String {
     for _ in 0..secs / 86_400 {
         d += 1;
         let len = match m {
-            2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+            2 if (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400) => 29,
             2 => 28,
             4 | 6 | 9 | 11 => 30,
             _ => 31,
@@ -122,6 +125,9 @@ fn retry_after_as_an_http_date_is_honoured() {
     let waited = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     assert_eq!(resp.text().unwrap(), "done");
     // The retry waited for the date (1 ms of back-off would not reach it).
-    assert!(waited.as_secs() >= at - 1, "retried at {waited:?}, before {at}");
+    assert!(
+        waited.as_secs() >= at - 1,
+        "retried at {waited:?}, before {at}"
+    );
     assert!(waited >= now + Duration::from_millis(900));
 }

@@ -17,7 +17,12 @@ fn respond(content_type: &str, body: &[u8]) -> Vec<u8> {
 
 fn text(content_type: &str, body: &[u8]) -> String {
     let server = Server::fixed(respond(content_type, body));
-    common::agent().get(server.url("/")).call().unwrap().text().unwrap()
+    common::agent()
+        .get(server.url("/"))
+        .call()
+        .unwrap()
+        .text()
+        .unwrap()
 }
 
 #[test]
@@ -40,13 +45,19 @@ fn a_latin1_body_is_decoded_by_its_declared_charset() {
 #[test]
 fn a_shift_jis_body_is_decoded() {
     // "日本" in Shift_JIS.
-    assert_eq!(text("text/plain; charset=\"Shift_JIS\"", b"\x93\xfa\x96\x7b"), "日本");
+    assert_eq!(
+        text("text/plain; charset=\"Shift_JIS\"", b"\x93\xfa\x96\x7b"),
+        "日本"
+    );
 }
 
 #[cfg(feature = "charset")]
 #[test]
 fn a_utf16_bom_overrides_the_declared_charset() {
-    assert_eq!(text("text/plain; charset=iso-8859-1", b"\xfe\xff\0h\0i"), "hi");
+    assert_eq!(
+        text("text/plain; charset=iso-8859-1", b"\xfe\xff\0h\0i"),
+        "hi"
+    );
 }
 
 #[cfg(feature = "charset")]
@@ -64,5 +75,8 @@ fn text_with_charset_applies_when_none_is_declared() {
 #[cfg(not(feature = "charset"))]
 #[test]
 fn without_the_feature_a_latin1_body_is_lossy_utf8() {
-    assert_eq!(text("text/html; charset=ISO-8859-1", b"caf\xe9"), "caf\u{fffd}");
+    assert_eq!(
+        text("text/html; charset=ISO-8859-1", b"caf\xe9"),
+        "caf\u{fffd}"
+    );
 }

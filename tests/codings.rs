@@ -353,9 +353,8 @@ fn bomb_server(coding: &'static str) -> Server {
         let out = Chunks(conn);
         let fast = || flate2::Compression::fast();
         let done = match coding {
-            "gzip" | "gzip-transfer" => {
-                feed_zeros(flate2::write::GzEncoder::new(out, fast())).and_then(|e| e.finish().map(drop))
-            }
+            "gzip" | "gzip-transfer" => feed_zeros(flate2::write::GzEncoder::new(out, fast()))
+                .and_then(|e| e.finish().map(drop)),
             "deflate" => feed_zeros(flate2::write::ZlibEncoder::new(out, fast()))
                 .and_then(|e| e.finish().map(drop)),
             #[cfg(feature = "brotli")]
@@ -394,7 +393,12 @@ fn assert_bomb_stopped(coding: &'static str) {
     let server = bomb_server(coding);
     let agent = common::builder().body_limit(LIMIT).build().unwrap();
     let started = Instant::now();
-    let err = agent.get(server.url("/")).call().unwrap().bytes().unwrap_err();
+    let err = agent
+        .get(server.url("/"))
+        .call()
+        .unwrap()
+        .bytes()
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BodyTooLarge, "{coding}: {err}");
     // Streamed: the decoded limit.
     let agent = common::builder().decoded_limit(LIMIT).build().unwrap();
@@ -467,7 +471,11 @@ const ENDLESS_CAP: usize = 64 << 20;
 
 /// Serves `prefix`, then `unit` repeated, chunked, until the client stops
 /// reading; reports how much it sent.
-fn endless(coding: &'static str, prefix: &'static [u8], unit: u8) -> (Server, mpsc::Receiver<usize>) {
+fn endless(
+    coding: &'static str,
+    prefix: &'static [u8],
+    unit: u8,
+) -> (Server, mpsc::Receiver<usize>) {
     let (sent_tx, sent) = mpsc::channel();
     let sent_tx = std::sync::Mutex::new(sent_tx);
     let server = Server::start(move |conn| {
@@ -492,10 +500,18 @@ fn endless(coding: &'static str, prefix: &'static [u8], unit: u8) -> (Server, mp
 
 fn assert_stops_without_output(coding: &'static str, prefix: &'static [u8], unit: u8) {
     let (server, sent) = endless(coding, prefix, unit);
-    let err = common::agent().get(server.url("/")).call().unwrap().bytes().unwrap_err();
+    let err = common::agent()
+        .get(server.url("/"))
+        .call()
+        .unwrap()
+        .bytes()
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Protocol, "{coding}: {err}");
     let sent = sent.recv_timeout(common::IO_TIMEOUT).unwrap();
-    assert!(sent < ENDLESS_CAP, "{coding}: the client read all {sent} bytes");
+    assert!(
+        sent < ENDLESS_CAP,
+        "{coding}: the client read all {sent} bytes"
+    );
 }
 
 #[cfg(feature = "zstd")]

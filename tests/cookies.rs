@@ -74,7 +74,8 @@ fn max_age_zero_removes_a_cookie() {
 fn a_cookie_set_on_a_redirect_goes_to_the_next_hop_where_the_rules_allow() {
     let target = Server::serve(|_| Reply::keep(common::ok("landed")));
     let location = target.url("/next");
-    let first = Server::serve(move |req| match req.target.as_str() {
+    let first = Server::serve(move |req| {
+        match req.target.as_str() {
         "/start" => Reply::keep(
             format!(
                 "HTTP/1.1 302 Found\r\nSet-Cookie: host=1; Path=/\r\n\
@@ -83,6 +84,7 @@ fn a_cookie_set_on_a_redirect_goes_to_the_next_hop_where_the_rules_allow() {
             .into_bytes(),
         ),
         _ => Reply::keep(common::ok("?")),
+    }
     });
     let jar = Arc::new(CookieJar::new());
     let resp = agent(&jar).get(first.url("/start")).call().unwrap();

@@ -32,7 +32,9 @@ impl windlass::Hook for Events {
     fn on_event(&self, _: &windlass::RequestInfo<'_>, event: &Event<'_>) {
         let name = match event {
             Event::ExpectContinueStart => "expect-start".to_string(),
-            Event::ExpectContinueDone { continued, .. } => format!("expect-done continued={continued}"),
+            Event::ExpectContinueDone { continued, .. } => {
+                format!("expect-done continued={continued}")
+            }
             Event::WroteHeaders => "wrote-headers".to_string(),
             Event::WroteRequest => "wrote-request".to_string(),
             _ => return,
@@ -101,14 +103,15 @@ fn a_final_response_first_leaves_a_sized_body_unsent_and_the_connection_closed()
         let _ = end_tx.lock().unwrap().send(got);
     });
     let agent = agent(Duration::from_secs(30));
-    let resp = agent
-        .put(server.url("/upload"))
-        .send_bytes(body())
-        .unwrap();
+    let resp = agent.put(server.url("/upload")).send_bytes(body()).unwrap();
     assert_eq!(resp.status(), 401);
     assert_eq!(resp.timings().attempts, 1);
     drop(resp);
-    assert_eq!(end.recv_timeout(common::IO_TIMEOUT).unwrap(), 0, "body bytes were sent");
+    assert_eq!(
+        end.recv_timeout(common::IO_TIMEOUT).unwrap(),
+        0,
+        "body bytes were sent"
+    );
 }
 
 #[test]
@@ -127,7 +130,10 @@ fn a_final_response_first_ends_a_chunked_body_empty_and_keeps_the_connection() {
     });
     let agent = agent(Duration::from_secs(30));
     let reader = std::io::Cursor::new(body());
-    let resp = agent.put(server.url("/upload")).send_reader(reader).unwrap();
+    let resp = agent
+        .put(server.url("/upload"))
+        .send_reader(reader)
+        .unwrap();
     assert_eq!(resp.status(), 401);
     drop(resp);
     let resp = agent.get(server.url("/again")).call().unwrap();

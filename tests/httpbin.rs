@@ -46,7 +46,10 @@ fn compact(text: &str) -> String {
 fn httpbin_gzip_and_deflate_bodies_are_decoded() {
     let Some(base) = httpbin() else { return };
     let agent = agent();
-    for (path, flag) in [("/gzip", "\"gzipped\":true"), ("/deflate", "\"deflated\":true")] {
+    for (path, flag) in [
+        ("/gzip", "\"gzipped\":true"),
+        ("/deflate", "\"deflated\":true"),
+    ] {
         let resp = agent.get(format!("{base}{path}")).call().unwrap();
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.header("content-encoding"), None, "{path}");
@@ -68,7 +71,14 @@ fn httpbin_brotli_body_is_decoded() {
 #[test]
 fn httpbin_sees_exactly_the_accept_encoding_the_build_decodes() {
     let Some(base) = httpbin() else { return };
-    let text = compact(&agent().get(format!("{base}/headers")).call().unwrap().text().unwrap());
+    let text = compact(
+        &agent()
+            .get(format!("{base}/headers"))
+            .call()
+            .unwrap()
+            .text()
+            .unwrap(),
+    );
     let mut expected = Vec::new();
     if cfg!(feature = "gzip") {
         expected.extend(["gzip", "deflate"]);
@@ -80,7 +90,10 @@ fn httpbin_sees_exactly_the_accept_encoding_the_build_decodes() {
         expected.push("zstd");
     }
     if !expected.is_empty() {
-        let want = format!("\"Accept-Encoding\":\"{}\"", expected.join(",").replace(' ', ""));
+        let want = format!(
+            "\"Accept-Encoding\":\"{}\"",
+            expected.join(",").replace(' ', "")
+        );
         assert!(text.contains(&want), "{text}");
     }
 }
@@ -180,6 +193,15 @@ fn httpbin_takes_a_large_body_sent_with_expect_continue() {
 #[test]
 fn httpbin_utf8_page_is_text() {
     let Some(base) = httpbin() else { return };
-    let text = agent().get(format!("{base}/encoding/utf8")).call().unwrap().text().unwrap();
-    assert!(text.contains("∮ E⋅da = Q"), "{}", &text[..200.min(text.len())]);
+    let text = agent()
+        .get(format!("{base}/encoding/utf8"))
+        .call()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        text.contains("∮ E⋅da = Q"),
+        "{}",
+        &text[..200.min(text.len())]
+    );
 }

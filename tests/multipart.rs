@@ -11,10 +11,8 @@ struct TempFile(std::path::PathBuf);
 
 impl TempFile {
     fn new(name: &str, content: &[u8]) -> TempFile {
-        let dir = std::env::temp_dir().join(format!(
-            "windlass-multipart-{}-{name}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("windlass-multipart-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(name);
         std::fs::write(&path, content).unwrap();
@@ -59,7 +57,10 @@ fn text_and_file_fields_are_sent_exactly_with_a_content_length() {
         req.header("content-type"),
         Some(&*format!("multipart/form-data; boundary={b}"))
     );
-    assert_eq!(req.header("content-length"), Some(&*expected.len().to_string()));
+    assert_eq!(
+        req.header("content-length"),
+        Some(&*expected.len().to_string())
+    );
     assert!(!req.chunked);
 }
 

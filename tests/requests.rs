@@ -695,7 +695,7 @@ fn assert_the_early_answer_is_returned(status: u16, close: EarlyClose, tls: bool
     let scheme = if tls { "https" } else { "http" };
     let url = format!("{scheme}://localhost:{}/upload", addr.port());
     let uploads: [(&str, Upload); 2] = [
-        ("bytes", |r| r.send_bytes(&vec![b'x'; BIG_UPLOAD])),
+        ("bytes", |r| r.send_bytes(vec![b'x'; BIG_UPLOAD])),
         ("reader", |r| {
             r.send_reader(Unsized(std::io::Cursor::new(vec![b'x'; BIG_UPLOAD])))
         }),
@@ -739,7 +739,7 @@ fn a_connection_that_fails_mid_upload_without_an_answer_is_an_io_error() {
     let addr = answers_early(None, EarlyClose::Reset, false, 1);
     let err = common::agent()
         .post(format!("http://{addr}/upload"))
-        .send_bytes(&vec![b'x'; BIG_UPLOAD])
+        .send_bytes(vec![b'x'; BIG_UPLOAD])
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Io, "{err}");
 }

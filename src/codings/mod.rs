@@ -173,7 +173,10 @@ mod tests {
             to_undo(&h, true).unwrap(),
             (vec![Coding::Gzip, Coding::Deflate], true)
         );
-        let h = headers(&[("content-encoding", "deflate"), ("content-encoding", "x-gzip")]);
+        let h = headers(&[
+            ("content-encoding", "deflate"),
+            ("content-encoding", "x-gzip"),
+        ]);
         assert_eq!(
             to_undo(&h, true).unwrap(),
             (vec![Coding::Gzip, Coding::Deflate], true)

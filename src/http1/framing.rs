@@ -248,7 +248,10 @@ mod tests {
         assert_eq!(framing(&Method::HEAD, &h).unwrap(), (Framing::Empty, true));
         assert!(framing(
             &get,
-            &head(Version::HTTP_11, &[("transfer-encoding", "compress, chunked")])
+            &head(
+                Version::HTTP_11,
+                &[("transfer-encoding", "compress, chunked")]
+            )
         )
         .is_err());
     }
@@ -396,7 +399,12 @@ mod tests {
 
     #[test]
     fn unknown_transfer_codings_are_protocol_errors() {
-        for value in ["compress, chunked", "chunked, x-compress", "snappy", "chunked;q=1"] {
+        for value in [
+            "compress, chunked",
+            "chunked, x-compress",
+            "snappy",
+            "chunked;q=1",
+        ] {
             let msg = protocol_error(&format!(
                 "HTTP/1.1 200 OK\r\nTransfer-Encoding: {value}\r\n\r\n"
             ));
