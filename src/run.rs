@@ -218,7 +218,11 @@ fn send(
     };
     let head = match expect.answered.take() {
         // The server answered while the body waited for 100 Continue.
-        Some(head) => *head,
+        Some(head) => {
+            let _ = ex.enter(Phase::ResponseHead);
+            ex.emit(Event::FirstByte);
+            *head
+        }
         None => match final_head(inner, &mut on.conn, &mut ex, write_failed.is_some()) {
             Ok(head) => head,
             // Without a whole head, a failed write's own error is the story.
@@ -674,10 +678,14 @@ fn write_request(
                     .inspect(|()| head_written(ex))
                     .and_then(|()| verdict(inner, conn, ex, wait, limit, expect, false))
                     .and_then(|limit| match limit {
-                        Some(limit) => conn.write_all(&bytes, &limit).map_err(WriteFailure::conn),
-                        None => Ok(()),
+                        Some(limit) => conn
+                            .write_all(&bytes, &limit)
+                            .map(|()| bytes.len())
+                            .map_err(WriteFailure::conn),
+                        // Answered first: the body stays unsent.
+                        None => Ok(0),
                     })
-                    .map(|()| (out.len() + bytes.len()) as u64)
+                    .map(|body| (out.len() + body) as u64)
             };
             req.body = SendBody::Bytes(bytes);
             result

@@ -106,6 +106,7 @@ fn a_final_response_first_leaves_a_sized_body_unsent_and_the_connection_closed()
     let resp = agent.put(server.url("/upload")).send_bytes(body()).unwrap();
     assert_eq!(resp.status(), 401);
     assert_eq!(resp.timings().attempts, 1);
+    assert!(resp.timings().first_byte.is_some());
     drop(resp);
     assert_eq!(
         end.recv_timeout(common::IO_TIMEOUT).unwrap(),
