@@ -527,3 +527,10 @@ fn brotli_stream_of_empty_metadata_blocks_is_stopped() {
     // A 64 KiB window and an empty metadata block, then more of them.
     assert_stops_without_output("br", &[0x0c], 0x06);
 }
+
+#[test]
+fn a_body_can_move_to_and_be_shared_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<windlass::Body>();
+    send_sync::<windlass::Response>();
+}

@@ -7,13 +7,13 @@ use super::Coding;
 use crate::body::RawBody;
 
 /// What a decoder reads from: the body itself, or the stage before it.
-pub(crate) trait Source: BufRead + Send + 'static {
+pub(crate) trait Source: BufRead + Send + Sync + 'static {
     /// The framed body at the bottom of the stack.
     fn raw(&mut self) -> &mut RawBody;
 }
 
 /// A decoder in the stack.
-pub(crate) trait Stage: Read + Send {
+pub(crate) trait Stage: Read + Send + Sync {
     /// The framed body at the bottom of the stack.
     fn raw(&mut self) -> &mut RawBody;
 }
