@@ -109,6 +109,8 @@ pub(crate) struct Config {
     pub tls: crate::tls::TlsSettings,
     /// How many hosts get metric series of their own (see `metrics.rs`).
     pub metric_series: crate::metrics::SeriesLimits,
+    /// Decoded-size limit, Expect: 100-continue, cookies.
+    pub extras: crate::extras::Extras,
 }
 
 impl Default for Config {
@@ -132,13 +134,14 @@ impl Default for Config {
             user_agent: HeaderValue::from_static(concat!("windlass/", env!("CARGO_PKG_VERSION"))),
             body_limit: 10 * 1024 * 1024,
             max_head_size: 64 * 1024,
-            decompress: cfg!(feature = "gzip"),
+            decompress: crate::codings::ANY,
             proxy: crate::proxy::ProxyConfig::default(),
             leak_warn_after: Some(Duration::from_secs(60)),
             min_speed: None,
             #[cfg(feature = "tls")]
             tls: crate::tls::TlsSettings::default(),
             metric_series: crate::metrics::SeriesLimits::default(),
+            extras: crate::extras::Extras::default(),
         }
     }
 }
@@ -562,9 +565,11 @@ impl AgentBuilder {
         self
     }
 
-    /// Ask for and decode gzip/deflate bodies. Default on (with the `gzip` feature).
+    /// Ask for and decode compressed bodies (gzip and deflate with the
+    /// `gzip` feature, br with `brotli`, zstd with `zstd`). Default on when
+    /// the build decodes any.
     pub fn decompress(mut self, on: bool) -> Self {
-        self.config.decompress = on && cfg!(feature = "gzip");
+        self.config.decompress = on && crate::codings::ANY;
         self
     }
 

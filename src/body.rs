@@ -9,6 +9,7 @@
 use std::io::{self, BufRead, Read};
 use std::time::{Duration, Instant};
 
+use crate::codings::{Coding, Stage};
 use crate::conn::Conn;
 use crate::deadline::Deadline;
 use crate::error::{Error, ErrorKind, Phase};
@@ -196,6 +197,15 @@ impl RawBody {
 
 impl Read for RawBody {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.input_without_output != u64::MAX {
+            // Under a decoder that reads rather than borrows the buffer:
+            // through the same path, so its input is bounded the same way.
+            let buf = self.fill_buf()?;
+            let n = buf.len().min(out.len());
+            out[..n].copy_from_slice(&buf[..n]);
+            self.consume(n);
+            return Ok(n);
+        }
         let Some(held) = self.held.as_mut() else {
             self.ended()?;
             return Ok(0);
@@ -319,28 +329,36 @@ impl Drop for RawBody {
 }
 
 /// How the body is decoded on top of its framing.
-// The identity body is the hot path and stays inline; decoders are boxed.
-#[allow(clippy::large_enum_variant)]
 enum Decoding {
+    // The identity body is the hot path and stays inline.
     Identity(RawBody),
-    #[cfg(feature = "gzip")]
-    Gzip(Box<flate2::bufread::MultiGzDecoder<RawBody>>),
-    #[cfg(feature = "gzip")]
-    Zlib(Box<flate2::bufread::ZlibDecoder<RawBody>>),
-    #[cfg(feature = "gzip")]
-    Deflate(Box<flate2::bufread::DeflateDecoder<RawBody>>),
+    /// A stack of decoders (see [`crate::codings`]), built without reading.
+    Coded(Box<dyn Stage>),
 }
 
 /// The body of a response: an [`io::Read`] that hands the connection back to
 /// the pool when it reaches the end.
 ///
-/// gzip and deflate bodies are decoded transparently (unless the request set
-/// its own `Accept-Encoding`). A body that ends early, is cut off, or breaks
-/// its framing returns an error, never a short successful read; after an
-/// error, every later read fails too. Convert the `io::Error` back into a
+/// Content codings this build decodes (gzip and deflate with the `gzip`
+/// feature, `br` with `brotli`, `zstd` with `zstd`, stacked ones too) are
+/// decoded transparently unless the request set its own `Accept-Encoding`;
+/// transfer codings (`Transfer-Encoding: gzip, chunked`) always are. A
+/// decoded body is bounded: past the agent's
+/// [`decoded_limit`](crate::AgentBuilder::decoded_limit) (or
+/// [`with_limit`](Body::with_limit)) a read fails with
+/// [`ErrorKind::BodyTooLarge`], so a decompression bomb cannot fill memory
+/// or disk.
+///
+/// A body that ends early, is cut off, or breaks its framing returns an
+/// error, never a short successful read; after an error, every later read
+/// fails too. Convert the `io::Error` back into a
 /// [`windlass::Error`](crate::Error) with [`Error::from_io`](crate::Error::from_io).
 pub struct Body {
     decoding: Decoding,
+    /// Bytes handed to the caller so far.
+    delivered: u64,
+    /// Most bytes the caller may be handed; more is BodyTooLarge.
+    limit: u64,
 }
 
 impl std::fmt::Debug for Body {
@@ -349,70 +367,53 @@ impl std::fmt::Debug for Body {
     }
 }
 
-/// The `Content-Encoding`s windlass decodes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Encoding {
-    Identity,
-    Gzip,
-    Deflate,
-}
-
-impl Encoding {
-    pub(crate) fn from_header(value: Option<&http::HeaderValue>) -> Encoding {
-        match value.and_then(|v| v.to_str().ok()).map(str::trim) {
-            Some(v) if v.eq_ignore_ascii_case("gzip") || v.eq_ignore_ascii_case("x-gzip") => {
-                Encoding::Gzip
-            }
-            Some(v) if v.eq_ignore_ascii_case("deflate") => Encoding::Deflate,
-            _ => Encoding::Identity,
+impl Body {
+    /// A body undoing `codings` in order (none: the bytes as framed), handing
+    /// out at most `limit` bytes.
+    pub(crate) fn new(mut raw: RawBody, codings: &[Coding], limit: u64) -> Body {
+        let decoding = if codings.is_empty() {
+            Decoding::Identity(raw)
+        } else {
+            raw.input_without_output = MAX_INPUT_WITHOUT_OUTPUT;
+            Decoding::Coded(crate::codings::decoder(raw, codings))
+        };
+        Body {
+            decoding,
+            delivered: 0,
+            limit,
         }
     }
-}
 
-impl Body {
-    pub(crate) fn new(mut raw: RawBody, encoding: Encoding) -> Body {
-        if encoding != Encoding::Identity {
-            raw.input_without_output = MAX_INPUT_WITHOUT_OUTPUT;
-        }
-        let decoding = match encoding {
-            #[cfg(feature = "gzip")]
-            Encoding::Gzip => Decoding::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(raw))),
-            #[cfg(feature = "gzip")]
-            Encoding::Deflate => {
-                // "deflate" is meant to be zlib-wrapped, but some servers send a
-                // raw deflate stream; the zlib header tells them apart.
-                let zlib = match raw.fill_buf() {
-                    Ok(buf) if buf.len() >= 2 => {
-                        buf[0] & 0x0f == 8 && (u16::from(buf[0]) << 8 | u16::from(buf[1])) % 31 == 0
-                    }
-                    _ => true,
-                };
-                if zlib {
-                    Decoding::Zlib(Box::new(flate2::bufread::ZlibDecoder::new(raw)))
-                } else {
-                    Decoding::Deflate(Box::new(flate2::bufread::DeflateDecoder::new(raw)))
-                }
-            }
-            _ => Decoding::Identity(raw),
-        };
-        Body { decoding }
+    /// Fail with [`ErrorKind::BodyTooLarge`] once more than `limit` bytes
+    /// (after decoding) have been read, in place of the agent's
+    /// [`decoded_limit`](crate::AgentBuilder::decoded_limit) for a decoded
+    /// body (an undecoded one has no limit of its own).
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), windlass::Error> {
+    /// let mut body = windlass::get("http://127.0.0.1:8080/dump")
+    ///     .call()?
+    ///     .into_body()
+    ///     .with_limit(100 * 1024 * 1024);
+    /// std::io::copy(&mut body, &mut std::io::sink()).map_err(windlass::Error::from_io)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_limit(mut self, limit: u64) -> Body {
+        self.limit = limit;
+        self
     }
 
     fn raw_mut(&mut self) -> &mut RawBody {
         match &mut self.decoding {
             Decoding::Identity(raw) => raw,
-            #[cfg(feature = "gzip")]
-            Decoding::Gzip(d) => d.get_mut(),
-            #[cfg(feature = "gzip")]
-            Decoding::Zlib(d) => d.get_mut(),
-            #[cfg(feature = "gzip")]
-            Decoding::Deflate(d) => d.get_mut(),
+            Decoding::Coded(stage) => stage.raw(),
         }
     }
 
     /// Read the whole body, failing with [`ErrorKind::BodyTooLarge`] rather
     /// than holding more than `limit` decoded bytes.
     pub(crate) fn read_limited(&mut self, limit: u64) -> Result<Vec<u8>, Error> {
+        self.limit = self.limit.min(limit);
         // The compressed stream is held to the same limit as its output.
         let raw = self.raw_mut();
         raw.wire_limit = limit;
@@ -428,37 +429,42 @@ impl Body {
             if n == 0 {
                 return Ok(out);
             }
-            if out.len() as u64 + n as u64 > limit {
-                return Err(Error::new(
-                    ErrorKind::BodyTooLarge,
-                    format!("response body is larger than the {limit} byte limit"),
-                ));
-            }
             out.extend_from_slice(&chunk[..n]);
         }
+    }
+
+    /// Count what goes to the caller against the limit.
+    fn deliver(&mut self, n: usize) -> io::Result<usize> {
+        self.delivered += n as u64;
+        if self.delivered > self.limit {
+            let limit = self.limit;
+            self.raw_mut().fail_as(ErrorKind::BodyTooLarge);
+            return Err(Error::new(
+                ErrorKind::BodyTooLarge,
+                format!("response body is larger than the {limit} byte limit"),
+            )
+            .into());
+        }
+        Ok(n)
     }
 }
 
 impl Read for Body {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        match &mut self.decoding {
-            Decoding::Identity(raw) => raw.read(out),
-            #[cfg(feature = "gzip")]
-            _ => self.read_decoded(out),
-        }
+        let n = match &mut self.decoding {
+            Decoding::Identity(raw) => raw.read(out)?,
+            Decoding::Coded(_) => self.read_decoded(out)?,
+        };
+        self.deliver(n)
     }
 }
 
-#[cfg(feature = "gzip")]
 impl Body {
     fn read_decoded(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let result = match &mut self.decoding {
-            Decoding::Identity(raw) => return raw.read(out),
-            Decoding::Gzip(d) => d.read(out),
-            Decoding::Zlib(d) => d.read(out),
-            Decoding::Deflate(d) => d.read(out),
+        let Decoding::Coded(stage) = &mut self.decoding else {
+            return Ok(0);
         };
-        match result {
+        match stage.read(out) {
             // The compressed stream ended: the framing must end too, so the
             // connection goes home now rather than at drop.
             Ok(0) if !out.is_empty() => {
@@ -474,13 +480,20 @@ impl Body {
                 Ok(n)
             }
             Err(e) => {
-                // A decoding error is the server's fault; an error from the
-                // framing layer already carries its own kind.
+                // An error from the framing layer already carries its own
+                // kind; a decoder may have wrapped it in one of its own.
                 let is_ours = e.get_ref().is_some_and(|i| i.is::<Error>());
                 if is_ours {
                     return Err(e);
                 }
-                self.raw_mut().fail_as(ErrorKind::Protocol);
+                let raw = self.raw_mut();
+                if let Some(kind) = raw.failed {
+                    return Err(
+                        Error::with_source(kind, "reading the response body failed", e).into(),
+                    );
+                }
+                // Otherwise the decoder refused the stream: the server's fault.
+                raw.fail_as(ErrorKind::Protocol);
                 Err(Error::with_source(
                     ErrorKind::Protocol,
                     "cannot decode the compressed response body",

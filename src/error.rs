@@ -43,6 +43,8 @@ pub enum Phase {
     /// The proxy's own handshake: HTTP CONNECT or SOCKS (limited by
     /// `timeout_connect`, started afresh).
     ProxyHandshake,
+    /// Waiting for `100 Continue` before sending the request body.
+    ExpectContinue,
 }
 
 impl Phase {
@@ -64,6 +66,7 @@ impl Phase {
             Phase::ProxyConnect => ("proxy_connect", "connecting to proxy"),
             Phase::ProxyTls => ("proxy_tls", "in the TLS handshake with proxy"),
             Phase::ProxyHandshake => ("proxy_handshake", "in the handshake with proxy"),
+            Phase::ExpectContinue => ("expect_continue", "waiting for 100 Continue from"),
         }
     }
 

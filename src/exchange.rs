@@ -196,6 +196,11 @@ impl PhaseInfo {
                 Some(Event::ProxyTlsStart),
             ),
             Phase::ProxyHandshake => (Some(F::Connecting), None, Some(Event::ProxyHandshakeStart)),
+            Phase::ExpectContinue => (
+                Some(F::AwaitingHead),
+                None,
+                Some(Event::ExpectContinueStart),
+            ),
         };
         let milestone = matches!(
             phase,

@@ -53,15 +53,22 @@
 
 mod agent;
 mod body;
+mod charset;
+mod codings;
 mod conn;
 mod connect;
+#[cfg(feature = "cookies")]
+mod cookies;
 mod deadline;
 mod error;
 mod exchange;
+mod expect;
+mod extras;
 mod fnv;
 mod http1;
 mod inflight;
 mod metrics;
+mod multipart;
 mod observe;
 mod pool;
 mod proxy;
@@ -82,11 +89,14 @@ use std::sync::OnceLock;
 
 pub use agent::{Agent, AgentBuilder};
 pub use body::Body;
+#[cfg(feature = "cookies")]
+pub use cookies::CookieJar;
 pub use deadline::CancelToken;
 pub use error::{Error, ErrorKind, Phase};
 pub use http1::RawHead;
 pub use inflight::{InFlight, InFlightList, InFlightPhase};
 pub use metrics::{HistogramSnapshot, MetricsSnapshot, BUCKETS};
+pub use multipart::{Multipart, Part};
 pub use observe::{Event, Hook, RequestInfo};
 pub use pool::ExpiredHosts;
 pub use pool::{CloseReason, ClosedCounts, HostLimits, HostStats, PoolStats};

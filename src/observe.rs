@@ -148,6 +148,17 @@ pub enum Event<'a> {
         /// The reason phrase and the header names as the server wrote them.
         raw_head: &'a crate::http1::RawHead,
     },
+    /// The request head went out with `Expect: 100-continue`; the body waits
+    /// for the server's verdict.
+    ExpectContinueStart,
+    /// The wait for `100 Continue` ended.
+    ExpectContinueDone {
+        /// The server said `100 Continue` (false: the wait ran out, or a final
+        /// response came instead).
+        continued: bool,
+        /// Time waited.
+        waited: Duration,
+    },
 }
 
 /// Receives the [`Event`]s of requests, on the thread that makes them happen

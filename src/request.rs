@@ -164,6 +164,8 @@ pub(crate) struct Overrides {
     pub min_speed: Option<crate::MinSpeed>,
     /// The request line's version and target, when not the defaults.
     pub form: crate::http1::RequestForm,
+    /// The server answered `Expect: 100-continue` with 417: no more of it.
+    pub expect_refused: bool,
 }
 
 /// A request ready to run.
@@ -406,8 +408,15 @@ impl RequestBuilder {
     }
 
     /// Send `bytes` as the body, with a Content-Length.
-    pub fn send_bytes(self, bytes: &[u8]) -> Result<Response, Error> {
-        self.send(SendBody::Bytes(bytes.to_vec()))
+    ///
+    /// An owned buffer (`Vec<u8>`, `String::into_bytes()`) is sent as it is,
+    /// without a copy; borrowed bytes (`&[u8]`, `b"..."`, `&vec`) are copied
+    /// once, so that a retry or a 307/308 redirect can send them again.
+    pub fn send_bytes<'b>(
+        self,
+        bytes: impl Into<std::borrow::Cow<'b, [u8]>>,
+    ) -> Result<Response, Error> {
+        self.send(SendBody::Bytes(bytes.into().into_owned()))
     }
 
     /// Send a string (`text/plain; charset=utf-8` unless a Content-Type is set).
@@ -438,6 +447,41 @@ impl RequestBuilder {
                 ))
             }
         };
+        self.send(SendBody::Reader(Box::new(reader), length))
+    }
+
+    /// Stream exactly `length` bytes from a reader, with that Content-Length
+    /// (no chunked coding, no header to set by hand). A reader that ends
+    /// early fails the request, and windlass closes the connection rather
+    /// than leave the server waiting for the rest; bytes beyond `length` are
+    /// not read. Like [`send_reader`](RequestBuilder::send_reader), it is
+    /// neither retried nor sent again on a 307/308.
+    pub fn send_reader_sized(
+        self,
+        reader: impl Read + Send + 'static,
+        length: u64,
+    ) -> Result<Response, Error> {
+        self.send(SendBody::Reader(Box::new(reader), Some(length)))
+    }
+
+    /// Send a `multipart/form-data` form (see [`Multipart`](crate::Multipart)),
+    /// with its Content-Type (unless one is set) and, when every part's size
+    /// is known, its Content-Length; chunked otherwise.
+    pub fn send_multipart(mut self, form: crate::Multipart) -> Result<Response, Error> {
+        if !self.headers.contains_key(CONTENT_TYPE) {
+            match HeaderValue::from_str(&form.content_type()) {
+                Ok(value) => {
+                    self.headers.insert(CONTENT_TYPE, value);
+                }
+                Err(_) => {
+                    return self.refuse(Error::new(
+                        ErrorKind::InvalidHeader,
+                        "invalid multipart boundary",
+                    ))
+                }
+            }
+        }
+        let (reader, length) = form.into_reader();
         self.send(SendBody::Reader(Box::new(reader), length))
     }
 

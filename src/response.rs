@@ -103,19 +103,40 @@ impl Response {
         self.body.read_limited(limit).map_err(|e| e.at_url(&url))
     }
 
-    /// The whole body as text (invalid UTF-8 is replaced), at most the agent's body limit.
+    /// The whole body as text, at most the agent's body limit.
+    ///
+    /// With the `charset` feature, decoded from the charset of the
+    /// `Content-Type` (a byte order mark overrides it; no charset means
+    /// UTF-8); without it, read as UTF-8. Bytes invalid in the charset are
+    /// replaced with U+FFFD, never an error.
     pub fn text(self) -> Result<String, Error> {
         let limit = self.body_limit;
         self.text_with_limit(limit)
     }
 
-    /// The whole body as text, at most `limit` bytes.
+    /// The whole body as text (as [`text`](Response::text)), at most `limit` bytes.
     pub fn text_with_limit(self, limit: u64) -> Result<String, Error> {
+        self.decode_text(limit, "utf-8")
+    }
+
+    /// The whole body as text (as [`text`](Response::text)), decoded from
+    /// `default` (a WHATWG encoding label such as `"windows-1252"` or
+    /// `"shift_jis"`) when the response declares no charset and has no byte
+    /// order mark. An unknown label means UTF-8.
+    #[cfg(feature = "charset")]
+    pub fn text_with_charset(self, default: &str) -> Result<String, Error> {
+        let limit = self.body_limit;
+        self.decode_text(limit, default)
+    }
+
+    fn decode_text(self, limit: u64, default: &str) -> Result<String, Error> {
+        let content_type = self.header("content-type").map(str::to_string);
         let bytes = self.bytes_with_limit(limit)?;
-        Ok(match String::from_utf8(bytes) {
-            Ok(text) => text,
-            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-        })
+        Ok(crate::charset::decode(
+            &bytes,
+            content_type.as_deref(),
+            default,
+        ))
     }
 
     /// The body parsed as JSON, at most the agent's body limit.

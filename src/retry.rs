@@ -161,10 +161,76 @@ pub(crate) fn is_idempotent(method: &Method, headers: &HeaderMap, marked: Option
     ) || headers.contains_key("idempotency-key")
 }
 
-/// A `Retry-After` in seconds (HTTP dates are not honoured; the back-off applies).
+/// A `Retry-After` (RFC 9110 §10.2.3): seconds, or an HTTP date (a date in
+/// the past means now). Anything else is ignored and the back-off applies.
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    let value = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = http_date(value)?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// An HTTP date in any of the three forms a recipient must accept (RFC 9110
+/// §5.6.7): IMF-fixdate `Sun, 06 Nov 1994 08:49:37 GMT`, the obsolete RFC 850
+/// `Sunday, 06-Nov-94 08:49:37 GMT` and asctime `Sun Nov  6 08:49:37 1994`.
+pub(crate) fn http_date(text: &str) -> Option<std::time::SystemTime> {
+    let parts: Vec<&str> = text.split_ascii_whitespace().collect();
+    let (day, month, year, time) = match parts.as_slice() {
+        [wd, day, month, year, time, "GMT"] if wd.ends_with(',') => {
+            (*day, *month, year.parse::<u64>().ok()?, *time)
+        }
+        [wd, date, time, "GMT"] if wd.ends_with(',') => {
+            let mut date = date.split('-');
+            let (day, month, yy) = (date.next()?, date.next()?, date.next()?);
+            if date.next().is_some() || yy.len() != 2 {
+                return None;
+            }
+            // RFC 9110: a two-digit year more than 50 years ahead is in the past.
+            let yy = yy.parse::<u64>().ok()?;
+            (
+                day,
+                month,
+                if yy < 70 { 2000 + yy } else { 1900 + yy },
+                *time,
+            )
+        }
+        [_, month, day, time, year] => (*day, *month, year.parse::<u64>().ok()?, *time),
+        _ => return None,
+    };
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| *m == month)? as u64 + 1;
+    let day = day.parse::<u64>().ok().filter(|d| (1..=31).contains(d))?;
+    let mut hms = time.split(':').map(|t| t.parse::<u64>().ok());
+    let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
+    if hms.next().is_some() || h > 23 || m > 59 || s > 60 || !(1970..=9999).contains(&year) {
+        return None;
+    }
+    let secs = days_since_epoch(year, month, day) * 86_400 + h * 3600 + m * 60 + s;
+    Some(std::time::UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// Days from 1970-01-01 to a date of the proleptic Gregorian calendar
+/// (year 1970 or later), by counting March-based years.
+fn days_since_epoch(year: u64, month: u64, day: u64) -> u64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    // 719_468 days from 0000-03-01 to 1970-01-01.
+    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
@@ -184,6 +250,92 @@ mod tests {
             r.delay(1, Some(Duration::from_secs(60))),
             Duration::from_millis(300)
         );
+    }
+
+    #[test]
+    fn http_dates_parse_in_all_three_forms() {
+        let want = std::time::UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(want));
+        assert_eq!(http_date("Sunday, 06-Nov-94 08:49:37 GMT"), Some(want));
+        assert_eq!(http_date("Sun Nov  6 08:49:37 1994"), Some(want));
+        let leap = std::time::UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(http_date("Tue, 29 Feb 2000 00:00:00 GMT"), Some(leap));
+        for bad in [
+            "",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sun, 06 Foo 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 25:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49 GMT",
+            "soon",
+        ] {
+            assert_eq!(http_date(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date() {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert(
+            http::header::RETRY_AFTER,
+            "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        let later = std::time::SystemTime::now() + Duration::from_secs(120);
+        let secs = later
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        h.insert(
+            http::header::RETRY_AFTER,
+            imf_fixdate(secs).parse().unwrap(),
+        );
+        let d = retry_after(&h).unwrap();
+        assert!(
+            d > Duration::from_secs(115) && d <= Duration::from_secs(120),
+            "{d:?}"
+        );
+        h.insert(http::header::RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
+    }
+
+    /// The IMF-fixdate of `secs` after the epoch, for the tests.
+    fn imf_fixdate(secs: u64) -> String {
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let days = secs / 86_400;
+        let (mut y, mut m, mut d) = (1970, 1, 1);
+        // Walk forward one day at a time from the epoch: slow, obviously right.
+        for _ in 0..days {
+            d += 1;
+            if d > days_in(y, m) {
+                d = 1;
+                m += 1;
+                if m > 12 {
+                    m = 1;
+                    y += 1;
+                }
+            }
+        }
+        let t = secs % 86_400;
+        format!(
+            "Mon, {d:02} {} {y} {:02}:{:02}:{:02} GMT",
+            MONTHS[m - 1],
+            t / 3600,
+            t / 60 % 60,
+            t % 60
+        )
+    }
+
+    fn days_in(y: u64, m: usize) -> u64 {
+        match m {
+            2 if (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400) => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use http::header::{
 use http::{HeaderMap, Method, StatusCode};
 
 use crate::agent::{Agent, AgentInner};
-use crate::body::{Body, Encoding, Held, RawBody};
+use crate::body::{Body, Held, RawBody};
 use crate::conn::Conn;
 use crate::deadline::Deadline;
 use crate::error::{Chain, Error, ErrorKind, Phase};
@@ -221,25 +221,76 @@ fn send(
 ) -> Result<Response, Failure> {
     let mut ex = exchange(inner, req, overall, started, attempts);
     let mut on = connection(inner, req, fresh, &mut ex)?;
-    let write_failed = match write(inner, req, &mut on.conn, &mut ex) {
+    let mut expect = ExpectNote::default();
+    let write_failed = match write(inner, req, &mut on.conn, &mut ex, &mut expect) {
         Ok(write_failed) => write_failed,
         Err(err) => return Err(give_back(inner, &mut ex, on, err, false)),
     };
-    let head = match final_head(inner, &mut on.conn, &mut ex, write_failed.is_some()) {
-        Ok(head) => head,
-        // Without a whole head, a failed write's own error is the story.
-        Err((err, got_bytes)) => {
-            let err = write_failed.unwrap_or(err);
-            return Err(give_back(inner, &mut ex, on, err, got_bytes));
+    let head = match expect.answered.take() {
+        // The server answered while the body waited for 100 Continue.
+        Some(head) => {
+            let _ = ex.enter(Phase::ResponseHead);
+            ex.emit(Event::FirstByte);
+            *head
         }
+        None => match final_head(inner, &mut on.conn, &mut ex, write_failed.is_some()) {
+            Ok(head) => head,
+            // Without a whole head, a failed write's own error is the story.
+            Err((err, got_bytes)) => {
+                let err = write_failed.unwrap_or(err);
+                return Err(give_back(inner, &mut ex, on, err, got_bytes));
+            }
+        },
     };
     inner.metrics.response(&req.method, head.status);
+    if expect.sent && head.status == StatusCode::EXPECTATION_FAILED && body_can_go(&req.body) {
+        // Once more without the expectation, on a new connection (curl).
+        log::debug!("417 to Expect: 100-continue; sending again without it");
+        ex.observer.connection_closed(CloseReason::NotReusable);
+        inner
+            .pool
+            .discard(on.lease, on.conn, CloseReason::NotReusable);
+        let _ = ex.finish();
+        req.overrides.expect_refused = true;
+        req.headers.remove(http::header::EXPECT);
+        return send(inner, req, overall, true, started, attempts);
+    }
     let (framing, reusable) = match http1::framing(&req.method, &head) {
-        // After a failed write the request on the wire is incomplete.
-        Ok((framing, reusable)) => (framing, reusable && write_failed.is_none()),
+        // After a failed write the request on the wire is incomplete; after
+        // a body left unsent, it may be too.
+        Ok((framing, reusable)) => (
+            framing,
+            reusable && write_failed.is_none() && expect.in_sync,
+        ),
         Err(err) => return Err(give_back(inner, &mut ex, on, err, true)),
     };
     Ok(hand_over(inner, req, on, ex, head, framing, reusable))
+}
+
+/// What came of `Expect: 100-continue` on one attempt.
+struct ExpectNote {
+    /// The head carried the expectation.
+    sent: bool,
+    /// The final response that came instead of `100 Continue`.
+    answered: Option<Box<http1::Head>>,
+    /// The request on the wire is complete (false: a body with a
+    /// Content-Length was left unsent, so the connection cannot be reused).
+    in_sync: bool,
+}
+
+impl Default for ExpectNote {
+    fn default() -> ExpectNote {
+        ExpectNote {
+            sent: false,
+            answered: None,
+            in_sync: true,
+        }
+    }
+}
+
+/// The body is still there to send (not a reader already spent).
+fn body_can_go(body: &SendBody) -> bool {
+    !matches!(body, SendBody::Spent)
 }
 
 /// Wait for the host's rate limit, then take a pooled connection or a slot
@@ -320,9 +371,10 @@ fn write(
     req: &mut Request,
     conn: &mut Conn,
     ex: &mut Exchange,
+    expect: &mut ExpectNote,
 ) -> Result<Option<Error>, Error> {
     let limit = ex.enter(Phase::Write);
-    match write_request(inner, req, conn, &limit, ex) {
+    match write_request(inner, req, conn, &limit, ex, expect) {
         Ok(sent) => {
             inner.metrics.sent(sent);
             ex.emit(Event::WroteRequest);
@@ -388,7 +440,7 @@ fn hand_over(
     req: &Request,
     mut on: OnConn,
     mut ex: Exchange,
-    head: http1::Head,
+    mut head: http1::Head,
     framing: Framing,
     reusable: bool,
 ) -> Response {
@@ -397,6 +449,7 @@ fn hand_over(
         && !request_closes(&req.headers)
         && !req.overrides.form.http10;
     on.conn.info.server_keep_alive = http1::keep_alive_timeout(&head.headers);
+    inner.config.extras.store_cookies(&head.headers, &req.url);
     log::trace!(
         "{} {} (called at {}) -> {} {:?}",
         req.method,
@@ -427,18 +480,14 @@ fn hand_over(
             }
         }
     }
-    let encoding = if framing != Framing::Empty && decoding_wanted(inner, &req.headers) {
-        Encoding::from_header(head.headers.get(CONTENT_ENCODING))
-    } else {
-        Encoding::Identity
-    };
+    let (codings, limit) = codings_to_undo(inner, req, &mut head, framing);
     Response {
         status: head.status,
         version: head.version,
         headers: head.headers,
         url: req.url.clone(),
         timings,
-        body: Body::new(raw, encoding),
+        body: Body::new(raw, &codings, limit),
         body_limit: inner.config.body_limit,
         raw_head: head.raw_head,
     }
@@ -513,6 +562,33 @@ fn decoding_wanted(inner: &AgentInner, headers: &HeaderMap) -> bool {
     inner.config.decompress && !headers.contains_key(ACCEPT_ENCODING)
 }
 
+/// The codings the body undoes and the most bytes it may then hand out. A
+/// decoded response no longer claims its `Content-Encoding` nor the
+/// compressed `Content-Length` (as reqwest); one left coded keeps both.
+fn codings_to_undo(
+    inner: &AgentInner,
+    req: &Request,
+    head: &mut http1::Head,
+    framing: Framing,
+) -> (Vec<crate::codings::Coding>, u64) {
+    if framing == Framing::Empty {
+        return (Vec::new(), u64::MAX);
+    }
+    // Unknown transfer codings were refused with the framing.
+    let (codings, content_decoded) =
+        crate::codings::to_undo(&head.headers, decoding_wanted(inner, &req.headers))
+            .unwrap_or_default();
+    if content_decoded {
+        head.headers.remove(CONTENT_ENCODING);
+        head.headers.remove(CONTENT_LENGTH);
+    }
+    if codings.is_empty() {
+        (codings, u64::MAX)
+    } else {
+        (codings, inner.config.extras.decoded_limit)
+    }
+}
+
 fn request_closes(headers: &HeaderMap) -> bool {
     headers.get_all(http::header::CONNECTION).iter().any(|v| {
         v.to_str()
@@ -526,7 +602,8 @@ fn write_request(
     req: &mut Request,
     conn: &mut Conn,
     limit: &Limit,
-    ex: &Exchange,
+    ex: &mut Exchange,
+    expect: &mut ExpectNote,
 ) -> Result<u64, WriteFailure> {
     // Plain http through a proxy goes to the proxy in absolute form; https
     // goes through a tunnel, where the origin reads the head.
@@ -565,6 +642,12 @@ fn write_request(
     if !headers.contains_key(USER_AGENT) && req.overrides.form.writes_default(&USER_AGENT) {
         http1::put_header(&mut out, "user-agent", inner.config.user_agent.as_bytes());
     }
+    // The jar's cookies for this hop's URL, unless the caller set their own.
+    if !headers.contains_key(http::header::COOKIE) {
+        if let Some(cookies) = inner.config.extras.cookie_header(&req.url) {
+            http1::put_header(&mut out, "cookie", cookies.as_bytes());
+        }
+    }
     if !headers.contains_key(ACCEPT) && req.overrides.form.writes_default(&ACCEPT) {
         http1::put_header(&mut out, "accept", b"*/*");
     }
@@ -572,7 +655,9 @@ fn write_request(
         && !headers.contains_key(ACCEPT_ENCODING)
         && req.overrides.form.writes_default(&ACCEPT_ENCODING)
     {
-        http1::put_header(&mut out, "accept-encoding", b"gzip, deflate");
+        if let Some(codings) = crate::codings::accept_encoding() {
+            http1::put_header(&mut out, "accept-encoding", codings.as_bytes());
+        }
     }
     if via_proxy && !headers.contains_key(PROXY_AUTHORIZATION) {
         if let Some(auth) = proxy.as_ref().and_then(|p| p.auth.as_ref()) {
@@ -588,8 +673,13 @@ fn write_request(
             crate::observe::redact_headers(headers)
         );
     }
+    let wait = expect_wait(inner, req);
+    if wait.is_some() && !crate::expect::caller_expects(headers) {
+        http1::put_header(&mut out, "expect", b"100-continue");
+    }
+    expect.sent = wait.is_some();
     let body = std::mem::replace(&mut req.body, SendBody::Spent);
-    let head_written = || ex.emit(Event::WroteHeaders);
+    let head_written = |ex: &Exchange| ex.emit(Event::WroteHeaders);
     let result = match body {
         SendBody::Spent => Err(WriteFailure::Body(Error::new(
             ErrorKind::Io,
@@ -603,26 +693,35 @@ fn write_request(
             ex.emit(Event::RequestHead { head: &out });
             req.body = SendBody::Empty;
             let sent = conn.write_all(&out, limit);
-            head_written();
+            head_written(ex);
             sent.map(|()| out.len() as u64).map_err(WriteFailure::conn)
         }
         SendBody::Bytes(bytes) => {
             http1::put_header_number(&mut out, "content-length", bytes.len() as u64);
             out.extend_from_slice(b"\r\n");
             ex.emit(Event::RequestHead { head: &out });
-            let result = if bytes.len() <= COALESCE_BODY {
+            let result = if bytes.len() <= COALESCE_BODY && wait.is_none() {
                 out.extend_from_slice(&bytes);
                 let sent = conn.write_all(&out, limit);
-                head_written();
-                sent.map(|()| out.len() as u64)
+                head_written(ex);
+                sent.map(|()| out.len() as u64).map_err(WriteFailure::conn)
             } else {
                 conn.write_all(&out, limit)
-                    .inspect(|()| head_written())
-                    .and_then(|()| conn.write_all(&bytes, limit))
-                    .map(|()| (out.len() + bytes.len()) as u64)
+                    .map_err(WriteFailure::conn)
+                    .inspect(|()| head_written(ex))
+                    .and_then(|()| verdict(inner, conn, ex, wait, limit, expect, false))
+                    .and_then(|limit| match limit {
+                        Some(limit) => conn
+                            .write_all(&bytes, &limit)
+                            .map(|()| bytes.len())
+                            .map_err(WriteFailure::conn),
+                        // Answered first: the body stays unsent.
+                        None => Ok(0),
+                    })
+                    .map(|body| (out.len() + body) as u64)
             };
             req.body = SendBody::Bytes(bytes);
-            result.map_err(WriteFailure::conn)
+            result
         }
         SendBody::Reader(mut reader, length) => {
             match length {
@@ -637,14 +736,25 @@ fn write_request(
             }
             out.extend_from_slice(b"\r\n");
             ex.emit(Event::RequestHead { head: &out });
-            conn.write_all(&out, limit)
+            let head = conn
+                .write_all(&out, limit)
                 .map_err(WriteFailure::conn)
-                .inspect(|()| head_written())
-                .and_then(|()| match length {
-                    Some(n) => send_sized(conn, &mut reader, n, limit),
-                    None => send_chunked(conn, &mut reader, limit),
-                })
-                .map(|body| out.len() as u64 + body)
+                .inspect(|()| head_written(ex))
+                .and_then(|()| verdict(inner, conn, ex, wait, limit, expect, length.is_none()));
+            match head {
+                Ok(Some(limit)) => match length {
+                    Some(n) => send_sized(conn, &mut reader, n, &limit),
+                    None => send_chunked(conn, &mut reader, &limit),
+                }
+                .map(|body| out.len() as u64 + body),
+                Ok(None) => {
+                    // Answered before the body went: it is still the caller's
+                    // to send again (after a 417).
+                    req.body = SendBody::Reader(reader, length);
+                    Ok(out.len() as u64)
+                }
+                Err(e) => Err(e),
+            }
         }
     };
     out.clear();
@@ -652,6 +762,51 @@ fn write_request(
         conn.wbuf = out;
     }
     result
+}
+
+/// How long the body waits for `100 Continue`, if it does.
+fn expect_wait(inner: &AgentInner, req: &Request) -> Option<std::time::Duration> {
+    let len = match &req.body {
+        SendBody::Bytes(bytes) => Some(bytes.len() as u64),
+        SendBody::Reader(_, len) => *len,
+        SendBody::Empty | SendBody::Spent => return None,
+    };
+    crate::expect::wait_for(
+        &inner.config.extras,
+        &req.headers,
+        len,
+        req.overrides.expect_refused,
+    )
+}
+
+/// The head is written: with an expectation, wait for the verdict. The
+/// limit to send the body under, or `None` when a final response came
+/// first (noted in `expect`; a chunked body is then ended empty, which
+/// keeps the connection in step).
+fn verdict(
+    inner: &AgentInner,
+    conn: &mut Conn,
+    ex: &mut Exchange,
+    wait: Option<std::time::Duration>,
+    limit: &Limit,
+    expect: &mut ExpectNote,
+    chunked: bool,
+) -> Result<Option<Limit>, WriteFailure> {
+    let Some(wait) = wait else {
+        return Ok(Some(*limit));
+    };
+    let answer = crate::expect::await_verdict(conn, ex, wait, inner.config.max_head_size)
+        .map_err(WriteFailure::Conn)?;
+    match answer {
+        crate::expect::Answer::Send => Ok(Some(ex.enter(Phase::Write))),
+        crate::expect::Answer::Final(head) => {
+            inner.metrics.received(head.size as u64);
+            expect.answered = Some(head);
+            let limit = ex.enter(Phase::Write);
+            expect.in_sync = chunked && conn.write_all(b"0\r\n\r\n", &limit).is_ok();
+            Ok(None)
+        }
+    }
 }
 
 /// Why writing a request failed.

@@ -58,6 +58,9 @@ pub struct Timings {
     pub proxy_tls: Option<Duration>,
     /// The proxy's CONNECT or SOCKS handshake.
     pub proxy_handshake: Option<Duration>,
+    /// Time spent waiting for `100 Continue` before sending the body (see
+    /// [`AgentBuilder::expect_continue`](crate::AgentBuilder::expect_continue)).
+    pub expect_continue: Option<Duration>,
 }
 
 impl Timings {
@@ -78,6 +81,7 @@ impl Timings {
             }
             Phase::ProxyTls => self.proxy_tls = Some(d),
             Phase::ProxyHandshake => self.proxy_handshake = Some(d),
+            Phase::ExpectContinue => self.expect_continue = Some(d),
             // Waits with no field of their own (retry, rate limit, and any
             // phase added without one) leave no mark.
             _ => {}

@@ -429,6 +429,9 @@ pub struct TransferArgs {
 
     #[command(flatten)]
     pub client: ClientArgs,
+
+    #[command(flatten)]
+    pub forms: FormCookieArgs,
 }
 
 /// Which data option a value came from.
@@ -583,6 +586,40 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .ok()
         .and_then(|n| n.checked_mul(mult))
         .ok_or_else(|| format!("`{s}` is not a size (e.g. 128, 64k, 100M)"))
+}
+
+// --- -F, -b, -c: multipart forms and cookies ---------------------------------
+
+/// Multipart forms and cookies, as curl spells them.
+#[derive(Args, Debug, Clone, Default)]
+pub struct FormCookieArgs {
+    /// Multipart form field: NAME=VALUE, NAME=@FILE[;type=TYPE][;filename=NAME], NAME=<FILE (repeatable)
+    #[arg(
+        short = 'F',
+        long = "form",
+        value_name = "NAME=CONTENT",
+        conflicts_with_all = ["data", "data_binary", "json", "head"],
+        help_heading = "Request"
+    )]
+    pub form: Vec<String>,
+
+    /// Cookies to send: 'NAME=VALUE; ...' as given, or a Netscape cookie FILE to start the jar with (repeatable)
+    #[arg(
+        short = 'b',
+        long = "cookie",
+        value_name = "DATA|FILE",
+        help_heading = "Request"
+    )]
+    pub cookie: Vec<String>,
+
+    /// After the transfer, write the cookie jar to FILE (Netscape format, as curl)
+    #[arg(
+        short = 'c',
+        long = "cookie-jar",
+        value_name = "FILE",
+        help_heading = "Request"
+    )]
+    pub cookie_jar: Option<PathBuf>,
 }
 
 #[cfg(test)]

@@ -185,6 +185,125 @@ fn parse_header(h: &str) -> Result<(String, Option<String>), Failure> {
     )))
 }
 
+// --- -F, -b, -c: multipart forms and cookies ---------------------------------
+
+/// The cookies of a transfer: a jar (from -b FILE, kept for -c) and the
+/// literal cookies of -b 'NAME=VALUE'.
+pub struct Cookies {
+    jar: Option<std::sync::Arc<windlass::CookieJar>>,
+    literal: Option<String>,
+    save_to: Option<std::path::PathBuf>,
+}
+
+impl Cookies {
+    /// From -b and -c. As curl: an argument with `=` is cookies to send as
+    /// they are; anything else is a cookie file (one that does not exist
+    /// starts an empty jar); -c alone switches the jar on.
+    pub fn new(args: &crate::args::FormCookieArgs) -> Result<Cookies, Failure> {
+        let mut files = Vec::new();
+        let mut literal = Vec::new();
+        for arg in &args.cookie {
+            if arg.contains('=') {
+                literal.push(arg.trim().trim_end_matches(';').to_string());
+                continue;
+            }
+            match std::fs::read(arg) {
+                Ok(text) => {
+                    files.extend_from_slice(&text);
+                    files.push(b'\n');
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Failure::read(arg, e)),
+            }
+        }
+        let wanted = args.cookie_jar.is_some() || args.cookie.iter().any(|a| !a.contains('='));
+        let jar = if wanted {
+            let jar = windlass::CookieJar::load_netscape(&files[..])
+                .map_err(|e| Failure::read("the cookie file", e))?;
+            Some(std::sync::Arc::new(jar))
+        } else {
+            None
+        };
+        Ok(Cookies {
+            jar,
+            literal: (!literal.is_empty()).then(|| literal.join("; ")),
+            save_to: args.cookie_jar.clone(),
+        })
+    }
+
+    /// The agent with the jar, if there is one.
+    pub fn agent(&self, mut b: AgentBuilder) -> AgentBuilder {
+        if let Some(jar) = &self.jar {
+            b = b.cookie_store(std::sync::Arc::clone(jar));
+        }
+        b
+    }
+
+    /// The request with the literal cookies, if any.
+    pub fn request(&self, req: RequestBuilder) -> RequestBuilder {
+        match &self.literal {
+            Some(cookies) => req.header("cookie", cookies.as_str()),
+            None => req,
+        }
+    }
+
+    /// Write the jar for -c.
+    pub fn save(&self) -> Result<(), Failure> {
+        let (Some(jar), Some(path)) = (&self.jar, &self.save_to) else {
+            return Ok(());
+        };
+        jar.save_file(path).map_err(|e| {
+            Failure::new(
+                crate::exit::WRITE,
+                format!("cannot write the cookie jar {}: {e}", path.display()),
+            )
+        })
+    }
+}
+
+/// The multipart form of -F, if any: `NAME=VALUE`, `NAME=@FILE` with
+/// `;type=` and `;filename=`, `NAME=<FILE` (a file's content as the value).
+pub fn form(args: &crate::args::FormCookieArgs) -> Result<Option<windlass::Multipart>, Failure> {
+    if args.form.is_empty() {
+        return Ok(None);
+    }
+    let mut form = windlass::Multipart::new();
+    for field in &args.form {
+        let Some((name, content)) = field.split_once('=') else {
+            return Err(Failure::usage(format!(
+                "bad form field `{field}`: expected NAME=CONTENT"
+            )));
+        };
+        if let Some(spec) = content.strip_prefix('@') {
+            let mut params = spec.split(';');
+            let path = params.next().unwrap_or_default();
+            let mut part = windlass::Part::file(path).map_err(|e| Failure::read(path, e))?;
+            for param in params {
+                match param.split_once('=') {
+                    Some((key, value)) if key.trim().eq_ignore_ascii_case("type") => {
+                        part = part.content_type(value.trim());
+                    }
+                    Some((key, value)) if key.trim().eq_ignore_ascii_case("filename") => {
+                        part = part.file_name(value.trim().trim_matches('"'));
+                    }
+                    _ => {
+                        return Err(Failure::usage(format!(
+                            "bad form field `{field}`: unknown `{param}`"
+                        )))
+                    }
+                }
+            }
+            form = form.part(name, part);
+        } else if let Some(path) = content.strip_prefix('<') {
+            let text = std::fs::read(path).map_err(|e| Failure::read(path, e))?;
+            form = form.part(name, windlass::Part::bytes(text));
+        } else {
+            form = form.text(name, content);
+        }
+    }
+    Ok(Some(form))
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_header;

@@ -29,6 +29,8 @@ struct Plan<'a> {
     get_query: Option<String>,
     write_out: Option<String>,
     method: String,
+    /// -b / -c: the jar and the literal cookies.
+    cookies: client::Cookies,
 }
 
 pub fn run(args: &TransferArgs, token: &CancelToken) -> Result<(), Failure> {
@@ -77,6 +79,8 @@ fn run_all(args: &TransferArgs, token: &CancelToken) -> Result<(), Failure> {
             break;
         }
     }
+    // As curl: -c writes the jar after every transfer, whatever the result.
+    plan.cookies.save()?;
     // The last transfer's result is the command's, as in curl.
     match last {
         exit::OK => Ok(()),
@@ -98,6 +102,8 @@ fn plan<'a>(args: &'a TransferArgs, token: &CancelToken) -> Result<Plan<'a>, Fai
     if args.raw {
         builder = builder.decompress(false);
     }
+    let cookies = client::Cookies::new(&args.forms)?;
+    builder = cookies.agent(builder);
     let client = Client::new(builder.build()?, &args.client, token)?;
     let mut payload = payload::payload(args)?;
     let mut get_query = None;
@@ -111,6 +117,7 @@ fn plan<'a>(args: &'a TransferArgs, token: &CancelToken) -> Result<Plan<'a>, Fai
         (None, true, _, _) => "HEAD".to_string(),
         (None, false, Some(_), _) => "PUT".to_string(),
         (None, false, None, Some(_)) => "POST".to_string(),
+        (None, false, None, None) if !args.forms.form.is_empty() => "POST".to_string(),
         (None, false, None, None) => "GET".to_string(),
     };
     let write_out = match args.write_out.as_deref() {
@@ -127,6 +134,7 @@ fn plan<'a>(args: &'a TransferArgs, token: &CancelToken) -> Result<Plan<'a>, Fai
         get_query,
         write_out,
         method,
+        cookies,
     })
 }
 
@@ -171,7 +179,10 @@ fn transfer(
     vars.set("num_redirects", Value::Int(0));
     vars.set("size_download", Value::Int(0));
     let recorder = Recorder::new(args.client.verbose);
-    let mut req = plan.client.request(method, &url).hook(recorder.clone());
+    let mut req = plan
+        .cookies
+        .request(plan.client.request(method, &url))
+        .hook(recorder.clone());
     for name in plan.client.emptied_defaults() {
         req = req.without_default_header(name);
     }
@@ -211,10 +222,13 @@ fn transfer(
             req = req.keep_post_on_redirect(status);
         }
     }
+    // A form is built per URL: its parts are streams, used up by one send.
+    let form = client::form(&args.forms)?;
     let started = Instant::now();
-    let sent = match &plan.payload {
-        Some(p) => req.send_bytes(&p.bytes),
-        None => req.call(),
+    let sent = match (&plan.payload, form) {
+        (Some(p), _) => req.send_bytes(&p.bytes),
+        (None, Some(form)) => req.send_multipart(form),
+        (None, None) => req.call(),
     };
     let resp = match sent {
         Ok(resp) => resp,

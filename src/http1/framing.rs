@@ -128,9 +128,9 @@ fn parse_decimal(s: &[u8]) -> Option<u64> {
     })
 }
 
-/// Whether the last transfer coding is `chunked`. Only `chunked` and
-/// `identity` are understood; any other coding is an error, since its body
-/// could not be decoded.
+/// Whether the last transfer coding is `chunked`. Only `chunked`,
+/// `identity` and the codings this build decodes are understood; any other
+/// coding is an error, since its body could not be decoded.
 fn last_coding_is_chunked(headers: &HeaderMap) -> Result<bool, Error> {
     let mut last_chunked = false;
     for value in headers.get_all(TRANSFER_ENCODING) {
@@ -139,7 +139,10 @@ fn last_coding_is_chunked(headers: &HeaderMap) -> Result<bool, Error> {
             .map_err(|_| Error::protocol("invalid Transfer-Encoding"))?;
         for coding in text.split(',').map(str::trim).filter(|c| !c.is_empty()) {
             last_chunked = coding.eq_ignore_ascii_case("chunked");
-            if !last_chunked && !coding.eq_ignore_ascii_case("identity") {
+            if !last_chunked
+                && !coding.eq_ignore_ascii_case("identity")
+                && !crate::codings::decodable_transfer_coding(coding)
+            {
                 return Err(Error::protocol(format!(
                     "unsupported transfer coding {coding:?}"
                 )));
@@ -269,7 +272,10 @@ mod tests {
         assert_eq!(framing(&Method::HEAD, &h).unwrap(), (Framing::Empty, true));
         assert!(framing(
             &get,
-            &head(Version::HTTP_11, &[("transfer-encoding", "gzip, chunked")])
+            &head(
+                Version::HTTP_11,
+                &[("transfer-encoding", "compress, chunked")]
+            )
         )
         .is_err());
     }
@@ -406,9 +412,23 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "gzip")]
+    #[test]
+    fn a_decodable_transfer_coding_before_chunked_frames_a_chunked_body() {
+        let f = of("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").unwrap();
+        assert_eq!(f, (Framing::Chunked, true));
+        let f = of("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n").unwrap();
+        assert_eq!(f, (Framing::UntilClose, false));
+    }
+
     #[test]
     fn unknown_transfer_codings_are_protocol_errors() {
-        for value in ["gzip, chunked", "chunked, gzip", "br", "chunked;q=1"] {
+        for value in [
+            "compress, chunked",
+            "chunked, x-compress",
+            "snappy",
+            "chunked;q=1",
+        ] {
             let msg = protocol_error(&format!(
                 "HTTP/1.1 200 OK\r\nTransfer-Encoding: {value}\r\n\r\n"
             ));

@@ -305,7 +305,7 @@ fn content_length_with_trailing_garbage_is_a_protocol_error() {
 #[test]
 fn unknown_transfer_coding_is_a_protocol_error() {
     assert_eq!(
-        get_err("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+        get_err("HTTP/1.1 200 OK\r\nTransfer-Encoding: compress, chunked\r\n\r\n"),
         ErrorKind::Protocol
     );
 }

@@ -791,3 +791,16 @@ impl Conn {
         peer_end(self.reader.fill_buf().map(|buf| !buf.is_empty()))
     }
 }
+
+// ---------------------------------------------------------------------------
+// Bodies read after the head (Expect: 100-continue)
+
+impl Conn {
+    /// Reads exactly `n` bytes (a body after [`Conn::read_request_head`]);
+    /// `None` if the client closed or [`IO_TIMEOUT`] passed first.
+    pub fn read_exact_bytes(&mut self, n: usize) -> Option<Vec<u8>> {
+        let mut buf = vec![0u8; n];
+        self.reader.read_exact(&mut buf).ok()?;
+        Some(buf)
+    }
+}
