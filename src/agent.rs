@@ -107,6 +107,9 @@ pub(crate) struct Config {
     pub min_speed: Option<crate::MinSpeed>,
     #[cfg(feature = "tls")]
     pub tls: crate::tls::TlsSettings,
+    /// Middleware, the redirect policy, default headers and the agent-wide
+    /// cancel token (see `defaults`).
+    pub extras: crate::defaults::Extras,
 }
 
 impl Default for Config {
@@ -136,6 +139,7 @@ impl Default for Config {
             min_speed: None,
             #[cfg(feature = "tls")]
             tls: crate::tls::TlsSettings::default(),
+            extras: crate::defaults::Extras::default(),
         }
     }
 }
@@ -325,7 +329,7 @@ impl Agent {
 #[derive(Debug, Default)]
 #[must_use]
 pub struct AgentBuilder {
-    config: Config,
+    pub(crate) config: Config,
     hook: Option<Arc<dyn Hook>>,
     rate_limit: Option<RateLimit>,
     host_rate_limits: HashMap<String, RateLimit>,
@@ -350,7 +354,7 @@ impl std::fmt::Debug for dyn Resolver {
 
 impl AgentBuilder {
     /// Remember the first setting that cannot work; `build()` reports it.
-    fn fail(&mut self, err: Error) {
+    pub(crate) fn fail(&mut self, err: Error) {
         if self.error.is_none() {
             self.error = Some(err);
         }

@@ -329,6 +329,9 @@ enum Decoding {
     Zlib(Box<flate2::bufread::ZlibDecoder<RawBody>>),
     #[cfg(feature = "gzip")]
     Deflate(Box<flate2::bufread::DeflateDecoder<RawBody>>),
+    /// A body made in memory or by the caller ([`Body::from_reader`]), with a
+    /// finished connection-less `RawBody` for the limits to be set on.
+    Reader(Box<dyn Read + Send>, RawBody),
 }
 
 /// The body of a response: an [`io::Read`] that hands the connection back to
@@ -398,9 +401,24 @@ impl Body {
         Body { decoding }
     }
 
+    /// A body that reads from `reader`, not from a connection: for a
+    /// response a [`Middleware`](crate::Middleware) makes itself, or one
+    /// converted from an `http::Response`.
+    pub fn from_reader(reader: impl Read + Send + 'static) -> Body {
+        let raw = RawBody::new(None, crate::http1::Decoder::new(crate::http1::Framing::Empty));
+        Body {
+            decoding: Decoding::Reader(Box::new(reader), raw),
+        }
+    }
+
+    /// A body of these bytes.
+    pub fn from_bytes(bytes: impl Into<Vec<u8>>) -> Body {
+        Body::from_reader(io::Cursor::new(bytes.into()))
+    }
+
     fn raw_mut(&mut self) -> &mut RawBody {
         match &mut self.decoding {
-            Decoding::Identity(raw) => raw,
+            Decoding::Identity(raw) | Decoding::Reader(_, raw) => raw,
             #[cfg(feature = "gzip")]
             Decoding::Gzip(d) => d.get_mut(),
             #[cfg(feature = "gzip")]
@@ -443,6 +461,7 @@ impl Read for Body {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         match &mut self.decoding {
             Decoding::Identity(raw) => raw.read(out),
+            Decoding::Reader(reader, _) => reader.read(out),
             #[cfg(feature = "gzip")]
             _ => self.read_decoded(out),
         }
@@ -454,6 +473,7 @@ impl Body {
     fn read_decoded(&mut self, out: &mut [u8]) -> io::Result<usize> {
         let result = match &mut self.decoding {
             Decoding::Identity(raw) => return raw.read(out),
+            Decoding::Reader(reader, _) => return reader.read(out),
             Decoding::Gzip(d) => d.read(out),
             Decoding::Zlib(d) => d.read(out),
             Decoding::Deflate(d) => d.read(out),

@@ -118,6 +118,9 @@ pub enum ErrorKind {
     Json,
     /// An https URL, and windlass was built without its `tls` feature.
     TlsUnavailable,
+    /// A [`RedirectPolicy`](crate::redirect::RedirectPolicy) refused a
+    /// redirect with [`Action::fail`](crate::redirect::Action::fail).
+    RedirectRefused,
 }
 
 impl fmt::Display for ErrorKind {
@@ -140,6 +143,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Json => f.write_str("json"),
             ErrorKind::TlsUnavailable => f.write_str("tls unavailable"),
             ErrorKind::InvalidMethod => f.write_str("invalid method"),
+            ErrorKind::RedirectRefused => f.write_str("redirect refused"),
         }
     }
 }

@@ -238,6 +238,7 @@ fn error_labels(kind: ErrorKind) -> (&'static str, &'static str) {
         ErrorKind::InvalidMethod => ("invalid_method", ""),
         ErrorKind::Json => ("json", ""),
         ErrorKind::TlsUnavailable => ("tls_unavailable", ""),
+        ErrorKind::RedirectRefused => ("redirect_refused", ""),
     }
 }
 

@@ -162,6 +162,8 @@ pub(crate) struct Overrides {
     pub redirect_keep_headers: Vec<http::HeaderName>,
     /// The slowest this response body may arrive, overriding the agent's.
     pub min_speed: Option<crate::MinSpeed>,
+    /// Middleware opt-out, redirect policy, retry and decoding overrides.
+    pub extras: crate::defaults::RequestOptions,
 }
 
 /// A request ready to run.
@@ -189,11 +191,11 @@ pub(crate) struct Request {
 /// ```
 #[must_use = "a request does nothing until call() or a send_* method runs it"]
 pub struct RequestBuilder {
-    agent: Agent,
+    pub(crate) agent: Agent,
     method: Method,
     url: Result<Url, Error>,
-    headers: HeaderMap,
-    overrides: Overrides,
+    pub(crate) headers: HeaderMap,
+    pub(crate) overrides: Overrides,
     error: Option<Error>,
     call_site: &'static Location<'static>,
 }
@@ -229,7 +231,7 @@ impl RequestBuilder {
         }
     }
 
-    fn fail(&mut self, err: Error) {
+    pub(crate) fn fail(&mut self, err: Error) {
         if self.error.is_none() {
             self.error = Some(err);
         }
@@ -468,7 +470,7 @@ impl RequestBuilder {
         self
     }
 
-    fn send(self, body: SendBody) -> Result<Response, Error> {
+    pub(crate) fn send(self, body: SendBody) -> Result<Response, Error> {
         let RequestBuilder {
             agent,
             method,
