@@ -283,6 +283,7 @@ mod tests {
         b.cancel();
         assert!(child.is_cancelled());
         assert!(!a.is_cancelled());
+        drop(child);
         let child = a.linked(&CancelToken::new());
         assert_eq!(a.lock().list.len(), 1);
         drop(child);

@@ -48,11 +48,13 @@
 #![deny(missing_docs)]
 
 mod agent;
+mod batch;
 mod body;
 mod conn;
 mod connect;
 mod deadline;
 mod defaults;
+mod download;
 mod error;
 mod exchange;
 mod fnv;
@@ -78,8 +80,10 @@ mod tls;
 use std::sync::OnceLock;
 
 pub use agent::{Agent, AgentBuilder};
+pub use batch::{Batch, Done, Results, Worker};
 pub use body::Body;
 pub use deadline::CancelToken;
+pub use download::Progress;
 pub use error::{Error, ErrorKind, Phase};
 pub use inflight::{InFlight, InFlightList, InFlightPhase};
 pub use metrics::{HistogramSnapshot, MetricsSnapshot, BUCKETS};
