@@ -207,6 +207,10 @@ fn race(
             format!("no addresses to connect to for {host}"),
         ));
     }
+    // As on the one-address path: no time left, no connection attempt.
+    if deadline.expired() {
+        return Err(Error::timeout(Phase::Connect, host, started.elapsed()));
+    }
     let (tx, rx) = crossbeam_channel::unbounded::<Attempt>();
     let _hook = match cancel {
         Some(token) => {
