@@ -46,7 +46,12 @@ impl Middleware for Breaker {
             let mut headers = HeaderMap::new();
             headers.insert("x-circuit", "open".parse().unwrap());
             let body = Body::from_bytes(format!("circuit open for {host}"));
-            return Ok(Response::new(StatusCode::SERVICE_UNAVAILABLE, headers, body, request.url().clone()));
+            return Ok(Response::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                headers,
+                body,
+                request.url().clone(),
+            ));
         }
         let result = next.run(request);
         let failed = match &result {

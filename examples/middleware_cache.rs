@@ -57,7 +57,12 @@ impl Middleware for Cache {
                 let mut headers = hit.headers.clone();
                 headers.insert("x-cache", "hit".parse().unwrap());
                 let body = Body::from_bytes(hit.body.clone());
-                return Ok(Response::new(StatusCode::OK, headers, body, hit.url.clone()));
+                return Ok(Response::new(
+                    StatusCode::OK,
+                    headers,
+                    body,
+                    hit.url.clone(),
+                ));
             }
         }
         let response = next.run(request)?;
@@ -77,7 +82,12 @@ impl Middleware for Cache {
                 fresh_until: Instant::now() + fresh_for,
             },
         );
-        Ok(Response::new(StatusCode::OK, headers, Body::from_bytes(body), url))
+        Ok(Response::new(
+            StatusCode::OK,
+            headers,
+            Body::from_bytes(body),
+            url,
+        ))
     }
 }
 

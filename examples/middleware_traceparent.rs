@@ -33,9 +33,10 @@ fn propagate(mut request: Request, next: Next<'_>) -> Result<Response, Error> {
     let trace_id = TRACE_ID.with(Cell::get);
     if trace_id != 0 && !request.headers().contains_key("traceparent") {
         let value = format!("00-{trace_id:032x}-{:016x}-01", next_span_id());
-        request
-            .headers_mut()
-            .insert("traceparent", value.parse().expect("hex is a valid header value"));
+        request.headers_mut().insert(
+            "traceparent",
+            value.parse().expect("hex is a valid header value"),
+        );
     }
     next.run(request)
 }

@@ -201,7 +201,11 @@ impl Batch {
                     drop(tx);
                     let err = || {
                         let source = std::io::Error::new(e.kind(), e.to_string());
-                        Error::with_source(ErrorKind::Io, "cannot start a batch worker thread", source)
+                        Error::with_source(
+                            ErrorKind::Io,
+                            "cannot start a batch worker thread",
+                            source,
+                        )
                     };
                     let (report, rx2) = crossbeam_channel::unbounded();
                     while let Ok((index, _)) = jobs_rx.try_recv() {

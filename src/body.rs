@@ -405,7 +405,10 @@ impl Body {
     /// response a [`Middleware`](crate::Middleware) makes itself, or one
     /// converted from an `http::Response`.
     pub fn from_reader(reader: impl Read + Send + 'static) -> Body {
-        let raw = RawBody::new(None, crate::http1::Decoder::new(crate::http1::Framing::Empty));
+        let raw = RawBody::new(
+            None,
+            crate::http1::Decoder::new(crate::http1::Framing::Empty),
+        );
         Body {
             decoding: Decoding::Reader(Box::new(reader), raw),
         }

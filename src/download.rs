@@ -67,8 +67,7 @@ impl Response {
                 Err(e) => return Err(Error::from_io(e).at_url(&url)),
             };
             writer.write_all(&buf[..n]).map_err(|e| {
-                Error::with_source(ErrorKind::Io, "cannot write the response body", e)
-                    .at_url(&url)
+                Error::with_source(ErrorKind::Io, "cannot write the response body", e).at_url(&url)
             })?;
             done += n as u64;
             progress(Progress {
@@ -104,14 +103,13 @@ impl Response {
         let io_err = |what: &str, e: io::Error| {
             Error::with_source(ErrorKind::Io, format!("{what} {}", path.display()), e)
         };
-        let (mut file, temp) = TempFile::beside(path).map_err(|e| {
-            io_err("cannot create a temporary file for", e)
-        })?;
+        let (mut file, temp) =
+            TempFile::beside(path).map_err(|e| io_err("cannot create a temporary file for", e))?;
         let written = self.copy_to(&mut file, |_| {})?;
-        file.sync_all()
-            .map_err(|e| io_err("cannot write", e))?;
+        file.sync_all().map_err(|e| io_err("cannot write", e))?;
         drop(file);
-        temp.rename_to(path).map_err(|e| io_err("cannot rename the download to", e))?;
+        temp.rename_to(path)
+            .map_err(|e| io_err("cannot rename the download to", e))?;
         Ok(written)
     }
 }

@@ -65,10 +65,12 @@ impl sealed::Sealed for () {
     }
 }
 
-fn reader_body(reader: Box<dyn Read + Send>, headers: &http::HeaderMap) -> Result<Converted, Error> {
-    let length = crate::http1::content_length(headers).map_err(|_| {
-        Error::new(crate::ErrorKind::InvalidHeader, "invalid Content-Length")
-    })?;
+fn reader_body(
+    reader: Box<dyn Read + Send>,
+    headers: &http::HeaderMap,
+) -> Result<Converted, Error> {
+    let length = crate::http1::content_length(headers)
+        .map_err(|_| Error::new(crate::ErrorKind::InvalidHeader, "invalid Content-Length"))?;
     Ok(Converted(SendBody::Reader(reader, length)))
 }
 

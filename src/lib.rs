@@ -1,5 +1,6 @@
 #![doc = include_str!("guide.md")]
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
 mod agent;

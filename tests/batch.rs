@@ -52,25 +52,20 @@ fn batch_never_runs_more_jobs_at_once_than_its_concurrency() {
     let active = Arc::new((Mutex::new((0usize, 0usize)), Condvar::new()));
     let state = Arc::clone(&active);
     let url = server.url("/");
-    let results = agent
-        .batch()
-        .concurrency(3)
-        .run(0..12, move |worker, _| {
-            let (lock, cv) = &*state;
-            {
-                let mut g = lock.lock().unwrap();
-                g.0 += 1;
-                g.1 = g.1.max(g.0);
-                cv.notify_all();
-                // Let the workers meet, so the bound is really reached; bounded in time.
-                let _ = cv
-                    .wait_timeout_while(g, IO_TIMEOUT, |g| g.1 < 3)
-                    .unwrap();
-            }
-            let text = worker.get(&url).call()?.text();
-            lock.lock().unwrap().0 -= 1;
-            text
-        });
+    let results = agent.batch().concurrency(3).run(0..12, move |worker, _| {
+        let (lock, cv) = &*state;
+        {
+            let mut g = lock.lock().unwrap();
+            g.0 += 1;
+            g.1 = g.1.max(g.0);
+            cv.notify_all();
+            // Let the workers meet, so the bound is really reached; bounded in time.
+            let _ = cv.wait_timeout_while(g, IO_TIMEOUT, |g| g.1 < 3).unwrap();
+        }
+        let text = worker.get(&url).call()?.text();
+        lock.lock().unwrap().0 -= 1;
+        text
+    });
     assert_eq!(results.len(), 12);
     let ok = results.filter(|d| d.result.is_ok()).count();
     assert_eq!(ok, 12);
@@ -125,7 +120,10 @@ fn one_token_stops_running_and_waiting_batch_jobs() {
     for r in &results {
         assert_eq!(r.as_ref().unwrap_err().kind(), ErrorKind::Cancelled);
     }
-    assert!(server.try_request().is_none(), "no job started after the cancel");
+    assert!(
+        server.try_request().is_none(),
+        "no job started after the cancel"
+    );
 }
 
 #[test]
@@ -140,17 +138,27 @@ fn cancel_all_stops_a_call_blocked_in_another_thread() {
     let url = server.url("/own");
     let caller = agent.clone();
     let own_token = own.clone();
-    let with_own = thread::spawn(move || caller.get(&url).cancel_token(&own_token).call().map(drop));
+    let with_own =
+        thread::spawn(move || caller.get(&url).cancel_token(&own_token).call().map(drop));
     server.request();
     let started = Instant::now();
     agent.cancel_all();
-    assert_eq!(call.join().unwrap().unwrap_err().kind(), ErrorKind::Cancelled);
-    assert_eq!(with_own.join().unwrap().unwrap_err().kind(), ErrorKind::Cancelled);
+    assert_eq!(
+        call.join().unwrap().unwrap_err().kind(),
+        ErrorKind::Cancelled
+    );
+    assert_eq!(
+        with_own.join().unwrap().unwrap_err().kind(),
+        ErrorKind::Cancelled
+    );
     assert!(started.elapsed() < Duration::from_secs(2));
     assert!(!own.is_cancelled(), "the caller's own token is left alone");
     // Later calls run normally.
     let fine = Server::fixed(common::ok("after"));
-    assert_eq!(agent.get(fine.url("/")).call().unwrap().text().unwrap(), "after");
+    assert_eq!(
+        agent.get(fine.url("/")).call().unwrap().text().unwrap(),
+        "after"
+    );
 }
 
 #[test]

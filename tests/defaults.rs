@@ -67,7 +67,10 @@ fn an_invalid_default_header_fails_the_build() {
 #[test]
 fn agent_bearer_auth_is_sent_and_a_request_token_replaces_it() {
     let server = Server::fixed(common::ok("x"));
-    let agent = common::builder().bearer_auth("agent-token").build().unwrap();
+    let agent = common::builder()
+        .bearer_auth("agent-token")
+        .build()
+        .unwrap();
     agent.get(server.url("/")).call().unwrap().text().unwrap();
     assert_eq!(
         server.request().header_all("authorization"),
@@ -84,10 +87,7 @@ fn agent_bearer_auth_is_sent_and_a_request_token_replaces_it() {
     // Credentials in the URL win over the agent's default too.
     let with_user = server.url("/").replace("http://", "http://u:p@");
     agent.get(with_user).call().unwrap().text().unwrap();
-    assert_eq!(
-        server.request().header_all("authorization"),
-        ["Basic dTpw"]
-    );
+    assert_eq!(server.request().header_all("authorization"), ["Basic dTpw"]);
 }
 
 #[test]
@@ -137,9 +137,8 @@ fn a_request_retry_policy_overrides_the_agent_one() {
 
 #[test]
 fn a_retry_after_past_the_deadline_hands_back_the_last_response() {
-    let server = Server::fixed(
-        "HTTP/1.1 503 Busy\r\nRetry-After: 30\r\nContent-Length: 4\r\n\r\nbusy",
-    );
+    let server =
+        Server::fixed("HTTP/1.1 503 Busy\r\nRetry-After: 30\r\nContent-Length: 4\r\n\r\nbusy");
     let agent = common::builder()
         .retry(Retry::new(3).backoff(Duration::ZERO, Duration::from_secs(60)))
         .build()

@@ -147,12 +147,12 @@ fn middleware_sees_the_call_once_not_each_redirect_or_retry() {
     let served = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&served);
     let server = Server::serve(move |req| match req.target.as_str() {
-        "/start" => Reply::keep(
-            "HTTP/1.1 302 Found\r\nLocation: /end\r\nContent-Length: 0\r\n\r\n",
-        ),
-        _ if counter.fetch_add(1, Ordering::SeqCst) == 0 => Reply::keep(
-            "HTTP/1.1 503 Busy\r\nRetry-After: 0\r\nContent-Length: 0\r\n\r\n",
-        ),
+        "/start" => {
+            Reply::keep("HTTP/1.1 302 Found\r\nLocation: /end\r\nContent-Length: 0\r\n\r\n")
+        }
+        _ if counter.fetch_add(1, Ordering::SeqCst) == 0 => {
+            Reply::keep("HTTP/1.1 503 Busy\r\nRetry-After: 0\r\nContent-Length: 0\r\n\r\n")
+        }
         _ => Reply::keep(common::ok("done")),
     });
     let calls = Arc::new(Mutex::new(Vec::new()));
@@ -162,7 +162,9 @@ fn middleware_sees_the_call_once_not_each_redirect_or_retry() {
         .middleware(move |req: Request, next: Next<'_>| {
             seen.lock().unwrap().push(req.url().path().to_string());
             let resp = next.run(req)?;
-            seen.lock().unwrap().push(format!("{}", resp.status().as_u16()));
+            seen.lock()
+                .unwrap()
+                .push(format!("{}", resp.status().as_u16()));
             Ok(resp)
         })
         .build()

@@ -141,7 +141,10 @@ fn the_default_policy_is_max_redirects_and_can_be_delegated_to() {
     assert_eq!(ok.text().unwrap(), "done");
     let err = agent.get(server.url("/r/4")).call().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::TooManyRedirects);
-    assert_eq!(err.to_string().split(" (").next(), Some("stopped after 3 redirects"));
+    assert_eq!(
+        err.to_string().split(" (").next(),
+        Some("stopped after 3 redirects")
+    );
     let stop = agent
         .get(server.url("/r/1"))
         .redirect_policy(DefaultRedirects::new(0))
