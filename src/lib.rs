@@ -31,6 +31,8 @@ mod retry;
 mod run;
 mod speed;
 mod timings;
+#[cfg(feature = "tracing")]
+mod trace;
 #[cfg(feature = "tls")]
 mod tls;
 

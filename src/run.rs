@@ -53,7 +53,21 @@ pub(crate) fn run(agent: &Agent, mut req: Request) -> Result<Response, Error> {
     } else {
         &extras.middleware
     };
+    #[cfg(feature = "tracing")]
+    let span = crate::trace::span(&req);
+    #[cfg(feature = "tracing")]
+    let _entered = span.enter();
+    #[cfg(feature = "tracing")]
+    {
+        let inner = req.overrides.hook.take();
+        req.overrides.hook = Some(std::sync::Arc::new(crate::trace::TraceHook {
+            span: span.clone(),
+            inner,
+        }));
+    }
     let result = crate::middleware::run_chain(agent, chain, req);
+    #[cfg(feature = "tracing")]
+    crate::trace::record(&span, &result);
     if let Err(err) = &result {
         inner.metrics.error(err.kind());
     }
