@@ -31,10 +31,10 @@ mod retry;
 mod run;
 mod speed;
 mod timings;
-#[cfg(feature = "tracing")]
-mod trace;
 #[cfg(feature = "tls")]
 mod tls;
+#[cfg(feature = "tracing")]
+mod trace;
 
 use std::sync::OnceLock;
 

@@ -34,7 +34,8 @@ struct Fill<'a>(&'a mut Fields);
 
 impl Visit for Fill<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_string(), format!("{value:?}"));
+        self.0
+            .insert(field.name().to_string(), format!("{value:?}"));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
         self.0.insert(field.name().to_string(), value.to_string());
@@ -50,7 +51,8 @@ impl Subscriber for Collector {
         let mut fields = Fields::new();
         span.record(&mut Fill(&mut fields));
         let mut data = self.data.lock().unwrap();
-        data.spans.push((span.metadata().name().to_string(), fields));
+        data.spans
+            .push((span.metadata().name().to_string(), fields));
         assert_eq!(data.spans.len() as u64, id);
         Id::from_u64(id)
     }
@@ -89,7 +91,9 @@ fn collect(f: impl FnOnce()) -> Collected {
 #[test]
 fn a_call_is_one_client_span_with_open_telemetry_field_names() {
     let server = Server::fixed(common::ok("hello"));
-    let url = server.url("/items?page=2").replace("http://", "http://user:secret@");
+    let url = server
+        .url("/items?page=2")
+        .replace("http://", "http://user:secret@");
     let agent = common::agent();
     let data = collect(|| {
         let resp = agent.get(&url).call().unwrap();
@@ -165,19 +169,29 @@ fn a_failed_call_records_its_error_type() {
     });
     let spans: Vec<&Fields> = data.spans.iter().map(|(_, f)| f).collect();
     assert_eq!(spans.len(), 3);
-    assert_eq!(spans[2].get("error.type").map(String::as_str), Some("connect"));
-    assert_eq!(spans[2].get("otel.status_code").map(String::as_str), Some("ERROR"));
+    assert_eq!(
+        spans[2].get("error.type").map(String::as_str),
+        Some("connect")
+    );
+    assert_eq!(
+        spans[2].get("otel.status_code").map(String::as_str),
+        Some("ERROR")
+    );
     assert_eq!(spans[2].get("http.response.status_code"), None);
     assert_eq!(spans[0].get("error.type").map(String::as_str), Some("503"));
-    assert_eq!(spans[0].get("otel.status_code").map(String::as_str), Some("ERROR"));
+    assert_eq!(
+        spans[0].get("otel.status_code").map(String::as_str),
+        Some("ERROR")
+    );
     // The head arrived: the span says 200; the body's failure is an event.
     assert_eq!(
-        spans[1].get("http.response.status_code").map(String::as_str),
+        spans[1]
+            .get("http.response.status_code")
+            .map(String::as_str),
         Some("200")
     );
-    let closed = data
-        .events
-        .iter()
-        .any(|(p, f)| *p == Some(2) && f.get("event").map(String::as_str) == Some("connection_closed"));
+    let closed = data.events.iter().any(|(p, f)| {
+        *p == Some(2) && f.get("event").map(String::as_str) == Some("connection_closed")
+    });
     assert!(closed);
 }
