@@ -47,6 +47,9 @@ pub struct Batch {
     agent: Agent,
     concurrency: usize,
     cancel: CancelToken,
+    /// The token is the batch's own (not the caller's): dropping the results
+    /// early may cancel it.
+    own_token: bool,
 }
 
 /// What a job uses to make its requests: the agent, with the batch's token
@@ -106,13 +109,19 @@ type Report<T> = (usize, std::thread::Result<Result<T, Error>>);
 /// Iterate it (each job once, in completion order), wait with a timeout
 /// ([`next_timeout`](Results::next_timeout)), or collect
 /// [`in_order`](Results::in_order). A job that panicked re-raises its panic
-/// on the thread that receives its result. Dropping it stops jobs that have
-/// not started and waits for those running to end.
+/// on the thread that receives its result. Dropping it before the end stops
+/// jobs that have not started, cancels those running (unless the batch was
+/// given the caller's token with [`Batch::cancel_token`]) and waits for
+/// their threads.
 pub struct Results<T> {
     rx: Receiver<Report<T>>,
     len: usize,
     stop: Arc<AtomicBool>,
     workers: Vec<JoinHandle<()>>,
+    /// The batch's own token, cancelled when the results are dropped early.
+    own_token: Option<CancelToken>,
+    /// Results handed out so far.
+    received: usize,
 }
 
 impl<T> std::fmt::Debug for Results<T> {
@@ -130,6 +139,7 @@ impl Agent {
             agent: self.clone(),
             concurrency: DEFAULT_CONCURRENCY,
             cancel: CancelToken::new(),
+            own_token: true,
         }
     }
 
@@ -160,6 +170,7 @@ impl Batch {
     /// [`ErrorKind::Cancelled`], and jobs not started report it.
     pub fn cancel_token(mut self, token: &CancelToken) -> Batch {
         self.cancel = token.clone();
+        self.own_token = false;
         self
     }
 
@@ -216,6 +227,8 @@ impl Batch {
                         len,
                         stop,
                         workers,
+                        own_token: None,
+                        received: 0,
                     };
                 }
             }
@@ -227,6 +240,8 @@ impl Batch {
             len,
             stop,
             workers,
+            own_token: self.own_token.then(|| self.cancel.clone()),
+            received: 0,
         }
     }
 }
@@ -274,7 +289,10 @@ impl<T> Results<T> {
     #[allow(clippy::result_unit_err)]
     pub fn next_timeout(&mut self, timeout: std::time::Duration) -> Result<Option<Done<T>>, ()> {
         match self.rx.recv_timeout(timeout) {
-            Ok(report) => Ok(Some(unpack(report))),
+            Ok(report) => {
+                self.received += 1;
+                Ok(Some(unpack(report)))
+            }
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => Ok(None),
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(()),
         }
@@ -313,13 +331,22 @@ impl<T> Iterator for Results<T> {
     type Item = Done<T>;
 
     fn next(&mut self) -> Option<Done<T>> {
-        self.rx.recv().ok().map(unpack)
+        let report = self.rx.recv().ok()?;
+        self.received += 1;
+        Some(unpack(report))
     }
 }
 
 impl<T> Drop for Results<T> {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
+        // Nobody will read what the running jobs return: stop them, unless
+        // the token is the caller's (it may cover more than this batch). Once
+        // every result is out, the token stays: a result may be a response
+        // whose body is still to be read.
+        if let Some(token) = self.own_token.as_ref().filter(|_| self.received < self.len) {
+            token.cancel();
+        }
         for worker in self.workers.drain(..) {
             // A worker that panicked already reported it (or nobody asked).
             let _ = worker.join();

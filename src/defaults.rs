@@ -6,7 +6,7 @@
 //! request's in one [`RequestOptions`] field of its overrides, so the rest of
 //! the request path reads them in one place: [`crate::run`].
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -28,8 +28,9 @@ pub(crate) struct Extras {
     /// `None`: the default policy (`max_redirects`, the https→http rule).
     pub redirect_policy: Option<Arc<dyn RedirectPolicy>>,
     /// The token every request of the agent also obeys; `cancel_all` cancels
-    /// it and puts a fresh one in its place.
-    pub cancel: Arc<Mutex<CancelToken>>,
+    /// it and puts a fresh one in its place. A read lock per call: calls on
+    /// many threads do not queue behind each other.
+    pub cancel: Arc<RwLock<CancelToken>>,
 }
 
 impl std::fmt::Debug for Extras {
@@ -49,14 +50,14 @@ impl Extras {
     /// The agent's current cancel token.
     pub(crate) fn cancel_token(&self) -> CancelToken {
         self.cancel
-            .lock()
+            .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
 
     /// Cancel the current token and start a new one for later requests.
     pub(crate) fn cancel_all(&self) {
-        let old = std::mem::take(&mut *self.cancel.lock().unwrap_or_else(|p| p.into_inner()));
+        let old = std::mem::take(&mut *self.cancel.write().unwrap_or_else(|p| p.into_inner()));
         // Outside the lock: cancelling shuts sockets down.
         old.cancel();
     }

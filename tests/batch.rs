@@ -256,3 +256,45 @@ fn download_to_removes_the_temporary_file_when_the_body_is_cut_off() {
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "old");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn dropping_the_results_early_cancels_the_running_jobs() {
+    let server = silent();
+    let agent = common::builder().timeout(None).build().unwrap();
+    let url = server.url("/");
+    let results = agent
+        .batch()
+        .concurrency(1)
+        .run(0..3, move |worker, _| worker.get(&url).call().map(drop));
+    server.request();
+    let started = Instant::now();
+    drop(results);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(
+        server.try_request().is_none(),
+        "no job started after the drop"
+    );
+}
+
+#[test]
+fn a_response_returned_by_a_batch_job_stays_readable_after_the_results_are_dropped() {
+    // The rest of the body comes only once the results are dropped.
+    let (go, wait) = crossbeam_channel::bounded::<()>(1);
+    let server = Server::start(move |conn| {
+        if conn.read_request().is_some() {
+            conn.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nke");
+            let _ = wait.recv_timeout(IO_TIMEOUT);
+            conn.write(b"pt");
+            conn.wait_for_close();
+        }
+    });
+    let agent = common::agent();
+    let url = server.url("/");
+    let mut results = agent
+        .batch()
+        .run(vec![url], |worker, url| worker.get(url).call());
+    let response = results.next().unwrap().result.unwrap();
+    drop(results);
+    go.send(()).unwrap();
+    assert_eq!(response.text().unwrap(), "kept");
+}
