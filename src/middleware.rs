@@ -18,6 +18,12 @@
 //! and retries were spent. Watching every attempt and every hop is the job
 //! of a [`Hook`](crate::Hook), which sees each one's events.
 //!
+//! The call's [`timeout`](crate::RequestBuilder::timeout) starts when the
+//! last middleware hands the request on (a
+//! [`deadline`](crate::RequestBuilder::deadline) is an instant and holds
+//! throughout); a [`CancelToken`](crate::CancelToken) and
+//! [`Agent::cancel_all`] reach every layer's network calls.
+//!
 //! A request can skip the chain with
 //! [`RequestBuilder::without_middleware`](crate::RequestBuilder::without_middleware).
 
