@@ -1,6 +1,6 @@
-//! Many requests on worker threads through one agent: bounded concurrency,
-//! results as they complete or in order, one token to stop them all; and
-//! the agent-wide cancel.
+//! Many requests on worker threads through one agent ([`Agent::batch`]):
+//! bounded concurrency, results as they complete or in order, one token to
+//! stop them all; and the agent-wide cancel ([`Agent::cancel_all`]).
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};

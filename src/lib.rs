@@ -4,7 +4,7 @@
 #![deny(missing_docs)]
 
 mod agent;
-mod batch;
+pub mod batch;
 mod body;
 mod conn;
 mod connect;
@@ -39,7 +39,7 @@ mod trace;
 use std::sync::OnceLock;
 
 pub use agent::{Agent, AgentBuilder};
-pub use batch::{Batch, Done, Results, Worker};
+pub use batch::Batch;
 pub use body::Body;
 pub use deadline::CancelToken;
 pub use download::Progress;
