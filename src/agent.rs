@@ -111,6 +111,9 @@ pub(crate) struct Config {
     pub metric_series: crate::metrics::SeriesLimits,
     /// Decoded-size limit, Expect: 100-continue, cookies.
     pub extras: crate::extras::Extras,
+    /// Middleware, the redirect policy, default headers and the agent-wide
+    /// cancel token (see `defaults`).
+    pub defaults: crate::defaults::Defaults,
 }
 
 impl Default for Config {
@@ -142,6 +145,7 @@ impl Default for Config {
             tls: crate::tls::TlsSettings::default(),
             metric_series: crate::metrics::SeriesLimits::default(),
             extras: crate::extras::Extras::default(),
+            defaults: crate::defaults::Defaults::default(),
         }
     }
 }
@@ -358,7 +362,7 @@ impl std::fmt::Debug for dyn Resolver {
 
 impl AgentBuilder {
     /// Remember the first setting that cannot work; `build()` reports it.
-    fn fail(&mut self, err: Error) {
+    pub(crate) fn fail(&mut self, err: Error) {
         if self.error.is_none() {
             self.error = Some(err);
         }

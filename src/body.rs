@@ -334,6 +334,11 @@ enum Decoding {
     Identity(RawBody),
     /// A stack of decoders (see [`crate::codings`]), built without reading.
     Coded(Box<dyn Stage>),
+    /// A body made in memory or by the caller ([`Body::from_reader`]), with a
+    /// finished connection-less `RawBody` for the limits to be set on.
+    /// (In a `Mutex` only so that `Body` stays `Sync`; it is never locked,
+    /// `get_mut` reaches it.)
+    Reader(std::sync::Mutex<Box<dyn Read + Send>>, RawBody),
 }
 
 /// The body of a response: an [`io::Read`] that hands the connection back to
@@ -403,9 +408,29 @@ impl Body {
         self
     }
 
+    /// A body that reads from `reader`, not from a connection: for a
+    /// response a [`Middleware`](crate::Middleware) makes itself, or one
+    /// converted from an `http::Response`.
+    pub fn from_reader(reader: impl Read + Send + 'static) -> Body {
+        let raw = RawBody::new(
+            None,
+            crate::http1::Decoder::new(crate::http1::Framing::Empty),
+        );
+        Body {
+            decoding: Decoding::Reader(std::sync::Mutex::new(Box::new(reader)), raw),
+            delivered: 0,
+            limit: u64::MAX,
+        }
+    }
+
+    /// A body of these bytes.
+    pub fn from_bytes(bytes: impl Into<Vec<u8>>) -> Body {
+        Body::from_reader(io::Cursor::new(bytes.into()))
+    }
+
     fn raw_mut(&mut self) -> &mut RawBody {
         match &mut self.decoding {
-            Decoding::Identity(raw) => raw,
+            Decoding::Identity(raw) | Decoding::Reader(_, raw) => raw,
             Decoding::Coded(stage) => stage.raw(),
         }
     }
@@ -453,6 +478,10 @@ impl Read for Body {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         let n = match &mut self.decoding {
             Decoding::Identity(raw) => raw.read(out)?,
+            Decoding::Reader(reader, _) => match reader.get_mut() {
+                Ok(reader) => reader.read(out)?,
+                Err(poisoned) => poisoned.into_inner().read(out)?,
+            },
             Decoding::Coded(_) => self.read_decoded(out)?,
         };
         self.deliver(n)

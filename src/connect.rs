@@ -557,6 +557,10 @@ fn race(
             format!("no addresses to connect to for {host}"),
         ));
     }
+    // No time left: no connection attempt.
+    if deadline.expired() {
+        return Err(Error::timeout(Phase::Connect, host, started.elapsed()));
+    }
     let timeout = || Error::timeout(Phase::Connect, host, started.elapsed());
     let done = |addr: SocketAddr, ok: bool| {
         report(Event::ConnectDone {

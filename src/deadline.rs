@@ -85,6 +85,9 @@ pub struct CancelToken {
 struct TokenInner {
     cancelled: AtomicBool,
     hooks: Mutex<Hooks>,
+    /// For a token made by [`CancelToken::linked`]: its hooks on the parent
+    /// tokens, unregistered when the last clone of this token drops.
+    links: Mutex<Vec<CancelHook>>,
 }
 
 type Hook = Box<dyn Fn() + Send + Sync>;
@@ -109,6 +112,31 @@ impl CancelToken {
         for (_, hook) in hooks {
             hook();
         }
+    }
+
+    /// A new token cancelled when this one or `other` is, for as long as it
+    /// lives: the parents hold only a weak reference to it, and its hooks on
+    /// them go away with its last clone.
+    pub(crate) fn linked(&self, other: &CancelToken) -> CancelToken {
+        let child = CancelToken::new();
+        for parent in [self, other] {
+            let weak = Arc::downgrade(&child.inner);
+            let hook = parent.on_cancel(move || {
+                if let Some(inner) = weak.upgrade() {
+                    CancelToken { inner }.cancel();
+                }
+            });
+            match hook {
+                Some(hook) => child
+                    .inner
+                    .links
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(hook),
+                None => child.cancel(),
+            }
+        }
+        child
     }
 
     /// Whether `other` is a clone of this token.
@@ -245,6 +273,22 @@ mod tests {
         drop(token.on_cancel(move || tx.send(()).unwrap()));
         token.cancel();
         assert_eq!(rx.try_iter().count(), 0);
+    }
+
+    #[test]
+    fn a_linked_token_follows_either_parent_and_unhooks_when_dropped() {
+        let (a, b) = (CancelToken::new(), CancelToken::new());
+        let child = a.linked(&b);
+        assert!(!child.is_cancelled());
+        b.cancel();
+        assert!(child.is_cancelled());
+        assert!(!a.is_cancelled());
+        drop(child);
+        let child = a.linked(&CancelToken::new());
+        assert_eq!(a.lock().list.len(), 1);
+        drop(child);
+        assert_eq!(a.lock().list.len(), 0);
+        assert!(a.linked(&b).is_cancelled());
     }
 
     #[test]

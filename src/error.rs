@@ -136,6 +136,9 @@ pub enum ErrorKind {
     /// A proxy that cannot be reached is [`ErrorKind::Connect`], and one that
     /// breaks its protocol is [`ErrorKind::Protocol`], each naming the proxy.
     Proxy(crate::ProxyStatus),
+    /// A [`RedirectPolicy`](crate::redirect::RedirectPolicy) refused a
+    /// redirect with [`Action::fail`](crate::redirect::Action::fail).
+    RedirectRefused,
 }
 
 impl fmt::Display for ErrorKind {
@@ -159,6 +162,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::TlsUnavailable => f.write_str("tls unavailable"),
             ErrorKind::InvalidMethod => f.write_str("invalid method"),
             ErrorKind::Proxy(_) => f.write_str("proxy"),
+            ErrorKind::RedirectRefused => f.write_str("redirect refused"),
         }
     }
 }

@@ -1,57 +1,10 @@
-//! # windlass
-//!
-//! A synchronous, blocking HTTP/1.1 client that prevents, by construction, the
-//! production failures blocking clients keep causing:
-//!
-//! - a response body returns its connection to the pool at EOF, drains a
-//!   bounded remainder when dropped early, and otherwise closes it, so unread
-//!   bodies cannot starve the pool;
-//! - every phase has a finite default timeout, requests can have an overall
-//!   deadline and a minimum transfer speed ([`MinSpeed`]), and errors name the
-//!   phase and the setting that ran out ([`ErrorKind::Timeout`]);
-//! - a [`CancelToken`] stops a request from another thread, in any phase;
-//! - connections per host can be capped, with a fair FIFO wait queue;
-//! - a pooled connection is looked at (one non-blocking peek) before every
-//!   reuse, and one the server closed or sent anything unasked on is closed,
-//!   never reused; a server's `Keep-Alive: timeout` is honoured, and an idempotent request that hits a stale
-//!   connection is retried once on a fresh one;
-//! - idle connections are closed by one reaper thread shared by every agent
-//!   of the process, which ends on its own when no agent needs it;
-//! - the pool is visible: [`Agent::pool_stats`];
-//! - on a redirect to another origin only harmless caller-set headers follow
-//!   (credentials, API keys and tokens do not), https→http redirects are
-//!   refused, compressed and chunked bodies are bounded against servers that
-//!   lie, and TLS verification can only be switched off through a
-//!   `danger_` method that logs a warning.
-//!
-//! ```no_run
-//! # fn main() -> Result<(), windlass::Error> {
-//! // One-off calls share a lazily built default agent, so they reuse connections too.
-//! let body = windlass::get("http://127.0.0.1:8080/items")
-//!     .query("page", "2")
-//!     .call()?
-//!     .text()?;
-//! # drop(body); Ok(()) }
-//! ```
-//!
-//! ## Features
-//!
-//! - `tls` (default): https through rustls (ring) with the webpki roots.
-//! - `gzip` (default): transparent gzip/deflate decoding.
-//! - `json`: `send_json` and `Response::json` through serde_json.
-//! - `metrics`: also report through the `metrics` crate facade.
-//! - `native-roots`: also trust the operating system's certificate store
-//!   ([`RootStore::Native`], [`RootStore::Both`]), through rustls-native-certs.
-//! - `aws-lc-rs`: the aws-lc-rs crypto provider as a choice
-//!   ([`TlsProvider::AwsLcRs`]); ring stays the default.
-//!
-//! With `default-features = false`, windlass is a plain-HTTP client with no
-//! TLS and no compression dependencies.
-
+#![doc = include_str!("guide.md")]
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
 mod agent;
+pub mod batch;
 mod body;
 mod charset;
 mod codings;
@@ -60,6 +13,8 @@ mod connect;
 #[cfg(feature = "cookies")]
 mod cookies;
 mod deadline;
+mod defaults;
+mod download;
 mod error;
 mod exchange;
 mod expect;
@@ -67,13 +22,15 @@ mod extras;
 mod fnv;
 mod http1;
 mod inflight;
+mod interop;
 mod metrics;
 mod multipart;
+pub mod middleware;
 mod observe;
 mod pool;
 mod proxy;
 mod ratelimit;
-mod redirect;
+pub mod redirect;
 mod request;
 mod resolve;
 mod response;
@@ -84,19 +41,25 @@ mod timings;
 #[cfg(feature = "tls")]
 mod tls;
 mod workers;
+#[cfg(feature = "tracing")]
+mod trace;
 
 use std::sync::OnceLock;
 
 pub use agent::{Agent, AgentBuilder};
+pub use batch::Batch;
 pub use body::Body;
 #[cfg(feature = "cookies")]
 pub use cookies::CookieJar;
 pub use deadline::CancelToken;
+pub use download::Progress;
 pub use error::{Error, ErrorKind, Phase};
 pub use http1::RawHead;
 pub use inflight::{InFlight, InFlightList, InFlightPhase};
+pub use interop::SendableBody;
 pub use metrics::{HistogramSnapshot, MetricsSnapshot, BUCKETS};
 pub use multipart::{Multipart, Part};
+pub use middleware::Middleware;
 pub use observe::{Event, Hook, RequestInfo};
 pub use pool::ExpiredHosts;
 pub use pool::{CloseReason, ClosedCounts, HostLimits, HostStats, PoolStats};

@@ -344,6 +344,7 @@ fn error_labels(kind: ErrorKind) -> (&'static str, &'static str) {
         ErrorKind::Json => ("json", ""),
         ErrorKind::TlsUnavailable => ("tls_unavailable", ""),
         ErrorKind::Proxy(_) => ("proxy", ""),
+        ErrorKind::RedirectRefused => ("redirect_refused", ""),
     }
 }
 

@@ -1,5 +1,6 @@
-//! The redirect policy: which responses are followed, how the method and body
-//! change, and which credentials are dropped on the way (curl's rule).
+//! Redirects: which responses are followed, how the method and body change,
+//! which credentials are dropped on the way (curl's rule), and the policy a
+//! caller can set to decide each hop ([`RedirectPolicy`]).
 
 use http::header::{
     ACCEPT, ACCEPT_CHARSET, ACCEPT_ENCODING, ACCEPT_LANGUAGE, CACHE_CONTROL, CONTENT_ENCODING,
@@ -126,6 +127,201 @@ pub(crate) fn strip_for_new_origin(headers: &mut HeaderMap, body_kept: bool, kee
     let dropped: Vec<HeaderName> = headers.keys().filter(|n| !kept(n)).cloned().collect();
     for name in dropped {
         headers.remove(name);
+    }
+}
+
+/// Most hops any policy may follow: a custom policy that always says
+/// [`Action::follow`] still ends on a redirect loop (curl's default limit).
+pub(crate) const MAX_HOPS: u32 = 50;
+
+/// One redirect about to be followed, as a [`RedirectPolicy`] sees it.
+#[derive(Debug)]
+pub struct Hop<'a> {
+    pub(crate) status: StatusCode,
+    pub(crate) method: &'a Method,
+    pub(crate) from: &'a Url,
+    pub(crate) to: &'a Url,
+    pub(crate) count: u32,
+}
+
+impl Hop<'_> {
+    /// The redirect's status (301, 302, 303, 307 or 308).
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The method of the request that got the redirect.
+    pub fn method(&self) -> &Method {
+        self.method
+    }
+
+    /// The URL that answered with the redirect.
+    pub fn from(&self) -> &Url {
+        self.from
+    }
+
+    /// Where the redirect points (resolved, without credentials).
+    pub fn to(&self) -> &Url {
+        self.to
+    }
+
+    /// Which hop this is: 1 for the first redirect of the call.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// Whether the hop leaves https for http.
+    pub fn is_downgrade(&self) -> bool {
+        self.from.scheme() == "https" && self.to.scheme() == "http"
+    }
+
+    /// Whether the hop stays on the same scheme, host and port.
+    pub fn is_same_origin(&self) -> bool {
+        same_origin(self.from, self.to)
+    }
+}
+
+/// What a [`RedirectPolicy`] decides for a hop.
+#[derive(Debug)]
+pub struct Action(pub(crate) Decision);
+
+#[derive(Debug)]
+pub(crate) enum Decision {
+    Follow,
+    Stop,
+    Fail(Error),
+}
+
+impl Action {
+    /// Follow the redirect.
+    pub fn follow() -> Action {
+        Action(Decision::Follow)
+    }
+
+    /// Stop and hand the 3xx response to the caller.
+    pub fn stop() -> Action {
+        Action(Decision::Stop)
+    }
+
+    /// Fail the call with [`ErrorKind::RedirectRefused`] and this message.
+    pub fn fail(message: impl Into<String>) -> Action {
+        Action(Decision::Fail(Error::new(
+            ErrorKind::RedirectRefused,
+            message,
+        )))
+    }
+}
+
+/// Decides, hop by hop, whether a redirect is followed.
+///
+/// Set one with [`AgentBuilder::redirect_policy`](crate::AgentBuilder::redirect_policy)
+/// or per request; a closure `Fn(&Hop) -> Action` is one. It replaces the
+/// default policy ([`DefaultRedirects`]: `max_redirects` and no https→http);
+/// a policy that wants those rules too calls it. Whatever the policy says, a
+/// call follows at most 50 hops, a request's own
+/// [`max_redirects`](crate::RequestBuilder::max_redirects) still holds, and
+/// credentials are still dropped on a hop to another origin.
+///
+/// ```
+/// use windlass::redirect::{Action, DefaultRedirects, Hop, RedirectPolicy};
+///
+/// // Follow only within the same host, under the default rules.
+/// let same_host = |hop: &Hop<'_>| {
+///     if hop.from().host_str() != hop.to().host_str() {
+///         return Action::stop();
+///     }
+///     DefaultRedirects::new(5).redirect(hop)
+/// };
+/// let agent = windlass::Agent::builder().redirect_policy(same_host).build().unwrap();
+/// # drop(agent);
+/// ```
+pub trait RedirectPolicy: Send + Sync + 'static {
+    /// Decide what to do with this hop.
+    fn redirect(&self, hop: &Hop<'_>) -> Action;
+}
+
+impl<F> RedirectPolicy for F
+where
+    F: Fn(&Hop<'_>) -> Action + Send + Sync + 'static,
+{
+    fn redirect(&self, hop: &Hop<'_>) -> Action {
+        self(hop)
+    }
+}
+
+/// The default policy: follow up to `max` redirects (then fail with
+/// [`ErrorKind::TooManyRedirects`]; `max` 0 returns the first 3xx), and
+/// refuse https→http with [`ErrorKind::InsecureRedirect`] unless allowed.
+/// What [`AgentBuilder::max_redirects`](crate::AgentBuilder::max_redirects)
+/// and [`https_to_http_redirects`](crate::AgentBuilder::https_to_http_redirects) set.
+#[derive(Debug, Clone, Copy)]
+pub struct DefaultRedirects {
+    max: u32,
+    https_to_http: bool,
+}
+
+impl DefaultRedirects {
+    /// Up to `max` redirects, never from https to http.
+    pub fn new(max: u32) -> DefaultRedirects {
+        DefaultRedirects {
+            max,
+            https_to_http: false,
+        }
+    }
+
+    /// Allow (or refuse) redirects from https to http.
+    pub fn https_to_http(mut self, allow: bool) -> DefaultRedirects {
+        self.https_to_http = allow;
+        self
+    }
+}
+
+impl RedirectPolicy for DefaultRedirects {
+    fn redirect(&self, hop: &Hop<'_>) -> Action {
+        if hop.is_downgrade() && !self.https_to_http {
+            return Action(Decision::Fail(Error::new(
+                ErrorKind::InsecureRedirect,
+                format!(
+                    "refusing to follow a redirect from https to {}; enable https_to_http_redirects to allow it",
+                    hop.to
+                ),
+            )));
+        }
+        cap(self.max, hop.count).unwrap_or_else(Action::follow)
+    }
+}
+
+/// The rule of a maximum: `max` 0 stops at the first 3xx, a hop past it fails.
+pub(crate) fn cap(max: u32, count: u32) -> Option<Action> {
+    if max == 0 {
+        return Some(Action::stop());
+    }
+    if count > max {
+        return Some(Action(Decision::Fail(Error::new(
+            ErrorKind::TooManyRedirects,
+            format!("stopped after {max} redirects"),
+        ))));
+    }
+    None
+}
+
+/// Redirect policies.
+impl crate::AgentBuilder {
+    /// Decide every redirect hop with `policy` instead of the default rules
+    /// ([`DefaultRedirects`]). See [`RedirectPolicy`].
+    pub fn redirect_policy(mut self, policy: impl RedirectPolicy) -> Self {
+        self.config.defaults.redirect_policy = Some(std::sync::Arc::new(policy));
+        self
+    }
+}
+
+/// Redirect policies.
+impl crate::RequestBuilder {
+    /// Decide this request's redirect hops with `policy`, in place of the
+    /// agent's. See [`RedirectPolicy`].
+    pub fn redirect_policy(mut self, policy: impl RedirectPolicy) -> Self {
+        self.overrides.extras.redirect_policy = Some(std::sync::Arc::new(policy));
+        self
     }
 }
 

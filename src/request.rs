@@ -166,6 +166,8 @@ pub(crate) struct Overrides {
     pub form: crate::http1::RequestForm,
     /// The server answered `Expect: 100-continue` with 417: no more of it.
     pub expect_refused: bool,
+    /// Middleware opt-out, redirect policy, retry and decoding overrides.
+    pub extras: crate::defaults::RequestOptions,
 }
 
 /// A request ready to run.
@@ -193,10 +195,10 @@ pub(crate) struct Request {
 /// ```
 #[must_use = "a request does nothing until call() or a send_* method runs it"]
 pub struct RequestBuilder {
-    agent: Agent,
+    pub(crate) agent: Agent,
     method: Method,
     url: Result<Url, Error>,
-    headers: HeaderMap,
+    pub(crate) headers: HeaderMap,
     pub(crate) overrides: Overrides,
     error: Option<Error>,
     call_site: &'static Location<'static>,
@@ -233,7 +235,7 @@ impl RequestBuilder {
         }
     }
 
-    fn fail(&mut self, err: Error) {
+    pub(crate) fn fail(&mut self, err: Error) {
         if self.error.is_none() {
             self.error = Some(err);
         }
@@ -520,7 +522,7 @@ impl RequestBuilder {
         self
     }
 
-    fn send(self, body: SendBody) -> Result<Response, Error> {
+    pub(crate) fn send(self, body: SendBody) -> Result<Response, Error> {
         let RequestBuilder {
             agent,
             method,

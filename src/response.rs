@@ -37,6 +37,34 @@ impl std::fmt::Debug for Response {
 }
 
 impl Response {
+    /// A response made without the network: what a
+    /// [`Middleware`](crate::Middleware) answers from a cache, or a test
+    /// double returns. `url` is what [`url`](Response::url) reports; the
+    /// timings are all zero.
+    ///
+    /// ```
+    /// use windlass::{http, Body, Response};
+    /// let resp = Response::new(
+    ///     http::StatusCode::OK,
+    ///     http::HeaderMap::new(),
+    ///     Body::from_bytes("cached"),
+    ///     "http://127.0.0.1/item".parse().unwrap(),
+    /// );
+    /// assert_eq!(resp.text().unwrap(), "cached");
+    /// ```
+    pub fn new(status: StatusCode, headers: HeaderMap, body: Body, url: Url) -> Response {
+        Response {
+            status,
+            version: Version::HTTP_11,
+            headers,
+            url,
+            timings: Timings::default(),
+            body,
+            body_limit: 10 * 1024 * 1024,
+            raw_head: crate::http1::RawHead::default(),
+        }
+    }
+
     /// The status code.
     pub fn status(&self) -> StatusCode {
         self.status

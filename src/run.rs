@@ -1,5 +1,5 @@
 //! One request from start to finish, top to bottom:
-//! redirects ► retries ► pool checkout ► connect ► write request ► read head ► hand over the body.
+//! defaults ► middleware ► redirects ► retries ► pool checkout ► connect ► write request ► read head ► hand over the body.
 
 use std::io::Read;
 use std::time::Instant;
@@ -35,40 +35,70 @@ const EARLY_RESPONSE_GRACE: std::time::Duration = std::time::Duration::from_mill
 /// Chunk size for streaming a reader body.
 const UPLOAD_CHUNK: usize = 16 * 1024;
 
-/// Run a request: follow redirects, retry what may be retried.
-pub(crate) fn run(agent: &Agent, req: Request) -> Result<Response, Error> {
+/// Run a request: add the agent's defaults, pass it through the middleware
+/// chain, follow redirects, retry what may be retried.
+pub(crate) fn run(agent: &Agent, mut req: Request) -> Result<Response, Error> {
     let inner = &*agent.inner;
-    let result = follow(inner, req);
+    let defaults = &inner.config.defaults;
+    defaults.apply_defaults(&mut req.headers);
+    // The agent-wide token (`Agent::cancel_all`) reaches every request: as
+    // its token, or linked with the caller's own.
+    let agent_token = defaults.cancel_token();
+    req.overrides.cancel = Some(match req.overrides.cancel.take() {
+        None => agent_token,
+        Some(own) => own.linked(&agent_token),
+    });
+    let chain: &[_] = if req.overrides.extras.skip_middleware {
+        &[]
+    } else {
+        &defaults.middleware
+    };
+    #[cfg(feature = "tracing")]
+    let span = crate::trace::span(&req);
+    #[cfg(feature = "tracing")]
+    let _entered = span.enter();
+    #[cfg(feature = "tracing")]
+    {
+        let inner = req.overrides.hook.take();
+        req.overrides.hook = Some(std::sync::Arc::new(crate::trace::TraceHook {
+            span: span.clone(),
+            inner,
+        }));
+    }
+    let result = crate::middleware::run_chain(agent, chain, req);
+    #[cfg(feature = "tracing")]
+    crate::trace::record(&span, &result);
     if let Err(err) = &result {
         inner.metrics.error(err.kind());
     }
     result
 }
 
-fn follow(inner: &AgentInner, mut req: Request) -> Result<Response, Error> {
+/// Redirects, each hop decided by the redirect policy; retries per hop.
+pub(crate) fn follow(inner: &AgentInner, mut req: Request) -> Result<Response, Error> {
     let started = Instant::now();
     let overall = Deadline::after(
         started,
         req.overrides.timeout.or(inner.config.timeouts.overall),
     )
     .min(req.overrides.deadline.map_or(Deadline::Never, Deadline::At));
-    let max_redirects = req
-        .overrides
-        .max_redirects
-        .unwrap_or(inner.config.max_redirects);
+    let default_policy = redirect::DefaultRedirects::new(inner.config.max_redirects)
+        .https_to_http(inner.config.https_to_http);
+    let own_policy = req.overrides.extras.redirect_policy.take();
+    let policy: &dyn redirect::RedirectPolicy =
+        match (&own_policy, &inner.config.defaults.redirect_policy) {
+            (Some(own), _) => &**own,
+            (None, Some(agent)) => &**agent,
+            (None, None) => &default_policy,
+        };
     let mut redirects = 0;
     loop {
         let mut resp =
             with_retries(inner, &mut req, overall, started).map_err(|e| e.at_url(&req.url))?;
         resp.timings.redirects = redirects;
-        let next = redirect::next(
-            resp.status,
-            &resp.headers,
-            &req.method,
-            &req.url,
-            inner.config.https_to_http,
-        )
-        .map_err(|e| e.at_url(&req.url))?;
+        // Whether https→http may be followed is the policy's call.
+        let next = redirect::next(resp.status, &resp.headers, &req.method, &req.url, true)
+            .map_err(|e| e.at_url(&req.url))?;
         let Next::Follow { mut url, to_get } = next else {
             return Ok(resp);
         };
@@ -79,15 +109,25 @@ fn follow(inner: &AgentInner, mut req: Request) -> Result<Response, Error> {
         // reach a proxy in the request line and show in `Response::url()`.
         let _ = url.set_username("");
         let _ = url.set_password(None);
-        if max_redirects == 0 {
-            return Ok(resp);
-        }
-        if redirects >= max_redirects {
-            return Err(Error::new(
-                ErrorKind::TooManyRedirects,
-                format!("stopped after {redirects} redirects"),
-            )
-            .at_url(&req.url));
+        let hop = redirect::Hop {
+            status: resp.status,
+            method: &req.method,
+            from: &req.url,
+            to: &url,
+            count: redirects + 1,
+        };
+        // A request's own maximum holds whatever the policy says, and so
+        // does the ceiling that ends redirect loops.
+        let action = req
+            .overrides
+            .max_redirects
+            .and_then(|max| redirect::cap(max, hop.count))
+            .or_else(|| redirect::cap(redirect::MAX_HOPS, hop.count))
+            .unwrap_or_else(|| policy.redirect(&hop));
+        match action.0 {
+            redirect::Decision::Follow => {}
+            redirect::Decision::Stop => return Ok(resp),
+            redirect::Decision::Fail(err) => return Err(err.at_url(&req.url)),
         }
         if !to_get && !req.body.replayable() {
             // A 307/308 wants the same body again, and a streamed body is gone:
@@ -124,7 +164,8 @@ fn with_retries(
     overall: Deadline,
     started: Instant,
 ) -> Result<Response, Error> {
-    let policy = &inner.config.retry;
+    let own_policy = req.overrides.extras.retry.clone();
+    let policy = own_policy.as_ref().unwrap_or(&inner.config.retry);
     let idempotent = retry::is_idempotent(&req.method, &req.headers, req.overrides.idempotent);
     let cancel = req.overrides.cancel.clone();
     let mut attempts = 0;
@@ -142,8 +183,15 @@ fn with_retries(
                     && policy.retries_status(resp.status)
                     && policy.may_start(started)
                 {
+                    let wait = policy.delay(retries + 1, retry::retry_after(&resp.headers));
+                    // A wait the deadline cannot cover would end in a timeout
+                    // that throws this response away: the caller gets it
+                    // (a 503 with its Retry-After) instead.
+                    if overall.remaining().is_some_and(|left| left <= wait) {
+                        return Ok(resp);
+                    }
                     retries += 1;
-                    policy.delay(retries, retry::retry_after(&resp.headers))
+                    wait
                 } else {
                     return Ok(resp);
                 }
@@ -558,8 +606,16 @@ fn give_back(
     }
 }
 
-fn decoding_wanted(inner: &AgentInner, headers: &HeaderMap) -> bool {
-    inner.config.decompress && !headers.contains_key(ACCEPT_ENCODING)
+fn decoding_wanted(inner: &AgentInner, req: &Request) -> bool {
+    decompress(inner, req) && !req.headers.contains_key(ACCEPT_ENCODING)
+}
+
+/// Whether this request asks for and decodes compressed bodies.
+fn decompress(inner: &AgentInner, req: &Request) -> bool {
+    req.overrides
+        .extras
+        .decompress
+        .unwrap_or(inner.config.decompress)
 }
 
 /// The codings the body undoes and the most bytes it may then hand out. A
@@ -576,7 +632,7 @@ fn codings_to_undo(
     }
     // Unknown transfer codings were refused with the framing.
     let (codings, content_decoded) =
-        crate::codings::to_undo(&head.headers, decoding_wanted(inner, &req.headers))
+        crate::codings::to_undo(&head.headers, decoding_wanted(inner, req))
             .unwrap_or_default();
     if content_decoded {
         head.headers.remove(CONTENT_ENCODING);
@@ -651,7 +707,7 @@ fn write_request(
     if !headers.contains_key(ACCEPT) && req.overrides.form.writes_default(&ACCEPT) {
         http1::put_header(&mut out, "accept", b"*/*");
     }
-    if inner.config.decompress
+    if decompress(inner, req)
         && !headers.contains_key(ACCEPT_ENCODING)
         && req.overrides.form.writes_default(&ACCEPT_ENCODING)
     {

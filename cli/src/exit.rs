@@ -66,7 +66,9 @@ pub fn code_for(kind: ErrorKind) -> u8 {
         ErrorKind::Connect => CONNECT,
         ErrorKind::Tls => TLS,
         ErrorKind::Protocol => PROTOCOL,
-        ErrorKind::TooManyRedirects | ErrorKind::InsecureRedirect => REDIRECT,
+        ErrorKind::TooManyRedirects | ErrorKind::InsecureRedirect | ErrorKind::RedirectRefused => {
+            REDIRECT
+        }
         ErrorKind::InvalidUrl => INVALID_URL,
         ErrorKind::Io => NETWORK,
         ErrorKind::Status(_) => HTTP_ERROR,

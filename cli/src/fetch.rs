@@ -1,5 +1,6 @@
-//! `windlass fetch`: many URLs on worker threads through one agent, each
-//! saved to its own file, with a summary of what finished.
+//! `windlass fetch`: many URLs through one agent's batch (worker threads,
+//! bounded by `-j` and by the open-file limit), each saved to its own file,
+//! with a summary of what finished.
 //!
 //! How a download reaches the disk: the body goes into a fresh temporary
 //! file, created with `create_new` under a hidden name no final name can
@@ -13,8 +14,8 @@ use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use windlass::CancelToken;
@@ -81,7 +82,7 @@ pub fn run(args: &FetchArgs, token: &CancelToken) -> Result<(), Failure> {
 
     let started = Instant::now();
     let show = !args.silent && progress::stderr_is_terminal();
-    let outcomes = run_jobs(&client, &jobs, args, token, show);
+    let outcomes = run_jobs(client, &jobs, args, token, show);
     let elapsed = started.elapsed();
     print_summary(&jobs, &outcomes, elapsed);
 
@@ -180,76 +181,124 @@ fn file_name(url: &str) -> String {
     }
 }
 
+/// File descriptors one running download holds: its connection and its
+/// temporary file.
+const FDS_PER_JOB: usize = 2;
+/// Descriptors left for everything else: stdio, the resolver, a connection
+/// being replaced, the output directory.
+const FD_RESERVE: usize = 16;
+
+/// How many downloads may run at once: what `-j` asks, no more than there
+/// are jobs, and no more than the open-file limit leaves room for (each
+/// running download holds [`FDS_PER_JOB`] descriptors; past the limit every
+/// further connection fails with "Too many open files").
+fn concurrency(asked: usize, jobs: usize) -> usize {
+    let wanted = asked.min(jobs).max(1);
+    let Some(limit) = open_files_limit() else {
+        return wanted;
+    };
+    let open = open_fds().unwrap_or(FD_RESERVE);
+    let room = (limit.saturating_sub(open + FD_RESERVE) / FDS_PER_JOB).max(1);
+    if room < wanted {
+        log::warn!(
+            "fetch: running {room} downloads at once, not {wanted}: \
+             the open-file limit is {limit} (ulimit -n)"
+        );
+        return room;
+    }
+    wanted
+}
+
+/// The soft limit on open files, from `/proc/self/limits` (Linux); `None`
+/// when unlimited or unknown.
+fn open_files_limit() -> Option<usize> {
+    let limits = fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Descriptors open now, from `/proc/self/fd` (Linux).
+fn open_fds() -> Option<usize> {
+    Some(fs::read_dir("/proc/self/fd").ok()?.count())
+}
+
 fn run_jobs(
-    client: &Client,
+    client: Client,
     jobs: &[Job],
     args: &FetchArgs,
     token: &CancelToken,
     show: bool,
 ) -> Vec<Outcome> {
-    let next = AtomicUsize::new(0);
-    let bytes = AtomicU64::new(0);
-    let (tx, rx) = mpsc::channel::<(usize, Outcome)>();
+    let bytes = Arc::new(AtomicU64::new(0));
     let mut outcomes: Vec<Outcome> = jobs.iter().map(|_| Outcome::NotStarted).collect();
-    let workers = (args.jobs as usize).min(jobs.len());
-    let saver = Saver {
-        dir: &args.dir,
+    let saver = Arc::new(Saver {
+        dir: args.dir.clone(),
         clobber: args.clobber,
-        planned: jobs.iter().map(|j| j.name.as_str()).collect(),
-    };
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            let tx = tx.clone();
-            let (next, bytes, saver) = (&next, &bytes, &saver);
-            scope.spawn(move || loop {
-                if token.is_cancelled() {
-                    break;
-                }
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(job) = jobs.get(i) else { break };
-                let outcome = fetch_one(client, job, i, saver, args.fail, bytes);
-                if tx.send((i, outcome)).is_err() {
-                    break;
-                }
-            });
-        }
-        drop(tx);
-        let started = Instant::now();
-        let (mut saved, mut failed) = (0, 0);
-        loop {
-            match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok((i, outcome)) => {
-                    match outcome {
-                        Outcome::Saved { .. } => saved += 1,
-                        Outcome::Failed { .. } => failed += 1,
-                        Outcome::NotStarted => {}
-                    }
-                    outcomes[i] = outcome;
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        planned: jobs.iter().map(|j| j.name.clone()).collect(),
+    });
+    let workers = concurrency(args.jobs as usize, jobs.len());
+    let items: Vec<(String, String)> = jobs
+        .iter()
+        .map(|j| (j.url.clone(), j.name.clone()))
+        .collect();
+    let fail = args.fail;
+    let client = Arc::new(client);
+    let counted = Arc::clone(&bytes);
+    let mut results = client
+        .agent
+        .batch()
+        .concurrency(workers)
+        .cancel_token(token)
+        .run(items.into_iter().enumerate(), {
+            let client = Arc::clone(&client);
+            move |_, (index, (url, name))| {
+                let job = Job { url, name };
+                Ok(fetch_one(&client, &job, index, &saver, fail, &counted))
             }
-            if show {
-                let got = bytes.load(Ordering::Relaxed);
-                let line = format!(
-                    "fetch: {}/{} done, {failed} failed  {}  {}{}",
-                    saved + failed,
-                    jobs.len(),
-                    progress::bytes(got),
-                    progress::rate(got, started.elapsed()),
-                    if token.is_cancelled() {
-                        "  cancelling…"
-                    } else {
-                        ""
-                    }
-                );
-                eprint!("\r{:<w$}", line, w = progress::term_width() - 1);
+        });
+    let started = Instant::now();
+    let (mut saved, mut failed) = (0, 0);
+    loop {
+        match results.next_timeout(Duration::from_millis(100)) {
+            Ok(Some(done)) => {
+                // A job the batch stopped before it ran stays "not started".
+                let Ok(outcome) = done.result else { continue };
+                match outcome {
+                    Outcome::Saved { .. } => saved += 1,
+                    Outcome::Failed { .. } => failed += 1,
+                    Outcome::NotStarted => {}
+                }
+                if let Some(slot) = outcomes.get_mut(done.index) {
+                    *slot = outcome;
+                }
             }
+            Ok(None) => {}
+            Err(()) => break,
         }
         if show {
-            eprintln!();
+            let got = bytes.load(Ordering::Relaxed);
+            let line = format!(
+                "fetch: {}/{} done, {failed} failed  {}  {}{}",
+                saved + failed,
+                jobs.len(),
+                progress::bytes(got),
+                progress::rate(got, started.elapsed()),
+                if token.is_cancelled() {
+                    "  cancelling…"
+                } else {
+                    ""
+                }
+            );
+            eprint!("\r{:<w$}", line, w = progress::term_width() - 1);
         }
-    });
+    }
+    if show {
+        eprintln!();
+    }
     outcomes
 }
 
@@ -284,7 +333,7 @@ fn fetch_one(
         return failed(Some(status), exit::HTTP_ERROR, format!("HTTP {status}"));
     }
     // From here on, returning early drops `temp`, which removes the file.
-    let (mut file, temp) = match TempFile::create(saver.dir, index) {
+    let (mut file, temp) = match TempFile::create(&saver.dir, index) {
         Ok(t) => t,
         Err(e) => {
             return failed(
@@ -369,15 +418,15 @@ impl Drop for TempFile {
 }
 
 /// Gives complete downloads their final names in the output directory.
-struct Saver<'a> {
-    dir: &'a Path,
+struct Saver {
+    dir: PathBuf,
     /// Replace an existing file (`--clobber`) rather than pick `NAME.N`.
     clobber: bool,
     /// Every job's name, which `NAME.N` must not take from another job.
-    planned: HashSet<&'a str>,
+    planned: HashSet<String>,
 }
 
-impl Saver<'_> {
+impl Saver {
     /// Moves `temp` to `name`, returning the name used.
     ///
     /// With `--clobber`, a `rename`: it atomically replaces whatever is at

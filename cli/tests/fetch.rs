@@ -439,3 +439,36 @@ fn a_failed_download_leaves_no_temporary_file() {
         "{summary}"
     );
 }
+
+#[test]
+fn many_jobs_under_a_low_open_file_limit_all_succeed() {
+    // -j 1000 under `ulimit -n 64`: without a bound by the limit, the
+    // downloads beyond it fail with "Too many open files".
+    let server = TestServer::start_concurrent(body_for);
+    let tmp = TempDir::new("fetch-fd-limit");
+    let dir = tmp.path().to_str().unwrap().to_string();
+    let urls: Vec<String> = (0..100)
+        .map(|i| server.url(&format!("/f{i}.txt")))
+        .collect();
+    let script = format!(
+        "ulimit -n 64 && exec \"$0\" fetch -j 1000 --dir {dir} {}",
+        urls.join(" ")
+    );
+    let child = std::process::Command::new("sh")
+        .args(["-c", &script, env!("CARGO_BIN_EXE_windlass")])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .env_remove("RUST_LOG")
+        .spawn()
+        .unwrap();
+    let out = common::wait_bounded(child);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("100 URLs: 100 saved"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(listing(tmp.path()).len(), 100);
+    assert_eq!(read(tmp.path().join("f7.txt")), "body of /f7.txt");
+}
