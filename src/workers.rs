@@ -77,7 +77,8 @@ struct State {
     next_id: u64,
 }
 
-/// What a pool looks like right now (for tests and messages).
+/// What a pool looks like right now.
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Snapshot {
     pub threads: usize,
@@ -195,7 +196,7 @@ impl Workers {
     }
 
     /// Counts of threads and jobs.
-    #[allow(dead_code)] // used by tests
+    #[cfg(test)]
     pub(crate) fn snapshot(&self) -> Snapshot {
         let state = self.lock();
         Snapshot {
@@ -236,7 +237,11 @@ mod tests {
         let gate = Arc::new(Barrier::new(3));
         for _ in 0..2 {
             let gate = Arc::clone(&gate);
-            workers.submit(move || drop(gate.wait())).unwrap();
+            workers
+                .submit(move || {
+                    gate.wait();
+                })
+                .unwrap();
         }
         wait_for("both threads busy", || workers.snapshot().busy == 2);
         let (tx, rx) = mpsc::channel();
@@ -260,7 +265,9 @@ mod tests {
         let workers = pool(1, 100, Duration::from_secs(30));
         let (release, held) = mpsc::channel::<()>();
         workers
-            .submit(move || drop(held.recv_timeout(PATIENCE)))
+            .submit(move || {
+                let _ = held.recv_timeout(PATIENCE);
+            })
             .unwrap();
         let (tx, rx) = mpsc::channel();
         for i in 0..10 {
