@@ -226,16 +226,15 @@ impl Attempt {
         })
     }
 
-    /// Wait until the connect ends or `until` comes.
+    /// Wait until the connect ends or `until` comes. The socket is looked
+    /// at at least once, however late this thread got here.
     fn wait(&self, until: Deadline) -> Progress {
         loop {
-            let step = match until.remaining() {
-                Some(Duration::ZERO) => return Progress::Pending,
-                Some(left) => left.min(WAIT_STEP),
-                None => WAIT_STEP,
-            };
+            let left = until.remaining();
+            let step = left.map_or(WAIT_STEP, |left| left.min(WAIT_STEP));
             match settle(&self.sock, step) {
                 Ok(true) => return Progress::Connected,
+                Ok(false) if until.expired() => return Progress::Pending,
                 Ok(false) => {}
                 Err(e) => return Progress::Failed(e),
             }
@@ -322,7 +321,7 @@ fn settle(sock: &socket2::Socket, step: Duration) -> io::Result<bool> {
 
 /// What a worker says about the attempt it was handed.
 enum Report {
-    Done(SocketAddr, io::Result<Arc<socket2::Socket>>),
+    Done(SocketAddr, Arc<socket2::Socket>, io::Result<()>),
     Cancelled,
 }
 
@@ -474,7 +473,7 @@ fn race(
             },
         };
         match got {
-            Some(Report::Done(addr, Ok(sock))) => {
+            Some(Report::Done(addr, sock, Ok(()))) => {
                 done(addr, true);
                 racing.forget(&sock);
                 let attempt = Attempt { addr, sock };
@@ -483,7 +482,10 @@ fn race(
                     .map(|tcp| (tcp, addr))
                     .map_err(|e| connect_error(addr, e));
             }
-            Some(Report::Done(addr, Err(e))) => {
+            Some(Report::Done(addr, sock, Err(e))) => {
+                // Its place goes to the next address.
+                racing.forget(&sock);
+                drop(sock);
                 done(addr, false);
                 last_error = Some(if is_timeout(&e) {
                     timeout()
@@ -508,12 +510,12 @@ fn hand_over(
     let tx = tx.clone();
     let job = move || {
         let result = match attempt.wait(deadline) {
-            Progress::Connected => Ok(attempt.sock),
+            Progress::Connected => Ok(()),
             Progress::Failed(e) => Err(e),
             Progress::Pending => Err(io::ErrorKind::TimedOut.into()),
         };
         // Once the race is over nobody receives: the socket closes here.
-        let _ = tx.send(Report::Done(attempt.addr, result));
+        let _ = tx.send(Report::Done(attempt.addr, attempt.sock, result));
     };
     workers::CONNECT.submit(job).inspect_err(|_| {
         racing.running.pop();
