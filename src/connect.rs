@@ -514,6 +514,7 @@ fn hand_over(
             Progress::Failed(e) => Err(e),
             Progress::Pending => Err(io::ErrorKind::TimedOut.into()),
         };
+        workers::CONNECT.finishing();
         // Once the race is over nobody receives: the socket closes here.
         let _ = tx.send(Report::Done(attempt.addr, attempt.sock, result));
     };

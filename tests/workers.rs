@@ -463,7 +463,8 @@ fn library_tids() -> Vec<String> {
             let path = t.ok()?.path();
             let name = std::fs::read_to_string(path.join("comm")).ok()?;
             let tid = path.file_name()?.to_string_lossy().into_owned();
-            name.starts_with("windlass-").then_some(tid)
+            name.starts_with("windlass-")
+                .then(|| format!("{tid} {}", name.trim_end()))
         })
         .collect();
     tids.sort();
@@ -500,10 +501,14 @@ fn steady_state_in_a_process_of_its_own() {
             .unwrap();
         assert_eq!(resp.text().unwrap(), "again");
     };
-    // The first requests start the resolver thread and the reaper.
+    // The first requests start the resolver thread and the reaper (a new
+    // thread takes its name once it runs, hence the wait).
     for _ in 0..3 {
         one_request();
     }
+    common::wait_until("the resolver thread and the reaper run", SETTLE, || {
+        threads_named("windlass-dns") == 1 && threads_named("windlass-reaper") == 1
+    });
     let before = library_tids();
     for _ in 0..50 {
         one_request();
