@@ -390,7 +390,7 @@ enum Progress {
 /// One connection attempt: a socket whose connect has been started.
 struct Attempt {
     addr: SocketAddr,
-    sock: Arc<socket2::Socket>,
+    sock: Arc<TcpStream>,
 }
 
 impl Attempt {
@@ -398,32 +398,39 @@ impl Attempt {
     /// connect is under way before anyone can shut the socket down, so a
     /// shutdown always ends it (on a socket not yet connecting it would not).
     fn begin(addr: SocketAddr) -> io::Result<Attempt> {
-        let sock =
-            socket2::Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        // Linux: non-blocking from the start (SOCK_NONBLOCK), saving a syscall.
+        #[cfg(target_os = "linux")]
+        let kind = Type::from(libc::SOCK_STREAM | libc::SOCK_NONBLOCK);
+        #[cfg(not(target_os = "linux"))]
+        let kind = Type::STREAM;
+        let sock = socket2::Socket::new(Domain::for_address(addr), kind, Some(Protocol::TCP))?;
+        #[cfg(not(target_os = "linux"))]
         sock.set_nonblocking(true)?;
         match sock.connect(&addr.into()) {
             Ok(()) => {}
             Err(e) if in_progress(&e) => {}
             Err(e) => return Err(e),
         }
+        let tcp = TcpStream::from(sock);
+        // Linux waits in blocking calls (see `settle`); std's switch is one
+        // ioctl.
         #[cfg(target_os = "linux")]
-        sock.set_nonblocking(false)?;
+        tcp.set_nonblocking(false)?;
         Ok(Attempt {
             addr,
-            sock: Arc::new(sock),
+            sock: Arc::new(tcp),
         })
     }
 
-    /// Wait until the connect ends or `until` comes.
+    /// Wait until the connect ends or `until` comes. The socket is looked
+    /// at at least once, however late this thread got here.
     fn wait(&self, until: Deadline) -> Progress {
         loop {
-            let step = match until.remaining() {
-                Some(Duration::ZERO) => return Progress::Pending,
-                Some(left) => left.min(WAIT_STEP),
-                None => WAIT_STEP,
-            };
+            let left = until.remaining();
+            let step = left.map_or(WAIT_STEP, |left| left.min(WAIT_STEP));
             match settle(&self.sock, step) {
                 Ok(true) => return Progress::Connected,
+                Ok(false) if until.expired() => return Progress::Pending,
                 Ok(false) => {}
                 Err(e) => return Progress::Failed(e),
             }
@@ -455,11 +462,12 @@ impl Attempt {
     /// The connected stream, blocking, with no socket timeout left behind
     /// (the connection's reads and writes set their own).
     fn into_stream(self) -> io::Result<TcpStream> {
-        let sock = Arc::try_unwrap(self.sock)
+        let tcp = Arc::try_unwrap(self.sock)
             .map_err(|_| io::Error::other("the connected socket is still shared"))?;
-        sock.set_nonblocking(false)?;
-        sock.set_write_timeout(None)?;
-        Ok(TcpStream::from(sock))
+        #[cfg(not(target_os = "linux"))]
+        tcp.set_nonblocking(false)?;
+        tcp.set_write_timeout(None)?;
+        Ok(tcp)
     }
 }
 
@@ -482,9 +490,11 @@ fn in_progress(err: &io::Error) -> bool {
 /// restarting it as a second `connect` would after a shutdown. Nothing is
 /// sent on the connected socket.
 #[cfg(target_os = "linux")]
-fn settle(sock: &socket2::Socket, step: Duration) -> io::Result<bool> {
-    sock.set_write_timeout(Some(step.max(Duration::from_millis(1))))?;
-    match sock.send_with_flags(&[], libc::MSG_NOSIGNAL) {
+fn settle(tcp: &TcpStream, step: Duration) -> io::Result<bool> {
+    use std::io::Write;
+    tcp.set_write_timeout(Some(step.max(Duration::from_millis(1))))?;
+    // std sends with MSG_NOSIGNAL: a shut-down socket cannot raise SIGPIPE.
+    match (&mut &*tcp).write(&[]) {
         Ok(_) => Ok(true),
         Err(e) if in_progress(&e) => Ok(false),
         Err(e) => Err(e),
@@ -494,23 +504,23 @@ fn settle(sock: &socket2::Socket, step: Duration) -> io::Result<bool> {
 /// Elsewhere the socket stays non-blocking and is looked at after a short
 /// pause: connected once it has a peer, failed once it holds an error.
 #[cfg(not(target_os = "linux"))]
-fn settle(sock: &socket2::Socket, step: Duration) -> io::Result<bool> {
-    if let Some(e) = sock.take_error()? {
+fn settle(tcp: &TcpStream, step: Duration) -> io::Result<bool> {
+    if let Some(e) = tcp.take_error()? {
         return Err(e);
     }
-    if sock.peer_addr().is_ok() {
+    if tcp.peer_addr().is_ok() {
         return Ok(true);
     }
     std::thread::sleep(step.min(Duration::from_millis(1)));
-    if let Some(e) = sock.take_error()? {
+    if let Some(e) = tcp.take_error()? {
         return Err(e);
     }
-    Ok(sock.peer_addr().is_ok())
+    Ok(tcp.peer_addr().is_ok())
 }
 
 /// What a worker says about the attempt it was handed.
 enum Report {
-    Done(SocketAddr, io::Result<Arc<socket2::Socket>>),
+    Done(SocketAddr, Arc<TcpStream>, io::Result<()>),
     Cancelled,
 }
 
@@ -518,11 +528,11 @@ enum Report {
 /// won, lost, timed out or cancelled) shuts their sockets down: each worker
 /// returns at once and its thread is free for the next job.
 struct Racing {
-    running: Vec<Arc<socket2::Socket>>,
+    running: Vec<Arc<TcpStream>>,
 }
 
 impl Racing {
-    fn forget(&mut self, sock: &Arc<socket2::Socket>) {
+    fn forget(&mut self, sock: &Arc<TcpStream>) {
         self.running.retain(|s| !Arc::ptr_eq(s, sock));
     }
 }
@@ -666,7 +676,7 @@ fn race(
             },
         };
         match got {
-            Some(Report::Done(addr, Ok(sock))) => {
+            Some(Report::Done(addr, sock, Ok(()))) => {
                 done(addr, true);
                 racing.forget(&sock);
                 let attempt = Attempt { addr, sock };
@@ -675,7 +685,10 @@ fn race(
                     .map(|tcp| (tcp, addr))
                     .map_err(|e| connect_error(addr, e));
             }
-            Some(Report::Done(addr, Err(e))) => {
+            Some(Report::Done(addr, sock, Err(e))) => {
+                // Its place goes to the next address.
+                racing.forget(&sock);
+                drop(sock);
                 done(addr, false);
                 last_error = Some(if is_timeout(&e) {
                     timeout()
@@ -700,12 +713,13 @@ fn hand_over(
     let tx = tx.clone();
     let job = move || {
         let result = match attempt.wait(deadline) {
-            Progress::Connected => Ok(attempt.sock),
+            Progress::Connected => Ok(()),
             Progress::Failed(e) => Err(e),
             Progress::Pending => Err(io::ErrorKind::TimedOut.into()),
         };
+        workers::CONNECT.finishing();
         // Once the race is over nobody receives: the socket closes here.
-        let _ = tx.send(Report::Done(attempt.addr, result));
+        let _ = tx.send(Report::Done(attempt.addr, attempt.sock, result));
     };
     workers::CONNECT.submit(job).inspect_err(|_| {
         racing.running.pop();

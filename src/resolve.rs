@@ -342,6 +342,8 @@ impl Dns {
             // The callers may have given up; the result still warms the cache.
             finish.shared.store(&finish.key, &outcome, ttl);
             finish.result = outcome;
+            // A caller answered now may look up its next name at once.
+            workers::DNS.finishing();
         })
     }
 }

@@ -15,6 +15,7 @@
 //! from one whose every thread is stuck in a resolver that does not answer
 //! (refuse it, and say so).
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -36,6 +37,13 @@ pub(crate) static DNS: Workers = Workers::new("windlass-dns", 16, 4096, IDLE_EXI
 pub(crate) static CONNECT: Workers = Workers::new("windlass-connect", 32, 65_536, IDLE_EXIT);
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
+
+thread_local! {
+    /// The pool thread's id, on a pool thread.
+    static WORKER_ID: Cell<Option<u64>> = const { Cell::new(None) };
+    /// The running job called [`Workers::finishing`].
+    static RELEASED: Cell<bool> = const { Cell::new(false) };
+}
 
 /// Why a job was not taken.
 #[derive(Debug)]
@@ -77,7 +85,8 @@ struct State {
     next_id: u64,
 }
 
-/// What a pool looks like right now (for tests and messages).
+/// What a pool looks like right now.
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Snapshot {
     pub threads: usize,
@@ -153,6 +162,7 @@ impl Workers {
     }
 
     fn work_loop(&'static self, id: u64) {
+        WORKER_ID.set(Some(id));
         let mut state = self.lock();
         loop {
             if let Some(job) = state.queue.pop_front() {
@@ -163,7 +173,11 @@ impl Workers {
                 // whoever waited for it.
                 let _ = panic::catch_unwind(AssertUnwindSafe(job));
                 state = self.lock();
-                state.busy.retain(|(busy, _)| *busy != id);
+                if RELEASED.replace(false) {
+                    state.idle -= 1;
+                } else {
+                    state.busy.retain(|(busy, _)| *busy != id);
+                }
                 continue;
             }
             state.idle += 1;
@@ -178,6 +192,24 @@ impl Workers {
                 return;
             }
         }
+    }
+
+    /// Called by a job about to hand its result over: from here on its
+    /// thread counts as idle. The caller it answers may submit its next job
+    /// at once; without this, that job would find no idle thread (this one
+    /// has not returned yet) and start another. Does nothing off a pool
+    /// thread.
+    pub(crate) fn finishing(&self) {
+        let Some(id) = WORKER_ID.get() else {
+            return;
+        };
+        if RELEASED.get() {
+            return;
+        }
+        let mut state = self.lock();
+        state.busy.retain(|(busy, _)| *busy != id);
+        state.idle += 1;
+        RELEASED.set(true);
     }
 
     /// The number of busy threads when the pool is at its bound and every
@@ -195,7 +227,7 @@ impl Workers {
     }
 
     /// Counts of threads and jobs.
-    #[allow(dead_code)] // used by tests
+    #[cfg(test)]
     pub(crate) fn snapshot(&self) -> Snapshot {
         let state = self.lock();
         Snapshot {
@@ -236,7 +268,11 @@ mod tests {
         let gate = Arc::new(Barrier::new(3));
         for _ in 0..2 {
             let gate = Arc::clone(&gate);
-            workers.submit(move || drop(gate.wait())).unwrap();
+            workers
+                .submit(move || {
+                    gate.wait();
+                })
+                .unwrap();
         }
         wait_for("both threads busy", || workers.snapshot().busy == 2);
         let (tx, rx) = mpsc::channel();
@@ -260,7 +296,9 @@ mod tests {
         let workers = pool(1, 100, Duration::from_secs(30));
         let (release, held) = mpsc::channel::<()>();
         workers
-            .submit(move || drop(held.recv_timeout(PATIENCE)))
+            .submit(move || {
+                let _ = held.recv_timeout(PATIENCE);
+            })
             .unwrap();
         let (tx, rx) = mpsc::channel();
         for i in 0..10 {
@@ -326,6 +364,24 @@ mod tests {
                     queued: 0,
                 }
         });
+    }
+
+    #[test]
+    fn a_job_answered_before_its_thread_returns_is_followed_on_the_same_thread() {
+        let workers = pool(4, 100, Duration::from_secs(30));
+        let (tx, rx) = mpsc::channel();
+        for _ in 0..20 {
+            let tx = tx.clone();
+            workers
+                .submit(move || {
+                    workers.finishing();
+                    tx.send(()).unwrap();
+                })
+                .unwrap();
+            rx.recv_timeout(PATIENCE).unwrap();
+        }
+        assert_eq!(workers.snapshot().threads, 1);
+        wait_for("the thread is idle", || workers.snapshot().idle == 1);
     }
 
     #[test]

@@ -244,13 +244,23 @@ fn hung_resolver_in_a_process_of_its_own() {
     let url = |name: &str| format!("http://{name}:{}/", server.port());
     let get = |name: &str| agent.get(url(name)).call().map(drop);
 
-    // Every resolver thread takes a lookup that hangs; their callers give
-    // up at their DNS limit, the lookups go on.
+    // Every resolver thread takes a lookup that hangs; once all have
+    // started, their callers are cancelled and the lookups go on.
     let first_lookup = Instant::now();
+    let token = CancelToken::new();
     let callers: Vec<_> = (0..DNS_THREADS)
         .map(|i| {
             let (agent, url) = (agent.clone(), url(&format!("hang{i}.test")));
-            thread::spawn(move || agent.get(url).call().map(drop))
+            let token = token.clone();
+            thread::spawn(move || {
+                agent
+                    .get(url)
+                    .timeout(None)
+                    .timeout_dns(Duration::from_secs(60))
+                    .cancel_token(&token)
+                    .call()
+                    .map(drop)
+            })
         })
         .collect();
     for _ in 0..DNS_THREADS {
@@ -258,9 +268,10 @@ fn hung_resolver_in_a_process_of_its_own() {
             .recv_timeout(stall::PATIENCE)
             .expect("a lookup started");
     }
+    token.cancel();
     for caller in callers {
         let err = caller.join().unwrap().unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Timeout(Phase::Dns), "{err}");
+        assert_eq!(err.kind(), ErrorKind::Cancelled, "{err}");
     }
 
     // Busy threads that have not run long are not stuck: a new name queues
@@ -452,7 +463,8 @@ fn library_tids() -> Vec<String> {
             let path = t.ok()?.path();
             let name = std::fs::read_to_string(path.join("comm")).ok()?;
             let tid = path.file_name()?.to_string_lossy().into_owned();
-            name.starts_with("windlass-").then_some(tid)
+            name.starts_with("windlass-")
+                .then(|| format!("{tid} {}", name.trim_end()))
         })
         .collect();
     tids.sort();
@@ -489,10 +501,14 @@ fn steady_state_in_a_process_of_its_own() {
             .unwrap();
         assert_eq!(resp.text().unwrap(), "again");
     };
-    // The first requests start the resolver thread and the reaper.
+    // The first requests start the resolver thread and the reaper (a new
+    // thread takes its name once it runs, hence the wait).
     for _ in 0..3 {
         one_request();
     }
+    common::wait_until("the resolver thread and the reaper run", SETTLE, || {
+        threads_named("windlass-dns") == 1 && threads_named("windlass-reaper") == 1
+    });
     let before = library_tids();
     for _ in 0..50 {
         one_request();
@@ -609,4 +625,37 @@ fn a_connect_that_succeeds_at_once_reports_one_attempt() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(attempts.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_race_goes_on_past_attempts_that_fail_on_connect_threads() {
+    let Some(full) = full_backlog_or_skip("a_race_goes_on_past_attempts_that_fail") else {
+        return;
+    };
+    // The first address stalls, so the attempts after it run on connect
+    // threads; each of the next eight is refused and gives its place to the
+    // next, until the server answers.
+    let server = Server::fixed(ok("reached"));
+    let mut addrs = vec![full.addr()];
+    addrs.extend(vec![refused_addr(); 8]);
+    addrs.push(server.addr());
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let agent = common::builder()
+        .resolve("mixed.test", addrs)
+        .hook(CountConnects(Arc::clone(&attempts)))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let resp = agent
+        .get(format!("http://mixed.test:{}/", server.port()))
+        .call()
+        .unwrap();
+    assert_eq!(resp.text().unwrap(), "reached");
+    assert_eq!(attempts.load(Ordering::SeqCst), 10);
+    // One attempt delay for the stalled address, none for the refused ones.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 }
