@@ -1,0 +1,164 @@
+//! The cost of HTTPS setup: a new agent and its first HTTPS request
+//! (root store, client config, TCP connect, full handshake, one GET), for
+//! windlass against ureq, in one process, on loopback.
+//!
+//! `cargo bench --bench tls_setup` runs the embedded loopback server with
+//! TLS and, interleaving the clients so that both see the same machine
+//! load, for each iteration builds a new agent trusting the loopback CA
+//! (`add_root_certificate`; ureq: `RootCerts::Specific`), makes one GET,
+//! reads the 128-byte body and drops the agent. It also times windlass's
+//! `build()` alone. Prints the median and mean per client and the ratio
+//! against the target (windlass ≤ 0.9 × ureq). `--quick` (or
+//! `WINDLASS_BENCH_QUICK=1`) runs 30 iterations instead of 500; `--ip`
+//! requests `https://127.0.0.1:PORT/` instead of `https://localhost:PORT/`.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use windlass_loopback::{Server, ServerConfig};
+
+fn windlass_once(url: &str, ca: &str) -> Duration {
+    let started = Instant::now();
+    let agent = windlass::Agent::builder()
+        .add_root_certificate(ca.as_bytes())
+        .build()
+        .expect("windlass agent");
+    let mut body = agent.get(url).call().expect("windlass GET").into_body();
+    let mut sink = Vec::new();
+    body.read_to_end(&mut sink).expect("windlass body");
+    drop(body);
+    drop(agent);
+    started.elapsed()
+}
+
+fn windlass_build_only(ca: &str) -> Duration {
+    let started = Instant::now();
+    let agent = windlass::Agent::builder()
+        .add_root_certificate(ca.as_bytes())
+        .build()
+        .expect("windlass agent");
+    let elapsed = started.elapsed();
+    drop(agent);
+    elapsed
+}
+
+fn ureq_once(url: &str, ca: &str) -> Duration {
+    let started = Instant::now();
+    let cert = ureq::tls::Certificate::from_pem(ca.as_bytes()).expect("ureq CA");
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![cert])))
+        .build();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(tls)
+        .build()
+        .into();
+    let mut resp = agent.get(url).call().expect("ureq GET");
+    let mut sink = Vec::new();
+    resp.body_mut()
+        .as_reader()
+        .read_to_end(&mut sink)
+        .expect("ureq body");
+    drop(resp);
+    drop(agent);
+    started.elapsed()
+}
+
+struct Stats {
+    median: Duration,
+    mean: Duration,
+}
+
+fn stats(mut samples: Vec<Duration>) -> Stats {
+    samples.sort();
+    let total: Duration = samples.iter().sum();
+    Stats {
+        median: samples[samples.len() / 2],
+        mean: total / samples.len() as u32,
+    }
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick")
+        || std::env::var_os("WINDLASS_BENCH_QUICK").is_some();
+    let n = if quick { 30 } else { 500 };
+    let server = Server::start(ServerConfig {
+        tls: true,
+        ..ServerConfig::default()
+    })
+    .expect("loopback server");
+    // `--ip`: https://127.0.0.1:PORT/ (the certificate names it too), to
+    // leave name resolution and the address race out of the measurement.
+    let url = if std::env::args().any(|a| a == "--ip") {
+        format!("https://127.0.0.1:{}/", server.addr().port())
+    } else {
+        server.url()
+    };
+    let ca = server.ca_pem().expect("loopback CA");
+
+    // Warm up both (process-wide state, the server's threads, page cache).
+    for _ in 0..10 {
+        windlass_once(&url, &ca);
+        ureq_once(&url, &ca);
+    }
+    if std::env::var_os("TLS_SETUP_PERF").is_some() {
+        for _ in 0..300 {
+            drop(windlass::Agent::builder().build().unwrap());
+        }
+        return;
+    }
+    if std::env::var_os("TLS_SETUP_PROBE").is_some() {
+        for _ in 0..5 {
+            let t = Instant::now();
+            let a = windlass::Agent::builder().build().unwrap();
+            let plain = t.elapsed();
+            drop(a);
+            let t = Instant::now();
+            let a = windlass::Agent::builder().tls_sni(false).build().unwrap();
+            let tls = t.elapsed();
+            drop(a);
+            let t = Instant::now();
+            drop(windlass_build_only(&ca));
+            let added = t.elapsed();
+            println!("probe: default {plain:?}, sni off {tls:?}, added CA {added:?}");
+        }
+    }
+    let (mut w, mut u, mut b) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..n {
+        // Alternate which goes first, so neither always follows the other.
+        if i % 2 == 0 {
+            w.push(windlass_once(&url, &ca));
+            u.push(ureq_once(&url, &ca));
+        } else {
+            u.push(ureq_once(&url, &ca));
+            w.push(windlass_once(&url, &ca));
+        }
+        b.push(windlass_build_only(&ca));
+    }
+    let (w, u, b) = (stats(w), stats(u), stats(b));
+    println!("HTTPS setup: new agent + first GET of {url}, {n} iterations each, interleaved");
+    println!(
+        "  windlass          median {:7.1} µs   mean {:7.1} µs",
+        us(w.median),
+        us(w.mean)
+    );
+    println!(
+        "  ureq              median {:7.1} µs   mean {:7.1} µs",
+        us(u.median),
+        us(u.mean)
+    );
+    println!(
+        "  windlass build()  median {:7.1} µs   mean {:7.1} µs",
+        us(b.median),
+        us(b.mean)
+    );
+    let ratio = w.median.as_secs_f64() / u.median.as_secs_f64();
+    println!(
+        "  windlass / ureq (median) {ratio:.2}×  target ≤ 0.90×  {}",
+        if ratio <= 0.9 { "PASS" } else { "MISS" }
+    );
+}
