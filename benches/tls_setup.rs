@@ -7,7 +7,9 @@
 //! load, for each iteration builds a new agent trusting the loopback CA
 //! (`add_root_certificate`; ureq: `RootCerts::Specific`), makes one GET,
 //! reads the 128-byte body and drops the agent. It also times windlass's
-//! `build()` alone. Prints the median and mean per client and the ratio
+//! `build()` alone, and a new agent with default TLS settings (the CA given
+//! through `SSL_CERT_FILE`), which shares the process-wide config and so
+//! resumes sessions. Prints the median and mean per client and the ratio
 //! against the target (windlass ≤ 0.9 × ureq). `--quick` (or
 //! `WINDLASS_BENCH_QUICK=1`) runs 30 iterations instead of 500; `--ip`
 //! requests `https://127.0.0.1:PORT/` instead of `https://localhost:PORT/`.
@@ -24,6 +26,19 @@ fn windlass_once(url: &str, ca: &str) -> Duration {
         .add_root_certificate(ca.as_bytes())
         .build()
         .expect("windlass agent");
+    let mut body = agent.get(url).call().expect("windlass GET").into_body();
+    let mut sink = Vec::new();
+    body.read_to_end(&mut sink).expect("windlass body");
+    drop(body);
+    drop(agent);
+    started.elapsed()
+}
+
+/// A new agent with no TLS setting of its own: the CA comes through
+/// `SSL_CERT_FILE`, so every such agent shares one config, sessions included.
+fn windlass_default_once(url: &str) -> Duration {
+    let started = Instant::now();
+    let agent = windlass::Agent::new();
     let mut body = agent.get(url).call().expect("windlass GET").into_body();
     let mut sink = Vec::new();
     body.read_to_end(&mut sink).expect("windlass body");
@@ -49,10 +64,7 @@ fn ureq_once(url: &str, ca: &str) -> Duration {
     let tls = ureq::tls::TlsConfig::builder()
         .root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![cert])))
         .build();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .tls_config(tls)
-        .build()
-        .into();
+    let agent: ureq::Agent = ureq::Agent::config_builder().tls_config(tls).build().into();
     let mut resp = agent.get(url).call().expect("ureq GET");
     let mut sink = Vec::new();
     resp.body_mut()
@@ -100,34 +112,19 @@ fn main() {
     };
     let ca = server.ca_pem().expect("loopback CA");
 
+    // For the default-settings row: the CA as the process's SSL_CERT_FILE.
+    let ca_file =
+        std::env::temp_dir().join(format!("windlass-tls-setup-{}.pem", std::process::id()));
+    std::fs::write(&ca_file, &ca).expect("CA file");
+    std::env::set_var("SSL_CERT_FILE", &ca_file);
+    std::env::remove_var("SSL_CERT_DIR");
+
     // Warm up both (process-wide state, the server's threads, page cache).
     for _ in 0..10 {
         windlass_once(&url, &ca);
         ureq_once(&url, &ca);
     }
-    if std::env::var_os("TLS_SETUP_PERF").is_some() {
-        for _ in 0..300 {
-            drop(windlass::Agent::builder().build().unwrap());
-        }
-        return;
-    }
-    if std::env::var_os("TLS_SETUP_PROBE").is_some() {
-        for _ in 0..5 {
-            let t = Instant::now();
-            let a = windlass::Agent::builder().build().unwrap();
-            let plain = t.elapsed();
-            drop(a);
-            let t = Instant::now();
-            let a = windlass::Agent::builder().tls_sni(false).build().unwrap();
-            let tls = t.elapsed();
-            drop(a);
-            let t = Instant::now();
-            drop(windlass_build_only(&ca));
-            let added = t.elapsed();
-            println!("probe: default {plain:?}, sni off {tls:?}, added CA {added:?}");
-        }
-    }
-    let (mut w, mut u, mut b) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut w, mut u, mut b, mut d) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..n {
         // Alternate which goes first, so neither always follows the other.
         if i % 2 == 0 {
@@ -138,8 +135,10 @@ fn main() {
             w.push(windlass_once(&url, &ca));
         }
         b.push(windlass_build_only(&ca));
+        d.push(windlass_default_once(&url));
     }
-    let (w, u, b) = (stats(w), stats(u), stats(b));
+    let _ = std::fs::remove_file(&ca_file);
+    let (w, u, b, d) = (stats(w), stats(u), stats(b), stats(d));
     println!("HTTPS setup: new agent + first GET of {url}, {n} iterations each, interleaved");
     println!(
         "  windlass          median {:7.1} µs   mean {:7.1} µs",
@@ -155,6 +154,11 @@ fn main() {
         "  windlass build()  median {:7.1} µs   mean {:7.1} µs",
         us(b.median),
         us(b.mean)
+    );
+    println!(
+        "  windlass, default TLS settings (CA via SSL_CERT_FILE; shared config, resumed sessions)\n                    median {:7.1} µs   mean {:7.1} µs",
+        us(d.median),
+        us(d.mean)
     );
     let ratio = w.median.as_secs_f64() / u.median.as_secs_f64();
     println!(

@@ -267,11 +267,7 @@ fn build_fresh(
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verify::AcceptAnyCert::new(provider)))
     } else {
-        let trust = verify::Trust::new(
-            roots::base_stores(settings, env_roots)?,
-            added,
-            provider,
-        )?;
+        let trust = verify::Trust::new(roots::base_stores(settings, env_roots)?, added, provider)?;
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(trust))
@@ -329,7 +325,10 @@ mod tests {
         assert!(!settings.same_config_as(&TlsSettings::default()));
         let config = shared(&settings, None).unwrap();
         assert!(!config.enable_sni);
-        assert!(!Arc::ptr_eq(&config, &shared(&TlsSettings::default(), None).unwrap()));
+        assert!(!Arc::ptr_eq(
+            &config,
+            &shared(&TlsSettings::default(), None).unwrap()
+        ));
         assert!(Arc::ptr_eq(&config, &shared(&settings, None).unwrap()));
     }
 

@@ -208,9 +208,8 @@ fn read_env_certificates(key: &EnvKey) -> Result<Vec<CertificateDer<'static>>, E
 }
 
 fn certificates_in_dir(dir: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        config_error(format!("SSL_CERT_DIR: cannot read {}", dir.display()), e)
-    })?;
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| config_error(format!("SSL_CERT_DIR: cannot read {}", dir.display()), e))?;
     let mut certs = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
@@ -250,7 +249,10 @@ mod tests {
         let vars = [("SSL_CERT_FILE", "/nonexistent/windlass/ca.pem")];
         let err = from_env(env(&vars)).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidConfig);
-        assert!(err.to_string().starts_with("SSL_CERT_FILE: cannot read"), "{err}");
+        assert!(
+            err.to_string().starts_with("SSL_CERT_FILE: cannot read"),
+            "{err}"
+        );
     }
 
     #[test]
