@@ -112,12 +112,21 @@ fn main() {
     };
     let ca = server.ca_pem().expect("loopback CA");
 
-    // For the default-settings row: the CA as the process's SSL_CERT_FILE.
-    let ca_file =
-        std::env::temp_dir().join(format!("windlass-tls-setup-{}.pem", std::process::id()));
-    std::fs::write(&ca_file, &ca).expect("CA file");
-    std::env::set_var("SSL_CERT_FILE", &ca_file);
-    std::env::remove_var("SSL_CERT_DIR");
+    // `--only windlass|ureq`: that client alone, n times, and nothing else:
+    // for counting its instructions with `perf stat`, which a loaded
+    // machine does not blur as it blurs wall time.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--only") {
+        let client = args.get(i + 1).map(String::as_str);
+        for _ in 0..n {
+            match client {
+                Some("windlass") => windlass_once(&url, &ca),
+                Some("ureq") => ureq_once(&url, &ca),
+                _ => panic!("--only windlass|ureq"),
+            };
+        }
+        return;
+    }
 
     // Warm up both (process-wide state, the server's threads, page cache).
     for _ in 0..10 {
@@ -135,6 +144,16 @@ fn main() {
             w.push(windlass_once(&url, &ca));
         }
         b.push(windlass_build_only(&ca));
+    }
+    // Last, so that the rows above run in the environment as inherited.
+    // For the default-settings row: the CA as the process's SSL_CERT_FILE.
+    let ca_file =
+        std::env::temp_dir().join(format!("windlass-tls-setup-{}.pem", std::process::id()));
+    std::fs::write(&ca_file, &ca).expect("CA file");
+    std::env::set_var("SSL_CERT_FILE", &ca_file);
+    std::env::remove_var("SSL_CERT_DIR");
+
+    for _ in 0..n {
         d.push(windlass_default_once(&url));
     }
     let _ = std::fs::remove_file(&ca_file);
