@@ -246,3 +246,27 @@ fn a_key_of_another_certificate_is_reported_as_not_belonging() {
         "{message}"
     );
 }
+
+#[cfg(feature = "native-roots")]
+#[test]
+fn the_os_store_alone_or_with_webpki_still_trusts_added_roots() {
+    let server = serve(tls_support::server(rustls::ALL_VERSIONS, None));
+    for store in [windlass::RootStore::Native, windlass::RootStore::Both] {
+        // The environment may name the OS bundle: read the store itself.
+        let agent = common::builder()
+            .ssl_cert_env(false)
+            .root_store(store)
+            .resolve("localhost", vec![server.addr()])
+            .build()
+            .unwrap();
+        let err = agent.get(server.https_url("/")).call().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Tls, "{store:?}: {err}");
+        let agent = trusting(&server, tls_support::certs().ca_pem.as_bytes())
+            .ssl_cert_env(false)
+            .root_store(store)
+            .build()
+            .unwrap();
+        let resp = agent.get(server.https_url("/")).call().unwrap();
+        assert_eq!(resp.text().unwrap(), "secure", "{store:?}");
+    }
+}

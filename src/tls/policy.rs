@@ -197,6 +197,10 @@ impl AgentBuilder {
     /// do for OpenSSL and curl. Default `true`. They are read by
     /// [`build`](AgentBuilder::build); a file or directory that cannot be
     /// read, or holds no certificate, is an error there.
+    ///
+    /// With `false`, [`RootStore::Native`] still finds the operating
+    /// system's store as `rustls-native-certs` does, which itself looks at
+    /// `SSL_CERT_FILE` / `SSL_CERT_DIR` first.
     pub fn ssl_cert_env(mut self, honour: bool) -> Self {
         self.config.tls.ssl_cert_env = honour;
         self
