@@ -627,10 +627,14 @@ impl AgentBuilder {
         self
     }
 
-    /// Also trust the certificates in this PEM (one or more `CERTIFICATE`
-    /// blocks). May be called repeatedly.
+    /// Also trust these certificates: PEM (one or more `CERTIFICATE`
+    /// blocks) or DER (one certificate). May be called repeatedly.
     ///
-    /// A PEM without a certificate, or with one that cannot be parsed or
+    /// A server that presents one of them as its own certificate is trusted
+    /// too, as curl trusts it (a self-signed certificate made by `openssl req
+    /// -x509`); its name and validity dates are still checked.
+    ///
+    /// A PEM without a certificate, or a certificate that cannot be parsed or
     /// used as a root, makes [`build`](AgentBuilder::build) fail with
     /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig).
     #[cfg(feature = "tls")]

@@ -123,7 +123,9 @@ impl RawBody {
     fn fail(&mut self, err: io::Error) -> io::Error {
         let err = Error::from_io(err);
         let err = match err.kind() {
-            ErrorKind::Timeout(_) | ErrorKind::Cancelled | ErrorKind::Protocol | ErrorKind::Tls => err,
+            ErrorKind::Timeout(_) | ErrorKind::Cancelled | ErrorKind::Protocol | ErrorKind::Tls => {
+                err
+            }
             _ => Error::with_source(ErrorKind::Io, "error reading the response body", err),
         };
         self.fail_as(err.kind());

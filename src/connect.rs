@@ -259,7 +259,10 @@ pub(crate) fn tls_handshake(
     conn.tls_handshake(limit)
         .map_err(crate::tls::handshake_error)?;
     let Some(session) = conn.tls_session() else {
-        return Err(Error::new(ErrorKind::Tls, "no TLS session after the handshake"));
+        return Err(Error::new(
+            ErrorKind::Tls,
+            "no TLS session after the handshake",
+        ));
     };
     // A config of the caller's may offer h2; this client speaks HTTP/1.1 only.
     if let Some(proto) = session.alpn_protocol().filter(|p| *p != b"http/1.1") {

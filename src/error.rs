@@ -296,7 +296,10 @@ impl Error {
         // for a TLS 1.3 server refusing the client certificate) is a TLS
         // error, not an I/O one: repeating the request cannot help.
         #[cfg(feature = "tls")]
-        if err.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+        if err
+            .get_ref()
+            .is_some_and(|inner| inner.is::<rustls::Error>())
+        {
             let inner = err.into_inner().expect("checked above");
             let tls = *inner.downcast::<rustls::Error>().expect("checked above");
             return crate::tls::session_error(tls);

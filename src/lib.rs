@@ -24,8 +24,8 @@ mod http1;
 mod inflight;
 mod interop;
 mod metrics;
-mod multipart;
 pub mod middleware;
+mod multipart;
 mod observe;
 mod pool;
 mod proxy;
@@ -40,9 +40,9 @@ mod speed;
 mod timings;
 #[cfg(feature = "tls")]
 mod tls;
-mod workers;
 #[cfg(feature = "tracing")]
 mod trace;
+mod workers;
 
 use std::sync::OnceLock;
 
@@ -58,8 +58,8 @@ pub use http1::RawHead;
 pub use inflight::{InFlight, InFlightList, InFlightPhase};
 pub use interop::SendableBody;
 pub use metrics::{HistogramSnapshot, MetricsSnapshot, BUCKETS};
-pub use multipart::{Multipart, Part};
 pub use middleware::Middleware;
+pub use multipart::{Multipart, Part};
 pub use observe::{Event, Hook, RequestInfo};
 pub use pool::ExpiredHosts;
 pub use pool::{CloseReason, ClosedCounts, HostLimits, HostStats, PoolStats};

@@ -632,8 +632,7 @@ fn codings_to_undo(
     }
     // Unknown transfer codings were refused with the framing.
     let (codings, content_decoded) =
-        crate::codings::to_undo(&head.headers, decoding_wanted(inner, req))
-            .unwrap_or_default();
+        crate::codings::to_undo(&head.headers, decoding_wanted(inner, req)).unwrap_or_default();
     if content_decoded {
         head.headers.remove(CONTENT_ENCODING);
         head.headers.remove(CONTENT_LENGTH);

@@ -29,7 +29,10 @@ fn ssl_cert_file_and_ssl_cert_dir_replace_the_root_store() {
             .and_then(|agent| agent.get(server.https_url("/")).call())
     };
 
-    // Nothing set: the webpki roots do not know the test CA.
+    // Nothing set: the webpki roots do not know the test CA. (The machine
+    // running the tests may set them to its own bundle.)
+    std::env::remove_var("SSL_CERT_FILE");
+    std::env::remove_var("SSL_CERT_DIR");
     let err = get(common::builder()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Tls, "{err}");
 
@@ -42,7 +45,10 @@ fn ssl_cert_file_and_ssl_cert_dir_replace_the_root_store() {
     std::env::set_var("SSL_CERT_FILE", dir.join("missing.pem"));
     let err = get(common::builder()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
-    assert!(err.to_string().starts_with("SSL_CERT_FILE: cannot read"), "{err}");
+    assert!(
+        err.to_string().starts_with("SSL_CERT_FILE: cannot read"),
+        "{err}"
+    );
     std::env::remove_var("SSL_CERT_FILE");
 
     std::env::set_var("SSL_CERT_DIR", &dir);

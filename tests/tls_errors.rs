@@ -16,9 +16,10 @@ use windlass::{AgentBuilder, ErrorKind, Retry};
 const OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecure";
 
 fn requiring_client_cert(version: &'static rustls::SupportedProtocolVersion) -> Server {
-    Server::serve_tls(tls_support::server_requiring_client_cert(&[version]), |_| {
-        Reply::keep(OK)
-    })
+    Server::serve_tls(
+        tls_support::server_requiring_client_cert(&[version]),
+        |_| Reply::keep(OK),
+    )
 }
 
 /// Trusting the test CA, retrying every retryable error three times.

@@ -43,7 +43,10 @@ fn timings_name_the_negotiated_version_and_suite() {
     assert_eq!(t.tls_version, Some(TlsVersion::Tls13));
     assert_eq!(t.tls_cipher, Some("TLS_AES_256_GCM_SHA384"));
     assert_eq!(t.tls_resumed, Some(false));
-    assert!(t.to_string().contains("TLSv1.3, TLS_AES_256_GCM_SHA384"), "{t}");
+    assert!(
+        t.to_string().contains("TLSv1.3, TLS_AES_256_GCM_SHA384"),
+        "{t}"
+    );
     assert_eq!(resp.text().unwrap(), "secure");
 }
 

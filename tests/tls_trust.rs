@@ -52,8 +52,9 @@ fn a_self_signed_certificate_trusted_as_itself_is_still_checked_for_the_name() {
     let err = agent.get(&url).call().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Tls, "{err}");
     assert!(
-        err.to_string()
-            .starts_with("the server's certificate is not valid for other.example (it is for localhost)"),
+        err.to_string().starts_with(
+            "the server's certificate is not valid for other.example (it is for localhost)"
+        ),
         "{err}"
     );
 }
@@ -135,9 +136,23 @@ fn a_certificate_made_by_openssl_req_x509_is_accepted_with_it_as_the_root() {
     let made = openssl(
         &dir,
         &[
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", "key.pem", "-out", "cert.pem", "-days", "2", "-subj", "/CN=localhost",
-            "-addext", "subjectAltName=DNS:localhost",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
         ],
     );
     if !made {
@@ -176,7 +191,14 @@ fn a_key_encrypted_by_openssl_is_reported_as_encrypted() {
     let made = openssl(
         &dir,
         &[
-            "pkey", "-in", "plain.pem", "-aes256", "-passout", "pass:secret", "-out", "enc.pem",
+            "pkey",
+            "-in",
+            "plain.pem",
+            "-aes256",
+            "-passout",
+            "pass:secret",
+            "-out",
+            "enc.pem",
         ],
     );
     if !made {
@@ -198,8 +220,7 @@ fn a_client_chain_in_the_wrong_order_is_reported_as_such() {
     let c = tls_support::certs();
     let wrong_order = format!("{}{}", c.ca_pem, c.client_cert_pem);
     let message = build_error(
-        common::builder()
-            .client_certificate(wrong_order.as_bytes(), c.client_key_pem.as_bytes()),
+        common::builder().client_certificate(wrong_order.as_bytes(), c.client_key_pem.as_bytes()),
     );
     assert!(
         message.starts_with("client_certificate: the chain is in the wrong order"),
@@ -220,7 +241,32 @@ fn a_key_of_another_certificate_is_reported_as_not_belonging() {
         common::builder().client_certificate(c.client_cert_pem.as_bytes(), other.as_bytes()),
     );
     assert!(
-        message.starts_with("client_certificate: the private key does not belong to the certificate"),
+        message
+            .starts_with("client_certificate: the private key does not belong to the certificate"),
         "{message}"
     );
+}
+
+#[cfg(feature = "native-roots")]
+#[test]
+fn the_os_store_alone_or_with_webpki_still_trusts_added_roots() {
+    let server = serve(tls_support::server(rustls::ALL_VERSIONS, None));
+    for store in [windlass::RootStore::Native, windlass::RootStore::Both] {
+        // The environment may name the OS bundle: read the store itself.
+        let agent = common::builder()
+            .ssl_cert_env(false)
+            .root_store(store)
+            .resolve("localhost", vec![server.addr()])
+            .build()
+            .unwrap();
+        let err = agent.get(server.https_url("/")).call().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Tls, "{store:?}: {err}");
+        let agent = trusting(&server, tls_support::certs().ca_pem.as_bytes())
+            .ssl_cert_env(false)
+            .root_store(store)
+            .build()
+            .unwrap();
+        let resp = agent.get(server.https_url("/")).call().unwrap();
+        assert_eq!(resp.text().unwrap(), "secure", "{store:?}");
+    }
 }

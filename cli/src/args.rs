@@ -622,51 +622,6 @@ pub struct FormCookieArgs {
     pub cookie_jar: Option<PathBuf>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn command_line_definition_is_consistent() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn sizes_and_seconds_parse() {
-        assert_eq!(parse_size("128"), Ok(128));
-        assert_eq!(parse_size("64k"), Ok(65536));
-        assert_eq!(parse_size("100M"), Ok(100 << 20));
-        assert!(parse_size("x").is_err());
-        assert_eq!(parse_secs("0.5"), Ok(Duration::from_millis(500)));
-        assert!(parse_secs("-1").is_err());
-        assert!(parse_secs("0").is_err());
-    }
-
-    #[test]
-    fn subcommands_and_transfer_options_parse() {
-        let cli = Cli::try_parse_from(["windlass", "-i", "-H", "A: b", "http://x/"]).unwrap();
-        assert!(cli.command.is_none());
-        assert!(cli.transfer.include);
-        let cli = Cli::try_parse_from(["windlass", "bench", "-c", "2", "-n", "10"]).unwrap();
-        assert!(matches!(cli.command, Some(Command::Bench(ref b)) if b.concurrency == 2));
-        let cli = Cli::try_parse_from(["windlass", "fetch", "-j", "3", "http://x/a"]).unwrap();
-        assert!(matches!(cli.command, Some(Command::Fetch(ref f)) if f.jobs == 3));
-        let fetch = |args: &[&str]| match Cli::try_parse_from(args).unwrap().command {
-            Some(Command::Fetch(f)) => f,
-            other => panic!("{other:?}"),
-        };
-        assert!(!fetch(&["windlass", "fetch", "http://x/a"]).clobber);
-        assert!(fetch(&["windlass", "fetch", "--clobber", "http://x/a"]).clobber);
-        // As in curl, the last of --clobber and --no-clobber wins.
-        let f = fetch(&["windlass", "fetch", "--clobber", "--no-clobber", "u"]);
-        assert!(!f.clobber);
-        let f = fetch(&["windlass", "fetch", "--no-clobber", "--clobber", "u"]);
-        assert!(f.clobber);
-        assert!(Cli::try_parse_from(["windlass"]).is_err());
-    }
-}
-
 // --- TLS ---------------------------------------------------------------------------
 
 /// TLS options under curl's names.
@@ -721,5 +676,50 @@ fn parse_tls_version(s: &str) -> Result<TlsMax, String> {
         "default" => Ok(TlsMax(None)),
         "1.0" | "1.1" => Err(format!("TLS {s} is not supported (1.2 is the lowest)")),
         _ => Err(format!("`{s}` is not a TLS version (1.2, 1.3 or default)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_and_seconds_parse() {
+        assert_eq!(parse_size("128"), Ok(128));
+        assert_eq!(parse_size("64k"), Ok(65536));
+        assert_eq!(parse_size("100M"), Ok(100 << 20));
+        assert!(parse_size("x").is_err());
+        assert_eq!(parse_secs("0.5"), Ok(Duration::from_millis(500)));
+        assert!(parse_secs("-1").is_err());
+        assert!(parse_secs("0").is_err());
+    }
+
+    #[test]
+    fn subcommands_and_transfer_options_parse() {
+        let cli = Cli::try_parse_from(["windlass", "-i", "-H", "A: b", "http://x/"]).unwrap();
+        assert!(cli.command.is_none());
+        assert!(cli.transfer.include);
+        let cli = Cli::try_parse_from(["windlass", "bench", "-c", "2", "-n", "10"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Bench(ref b)) if b.concurrency == 2));
+        let cli = Cli::try_parse_from(["windlass", "fetch", "-j", "3", "http://x/a"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Fetch(ref f)) if f.jobs == 3));
+        let fetch = |args: &[&str]| match Cli::try_parse_from(args).unwrap().command {
+            Some(Command::Fetch(f)) => f,
+            other => panic!("{other:?}"),
+        };
+        assert!(!fetch(&["windlass", "fetch", "http://x/a"]).clobber);
+        assert!(fetch(&["windlass", "fetch", "--clobber", "http://x/a"]).clobber);
+        // As in curl, the last of --clobber and --no-clobber wins.
+        let f = fetch(&["windlass", "fetch", "--clobber", "--no-clobber", "u"]);
+        assert!(!f.clobber);
+        let f = fetch(&["windlass", "fetch", "--no-clobber", "--clobber", "u"]);
+        assert!(f.clobber);
+        assert!(Cli::try_parse_from(["windlass"]).is_err());
     }
 }

@@ -304,43 +304,19 @@ pub fn form(args: &crate::args::FormCookieArgs) -> Result<Option<windlass::Multi
     Ok(Some(form))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::parse_header;
-
-    #[test]
-    fn headers_parse_like_curl() {
-        let ok = |h| parse_header(h).ok();
-        assert_eq!(
-            ok("Accept: text/plain"),
-            Some(("Accept".into(), Some("text/plain".into())))
-        );
-        assert_eq!(ok("X-A:b:c"), Some(("X-A".into(), Some("b:c".into()))));
-        assert_eq!(
-            ok("X-Empty;"),
-            Some(("X-Empty".into(), Some(String::new())))
-        );
-        assert_eq!(ok("Accept:"), Some(("Accept".into(), None)));
-        assert_eq!(ok("nonsense"), None);
-        assert_eq!(ok(": v"), None);
-    }
-}
-
 // --- TLS ---------------------------------------------------------------------------
 
 /// The suites windlass offers by default for each version (ring's), for a
 /// list that restricts only the other version, as curl's `--ciphers` leaves
 /// TLS 1.3 alone and `--tls13-ciphers` leaves TLS 1.2 alone.
-const TLS13_SUITES: &str = "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256";
+const TLS13_SUITES: &str =
+    "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256";
 const TLS12_SUITES: &str = "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:\
 ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:\
 ECDHE-RSA-CHACHA20-POLY1305";
 
 /// curl's TLS options onto the builder.
-fn tls_options(
-    mut b: AgentBuilder,
-    tls: &crate::args::TlsArgs,
-) -> Result<AgentBuilder, Failure> {
+fn tls_options(mut b: AgentBuilder, tls: &crate::args::TlsArgs) -> Result<AgentBuilder, Failure> {
     if tls.tlsv1_3 {
         b = b.tls_min_version(windlass::TlsVersion::Tls13);
     } else if tls.tlsv1_2 {
@@ -381,4 +357,26 @@ fn tls_options(
         b = b.tls_session_cache(0);
     }
     Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_header;
+
+    #[test]
+    fn headers_parse_like_curl() {
+        let ok = |h| parse_header(h).ok();
+        assert_eq!(
+            ok("Accept: text/plain"),
+            Some(("Accept".into(), Some("text/plain".into())))
+        );
+        assert_eq!(ok("X-A:b:c"), Some(("X-A".into(), Some("b:c".into()))));
+        assert_eq!(
+            ok("X-Empty;"),
+            Some(("X-Empty".into(), Some(String::new())))
+        );
+        assert_eq!(ok("Accept:"), Some(("Accept".into(), None)));
+        assert_eq!(ok("nonsense"), None);
+        assert_eq!(ok(": v"), None);
+    }
 }

@@ -33,7 +33,11 @@ fn an_untrusted_certificate_exits_35_with_one_plain_line() {
         err.contains("the server's certificate is not trusted: signed by an unknown authority; pass its CA with --cacert"),
         "{err}"
     );
-    assert_eq!(err.matches("UnknownIssuer").count(), 1, "the cause once: {err}");
+    assert_eq!(
+        err.matches("UnknownIssuer").count(),
+        1,
+        "the cause once: {err}"
+    );
 }
 
 #[test]
@@ -46,8 +50,20 @@ fn cacert_and_the_version_options_reach_the_server() {
         vec!["--cacert", &ca, "--tlsv1.3"],
         vec!["--cacert", &ca, "--tlsv1.2", "--tls-max", "1.2"],
         vec!["--cacert", &ca, "--tls-max", "default"],
-        vec!["--cacert", &ca, "--ciphers", "ECDHE-ECDSA-AES128-GCM-SHA256", "--tls-max", "1.2"],
-        vec!["--cacert", &ca, "--tls13-ciphers", "TLS_CHACHA20_POLY1305_SHA256"],
+        vec![
+            "--cacert",
+            &ca,
+            "--ciphers",
+            "ECDHE-ECDSA-AES128-GCM-SHA256",
+            "--tls-max",
+            "1.2",
+        ],
+        vec![
+            "--cacert",
+            &ca,
+            "--tls13-ciphers",
+            "TLS_CHACHA20_POLY1305_SHA256",
+        ],
         vec!["--cacert", &ca, "--no-sessionid", "--ca-native"],
     ] {
         let url = server.url();
@@ -64,7 +80,11 @@ fn tls13_only_against_a_tls12_maximum_is_refused_before_connecting() {
     let server = https_server();
     let out = run(&["--tlsv1.3", "--tls-max", "1.2", &server.url()]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("tls_min_version: TLSv1.3 is above tls_max_version TLSv1.2"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("tls_min_version: TLSv1.3 is above tls_max_version TLSv1.2"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(server.accepted(), 0);
 }
 
@@ -73,19 +93,31 @@ fn an_unknown_cipher_name_is_a_usage_error() {
     let server = https_server();
     let out = run(&["--ciphers", "RC4-MD5", &server.url()]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("unknown cipher suite \"RC4-MD5\""), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unknown cipher suite \"RC4-MD5\""),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn tls_max_takes_only_versions_windlass_speaks() {
     let out = run(&["--tls-max", "1.1", "https://127.0.0.1:1/"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("1.2 is the lowest"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("1.2 is the lowest"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn key_without_cert_is_a_usage_error() {
     let out = run(&["--key", "/nonexistent.pem", "https://127.0.0.1:1/"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("--key needs --cert"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--key needs --cert"),
+        "{}",
+        stderr(&out)
+    );
 }

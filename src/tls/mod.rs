@@ -4,18 +4,19 @@
 //! and failures told in plain words ([`errors`]).
 //!
 //! An agent with no TLS setting of its own gets one config built once per
-//! process and shared by every such agent (and the crate-level functions):
-//! the parsed webpki roots, the crypto provider and the verifier are the
-//! costly part of a first HTTPS request from a new agent.
+//! process and shared by every such agent (and the crate-level functions),
+//! sessions included. The parsed root stores (webpki, the OS's,
+//! `SSL_CERT_FILE` / `SSL_CERT_DIR`) and the crypto provider are shared by
+//! every agent.
 
 mod errors;
 mod policy;
 mod roots;
 mod verify;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 
 use crate::error::{Error, ErrorKind};
@@ -27,9 +28,9 @@ pub use roots::RootStore;
 
 use crate::timings::TlsVersion;
 
-/// The TLS part of an agent's configuration. [`TlsSettings::is_default`]
+/// The TLS part of an agent's configuration. [`TlsSettings::same_config_as`]
 /// destructures it, so a new field does not compile until someone decides
-/// whether it may use the process-wide default config.
+/// whether agents that differ in it may share a config.
 #[derive(Clone)]
 pub(crate) struct TlsSettings {
     /// Extra trusted certificates, each PEM (one or more blocks) or DER.
@@ -79,9 +80,9 @@ impl Default for TlsSettings {
 }
 
 impl TlsSettings {
-    /// Whether these settings are the defaults, so that the process-wide
-    /// config serves them.
-    fn is_default(&self) -> bool {
+    /// Whether a config built for `other` serves these settings as well:
+    /// every field but a config of the caller's (never shared) is the same.
+    fn same_config_as(&self, other: &TlsSettings) -> bool {
         let TlsSettings {
             extra_roots,
             only_extra_roots,
@@ -97,19 +98,20 @@ impl TlsSettings {
             provider,
             custom,
         } = self;
-        extra_roots.is_empty()
-            && !only_extra_roots
-            && client_cert.is_none()
-            && !danger_accept_invalid_certs
-            && *root_store == RootStore::Webpki
-            && *ssl_cert_env
-            && min_version.is_none()
-            && max_version.is_none()
-            && cipher_suites.is_none()
-            && *session_cache == SESSION_CACHE
-            && *sni
-            && *provider == TlsProvider::default()
+        *extra_roots == other.extra_roots
+            && *only_extra_roots == other.only_extra_roots
+            && *client_cert == other.client_cert
+            && *danger_accept_invalid_certs == other.danger_accept_invalid_certs
+            && *root_store == other.root_store
+            && *ssl_cert_env == other.ssl_cert_env
+            && *min_version == other.min_version
+            && *max_version == other.max_version
+            && *cipher_suites == other.cipher_suites
+            && *session_cache == other.session_cache
+            && *sni == other.sni
+            && *provider == other.provider
             && custom.is_none()
+            && other.custom.is_none()
     }
 
     /// The settings other than `custom` that were changed, by builder
@@ -193,27 +195,56 @@ pub(crate) fn build_config(settings: &TlsSettings) -> Result<Arc<ClientConfig>, 
     } else {
         None
     };
-    if env.is_none() && settings.is_default() {
-        return shared_default();
+    // Only agents that chose nothing share: an agent given its own TLS
+    // settings keeps its own sessions (and a client key is never kept
+    // beyond the agents that use it).
+    if settings.same_config_as(&TlsSettings::default()) {
+        return shared(settings, env);
     }
-    build_fresh(settings, env)
+    build_fresh(settings, env.as_ref())
 }
 
-/// The config of every agent with default TLS settings, built once per
-/// process. Its session cache is shared too: what a one-shot program making
-/// new agents wants.
-fn shared_default() -> Result<Arc<ClientConfig>, Error> {
-    static DEFAULT: OnceLock<Arc<ClientConfig>> = OnceLock::new();
-    if let Some(config) = DEFAULT.get() {
-        return Ok(Arc::clone(config));
+/// How many configs [`shared`] keeps: programs use a handful of TLS setups.
+const SHARED_CONFIGS: usize = 8;
+
+/// The config for `settings`, built once per process and shared by every
+/// agent with the same settings (and the same `SSL_CERT_FILE` /
+/// `SSL_CERT_DIR`): parsing the roots is the costly part of a new agent's
+/// first HTTPS request. The session cache is shared too, so a new agent
+/// resumes the sessions of an earlier one: what a program that makes an
+/// agent per task wants. The last [`SHARED_CONFIGS`] setups are kept.
+fn shared(
+    settings: &TlsSettings,
+    env: Option<roots::EnvRoots>,
+) -> Result<Arc<ClientConfig>, Error> {
+    type Entry = (TlsSettings, Option<roots::EnvKey>, Arc<ClientConfig>);
+    static CONFIGS: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+    let key = env.as_ref().map(|e| e.key.clone());
+    let find = |entries: &[Entry]| {
+        entries
+            .iter()
+            .find(|(s, k, _)| *k == key && s.same_config_as(settings))
+            .map(|(_, _, config)| Arc::clone(config))
+    };
+    if let Some(config) = find(&CONFIGS.lock().unwrap_or_else(|p| p.into_inner())) {
+        return Ok(config);
     }
-    let config = build_fresh(&TlsSettings::default(), None)?;
-    Ok(Arc::clone(DEFAULT.get_or_init(|| config)))
+    // Built with no lock held; a thread that lost the race uses the winner's.
+    let config = build_fresh(settings, env.as_ref())?;
+    let mut entries = CONFIGS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(existing) = find(&entries) {
+        return Ok(existing);
+    }
+    if entries.len() >= SHARED_CONFIGS {
+        entries.remove(0);
+    }
+    entries.push((settings.clone(), key, Arc::clone(&config)));
+    Ok(config)
 }
 
 fn build_fresh(
     settings: &TlsSettings,
-    env_roots: Option<Vec<CertificateDer<'static>>>,
+    env_roots: Option<&roots::EnvRoots>,
 ) -> Result<Arc<ClientConfig>, Error> {
     let provider = policy::provider(settings.provider, settings.cipher_suites.as_deref())?;
     let versions = policy::versions(settings.min_version, settings.max_version)?;
@@ -236,11 +267,7 @@ fn build_fresh(
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verify::AcceptAnyCert::new(provider)))
     } else {
-        let trust = verify::Trust::new(
-            roots::base_stores(settings, env_roots)?,
-            added,
-            provider,
-        )?;
+        let trust = verify::Trust::new(roots::base_stores(settings, env_roots)?, added, provider)?;
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(trust))
@@ -283,22 +310,56 @@ mod tests {
     }
 
     #[test]
-    fn default_settings_share_one_config_per_process() {
-        let a = shared_default().unwrap();
-        let b = shared_default().unwrap();
+    fn equal_settings_share_one_config_per_process() {
+        let a = shared(&TlsSettings::default(), None).unwrap();
+        let b = shared(&TlsSettings::default(), None).unwrap();
         assert!(Arc::ptr_eq(&a, &b));
     }
 
     #[test]
-    fn any_changed_setting_gets_its_own_config() {
+    fn a_changed_setting_gets_its_own_config() {
         let settings = TlsSettings {
             sni: false,
             ..TlsSettings::default()
         };
-        assert!(!settings.is_default());
-        let config = build_config(&settings).unwrap();
+        assert!(!settings.same_config_as(&TlsSettings::default()));
+        let config = shared(&settings, None).unwrap();
         assert!(!config.enable_sni);
-        assert!(!Arc::ptr_eq(&config, &shared_default().unwrap()));
+        assert!(!Arc::ptr_eq(
+            &config,
+            &shared(&TlsSettings::default(), None).unwrap()
+        ));
+        assert!(Arc::ptr_eq(&config, &shared(&settings, None).unwrap()));
+    }
+
+    #[test]
+    fn an_agent_with_settings_of_its_own_gets_its_own_config() {
+        let settings = TlsSettings {
+            sni: false,
+            ..TlsSettings::default()
+        };
+        let a = build_config(&settings).unwrap();
+        let b = build_config(&settings).unwrap();
+        assert!(!Arc::ptr_eq(&a, &b));
+        let d1 = build_config(&TlsSettings::default()).unwrap();
+        let d2 = build_config(&TlsSettings::default()).unwrap();
+        assert!(Arc::ptr_eq(&d1, &d2));
+    }
+
+    #[test]
+    fn a_client_certificate_config_is_not_kept() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["client.example".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let settings = TlsSettings {
+            client_cert: Some((cert.pem().into_bytes(), key.serialize_pem().into_bytes())),
+            ..TlsSettings::default()
+        };
+        let a = build_config(&settings).unwrap();
+        let b = build_config(&settings).unwrap();
+        assert!(!Arc::ptr_eq(&a, &b));
     }
 
     #[test]

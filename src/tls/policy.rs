@@ -80,7 +80,9 @@ const SUITES: &[(CipherSuite, &str, &str)] = &[
 fn suite_named(name: &str) -> Option<CipherSuite> {
     SUITES
         .iter()
-        .find(|(_, iana, openssl)| iana.eq_ignore_ascii_case(name) || openssl.eq_ignore_ascii_case(name))
+        .find(|(_, iana, openssl)| {
+            iana.eq_ignore_ascii_case(name) || openssl.eq_ignore_ascii_case(name)
+        })
         .map(|(suite, _, _)| *suite)
 }
 
@@ -102,7 +104,9 @@ pub(super) fn provider(
     #[cfg(feature = "aws-lc-rs")]
     static AWS_LC: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
     let shared = match choice {
-        TlsProvider::Ring => RING.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())),
+        TlsProvider::Ring => {
+            RING.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
+        }
         #[cfg(feature = "aws-lc-rs")]
         TlsProvider::AwsLcRs => {
             AWS_LC.get_or_init(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
@@ -193,6 +197,10 @@ impl AgentBuilder {
     /// do for OpenSSL and curl. Default `true`. They are read by
     /// [`build`](AgentBuilder::build); a file or directory that cannot be
     /// read, or holds no certificate, is an error there.
+    ///
+    /// With `false`, [`RootStore::Native`] still finds the operating
+    /// system's store as `rustls-native-certs` does, which itself looks at
+    /// `SSL_CERT_FILE` / `SSL_CERT_DIR` first.
     pub fn ssl_cert_env(mut self, honour: bool) -> Self {
         self.config.tls.ssl_cert_env = honour;
         self
@@ -301,7 +309,8 @@ mod tests {
 
     #[test]
     fn version_ranges() {
-        let v = |min, max| versions(min, max).map(|v| v.iter().map(|v| v.version).collect::<Vec<_>>());
+        let v =
+            |min, max| versions(min, max).map(|v| v.iter().map(|v| v.version).collect::<Vec<_>>());
         use rustls::ProtocolVersion::{TLSv1_2, TLSv1_3};
         assert_eq!(v(None, None).unwrap(), [TLSv1_2, TLSv1_3]);
         assert_eq!(v(Some(TlsVersion::Tls13), None).unwrap(), [TLSv1_3]);

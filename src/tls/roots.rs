@@ -5,7 +5,7 @@
 
 use std::ffi::OsString;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
@@ -79,7 +79,7 @@ fn native_store() -> Result<Arc<RootCertStore>, Error> {
 /// given, else the chosen root store; none with `only_added_roots`.
 pub(super) fn base_stores(
     settings: &TlsSettings,
-    env_roots: Option<Vec<CertificateDer<'static>>>,
+    env_roots: Option<&EnvRoots>,
 ) -> Result<Vec<Arc<RootCertStore>>, Error> {
     if settings.only_extra_roots {
         if settings.extra_roots.is_empty() {
@@ -91,10 +91,8 @@ pub(super) fn base_stores(
         }
         return Ok(Vec::new());
     }
-    if let Some(certs) = env_roots {
-        let mut store = RootCertStore::empty();
-        store.add_parsable_certificates(certs);
-        return Ok(vec![Arc::new(store)]);
+    if let Some(env) = env_roots {
+        return Ok(vec![Arc::clone(&env.store)]);
     }
     Ok(match settings.root_store {
         RootStore::Webpki => vec![webpki_store()],
@@ -130,24 +128,59 @@ fn pem_certificates(
     CertificateDer::pem_slice_iter(pem).collect()
 }
 
+/// The values of `SSL_CERT_FILE` and `SSL_CERT_DIR` a store was read from.
+pub(super) type EnvKey = (Option<OsString>, Option<OsString>);
+
+/// The store made of the certificates that `SSL_CERT_FILE` / `SSL_CERT_DIR`
+/// name, with the values it was read from.
+#[derive(Clone, Debug)]
+pub(super) struct EnvRoots {
+    pub key: EnvKey,
+    pub store: Arc<RootCertStore>,
+}
+
 /// The certificates named by `SSL_CERT_FILE` and `SSL_CERT_DIR`, as OpenSSL
 /// reads them: the file is a PEM bundle; the directory (a `:`-separated list
 /// of them, on Unix) holds PEM files, and a file in it that holds no
 /// certificate is skipped. `None` when neither is set (or both are empty).
 ///
+/// Many machines set both (to the distribution's bundle and its directory):
+/// parsing them takes milliseconds, so they are read once per process for
+/// each pair of values, not once per agent.
+///
 /// Unlike OpenSSL, which quietly trusts nothing when the file is missing, a
 /// file or directory that cannot be read is an error at build time: a
 /// program that was told where its CAs are should not run without them.
-pub(super) fn from_env(
-    var: impl Fn(&str) -> Option<OsString>,
-) -> Result<Option<Vec<CertificateDer<'static>>>, Error> {
+pub(super) fn from_env(var: impl Fn(&str) -> Option<OsString>) -> Result<Option<EnvRoots>, Error> {
+    static LAST: Mutex<Option<EnvRoots>> = Mutex::new(None);
     let set = |name| var(name).filter(|v| !v.is_empty());
-    let (file, dirs) = (set("SSL_CERT_FILE"), set("SSL_CERT_DIR"));
-    if file.is_none() && dirs.is_none() {
+    let key: EnvKey = (set("SSL_CERT_FILE"), set("SSL_CERT_DIR"));
+    if key.0.is_none() && key.1.is_none() {
         return Ok(None);
     }
+    {
+        let last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(found) = last.as_ref().filter(|r| r.key == key) {
+            return Ok(Some(found.clone()));
+        }
+    }
+    // Read with no lock held; two threads racing here both read, the last
+    // one's store is kept.
+    let certs = read_env_certificates(&key)?;
+    let mut store = RootCertStore::empty();
+    store.add_parsable_certificates(certs);
+    let roots = EnvRoots {
+        key,
+        store: Arc::new(store),
+    };
+    *LAST.lock().unwrap_or_else(|p| p.into_inner()) = Some(roots.clone());
+    Ok(Some(roots))
+}
+
+fn read_env_certificates(key: &EnvKey) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let (file, dirs) = key;
     let mut certs = Vec::new();
-    if let Some(file) = &file {
+    if let Some(file) = file {
         let path = Path::new(file);
         let pem = std::fs::read(path).map_err(|e| {
             config_error(format!("SSL_CERT_FILE: cannot read {}", path.display()), e)
@@ -159,7 +192,7 @@ pub(super) fn from_env(
             )
         })?);
     }
-    if let Some(dirs) = &dirs {
+    if let Some(dirs) = dirs {
         for dir in std::env::split_paths(dirs) {
             certs.extend(certificates_in_dir(&dir)?);
         }
@@ -171,13 +204,12 @@ pub(super) fn from_env(
              could be trusted (unset them to use the built-in roots)",
         ));
     }
-    Ok(Some(certs))
+    Ok(certs)
 }
 
 fn certificates_in_dir(dir: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        config_error(format!("SSL_CERT_DIR: cannot read {}", dir.display()), e)
-    })?;
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| config_error(format!("SSL_CERT_DIR: cannot read {}", dir.display()), e))?;
     let mut certs = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
@@ -217,7 +249,10 @@ mod tests {
         let vars = [("SSL_CERT_FILE", "/nonexistent/windlass/ca.pem")];
         let err = from_env(env(&vars)).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidConfig);
-        assert!(err.to_string().starts_with("SSL_CERT_FILE: cannot read"), "{err}");
+        assert!(
+            err.to_string().starts_with("SSL_CERT_FILE: cannot read"),
+            "{err}"
+        );
     }
 
     #[test]

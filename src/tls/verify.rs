@@ -194,8 +194,9 @@ fn check_pinned(
 ) -> Result<(), rustls::Error> {
     let parsed = rustls::server::ParsedCertificate::try_from(cert)?;
     rustls::client::verify_server_name(&parsed, server_name)?;
-    let (not_before, not_after) = validity(cert.as_ref())
-        .ok_or(rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    let (not_before, not_after) = validity(cert.as_ref()).ok_or(
+        rustls::Error::InvalidCertificate(CertificateError::BadEncoding),
+    )?;
     let now_secs = now.as_secs();
     if now_secs < not_before {
         return Err(rustls::Error::InvalidCertificate(
@@ -285,8 +286,7 @@ fn time(tag: u8, text: &[u8]) -> Option<u64> {
     let field = |i: usize| digits(&rest[i..i + 2]);
     let (month, day) = (field(0)?, field(2)?);
     let (hour, min, sec) = (field(4)?, field(6)?, field(8)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60
-    {
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
         return None;
     }
     let days = days_since_epoch(year, month, day)?;
@@ -297,7 +297,11 @@ fn time(tag: u8, text: &[u8]) -> Option<u64> {
 /// (counting 400-year eras from 0000-03-01, so leap days fall at the end of
 /// each year of the count); `None` before 1970.
 fn days_since_epoch(year: u64, month: u64, day: u64) -> Option<u64> {
-    let year = if month <= 2 { year.checked_sub(1)? } else { year };
+    let year = if month <= 2 {
+        year.checked_sub(1)?
+    } else {
+        year
+    };
     let era = year / 400;
     let year_of_era = year % 400;
     let month_from_march = (month + 9) % 12;

@@ -39,8 +39,8 @@ pub fn certs() -> &'static Certs {
         ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
 
-        let mut server = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
-            .unwrap();
+        let mut server =
+            CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
         server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let server_key = KeyPair::generate().unwrap();
         let server = server.signed_by(&server_key, &*ca).unwrap();
@@ -160,11 +160,9 @@ pub fn self_signed_ca_as_leaf(
     names: &[&str],
     years: (i32, i32),
 ) -> (String, CertificateDer<'static>, Arc<ServerConfig>) {
-    let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-        .unwrap();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, names[0]);
+    let mut params =
+        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, names[0]);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.not_before = rcgen::date_time_ymd(years.0, 1, 1);
     params.not_after = rcgen::date_time_ymd(years.1, 1, 1);
