@@ -175,10 +175,23 @@ impl AgentInner {
         Ok(Arc::clone(&self.tls))
     }
 
+    /// The proxy a request goes through: its own choice
+    /// ([`RequestBuilder::proxy`](crate::RequestBuilder::proxy)), else the
+    /// agent's (explicit, or the environment's, minus `no_proxy`).
+    pub(crate) fn route(&self, req: &crate::request::Request) -> Option<Arc<crate::proxy::Proxy>> {
+        match &req.overrides.extras.proxy {
+            Some(choice) => choice.clone(),
+            None => self.config.proxy.select(&req.url),
+        }
+    }
+
     /// The pool key for a URL. Every setting that changes what a connection
     /// *is* must appear here; destructuring makes adding one a decision.
-    pub(crate) fn pool_key(&self, url: &url::Url) -> Result<PoolKey, Error> {
-        let Config { proxy, .. } = &self.config;
+    pub(crate) fn pool_key(
+        &self,
+        url: &url::Url,
+        proxy: Option<Arc<crate::proxy::Proxy>>,
+    ) -> Result<PoolKey, Error> {
         let scheme = match url.scheme() {
             "https" => Scheme::Https,
             _ => Scheme::Http,
@@ -201,7 +214,7 @@ impl AgentInner {
             scheme,
             host,
             port,
-            proxy: proxy.select(url),
+            proxy,
             tls: (scheme == Scheme::Https).then(|| self.tls_mode()),
         })
     }

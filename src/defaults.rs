@@ -82,6 +82,9 @@ pub(crate) struct RequestOptions {
     pub retry: Option<Retry>,
     pub decompress: Option<bool>,
     pub redirect_policy: Option<Arc<dyn RedirectPolicy>>,
+    /// `Some(Some(p))`: through `p`; `Some(None)`: straight to the origin;
+    /// `None`: the agent's choice (explicit, or the environment's).
+    pub proxy: Option<Option<Arc<crate::Proxy>>>,
 }
 
 /// `Bearer TOKEN`, marked sensitive so it is never logged.
@@ -178,9 +181,24 @@ impl RequestBuilder {
 
     /// Ask for and decode compressed bodies on this request, or not,
     /// whatever the agent's [`decompress`](AgentBuilder::decompress) says.
-    /// Without the `gzip` feature nothing can be decoded and `true` is ignored.
+    /// A build that can decode no coding ignores `true`.
     pub fn decompress(mut self, on: bool) -> Self {
-        self.overrides.extras.decompress = Some(on && cfg!(feature = "gzip"));
+        self.overrides.extras.decompress = Some(on && crate::codings::ANY);
+        self
+    }
+
+    /// Send this request through `proxy`, whatever the agent's proxy,
+    /// `no_proxy` list or environment say. Its connections are pooled
+    /// apart from those of other routes.
+    pub fn proxy(mut self, proxy: crate::Proxy) -> Self {
+        self.overrides.extras.proxy = Some(Some(Arc::new(proxy)));
+        self
+    }
+
+    /// Send this request straight to the origin, past any proxy the agent
+    /// or the environment names.
+    pub fn without_proxy(mut self) -> Self {
+        self.overrides.extras.proxy = Some(None);
         self
     }
 

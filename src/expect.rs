@@ -48,7 +48,7 @@ pub(crate) fn wait_for(
         return Some(extras.expect_continue.unwrap_or(DEFAULT_WAIT));
     }
     let wait = extras.expect_continue?;
-    len.is_none_or(|n| n >= extras.expect_threshold)
+    len.map_or(extras.expect_streamed, |n| n >= extras.expect_threshold)
         .then_some(wait)
 }
 

@@ -19,6 +19,9 @@ pub(crate) struct Extras {
     pub expect_continue: Option<Duration>,
     /// Bodies from this size up (or of unknown size) carry the expectation.
     pub expect_threshold: u64,
+    /// Bodies of unknown size carry the expectation too (only once the
+    /// caller turned it on: most streamed bodies are small).
+    pub expect_streamed: bool,
     /// The agent's cookie jar.
     #[cfg(feature = "cookies")]
     pub cookies: Option<std::sync::Arc<crate::CookieJar>>,
@@ -28,8 +31,9 @@ impl Default for Extras {
     fn default() -> Extras {
         Extras {
             decoded_limit: DEFAULT_DECODED_LIMIT,
-            expect_continue: None,
+            expect_continue: Some(crate::expect::DEFAULT_WAIT),
             expect_threshold: crate::expect::DEFAULT_THRESHOLD,
+            expect_streamed: false,
             #[cfg(feature = "cookies")]
             cookies: None,
         }
@@ -87,7 +91,7 @@ impl AgentBuilder {
     /// [`expect_continue_threshold`](AgentBuilder::expect_continue_threshold)
     /// bytes (1 MiB by default, as curl) or of unknown size, and wait up to
     /// `wait` for the server's verdict before sending the body (Go's
-    /// `ExpectContinueTimeout`; 1 s is the usual value).
+    /// `ExpectContinueTimeout`). `Duration::ZERO` turns the expectation off.
     ///
     /// The body goes on `100 Continue` or when `wait` runs out. A final
     /// response that comes first is the answer, and the body is not sent
@@ -96,10 +100,14 @@ impl AgentBuilder {
     /// Expectation Failed` is retried once without the expectation. The wait
     /// is its own [`Phase::ExpectContinue`](crate::Phase::ExpectContinue).
     ///
-    /// Off by default (as Go); a request that sets `Expect: 100-continue`
-    /// itself gets the same handling, with a 1 s wait unless set here.
+    /// By default bodies of a known size from 1 MiB up wait 1 s (curl's
+    /// threshold, Go's wait), so a server that refuses a large upload (401,
+    /// 413, a redirect) answers before it is sent; calling this also covers
+    /// bodies of unknown size (as curl does for chunked uploads). A request
+    /// that sets `Expect: 100-continue` itself gets the same handling.
     pub fn expect_continue(mut self, wait: Duration) -> Self {
-        self.config.extras.expect_continue = Some(wait);
+        self.config.extras.expect_continue = (!wait.is_zero()).then_some(wait);
+        self.config.extras.expect_streamed = true;
         self
     }
 

@@ -357,7 +357,9 @@ fn connection(
     if ex.is_cancelled() {
         return Err(bare(ex, Error::cancelled(Phase::PoolWait)));
     }
-    let key = inner.pool_key(&req.url).map_err(|e| bare(ex, e))?;
+    let key = inner
+        .pool_key(&req.url, inner.route(req))
+        .map_err(|e| bare(ex, e))?;
     if inner.limiter.is_active() {
         let limit = ex.enter(Phase::RateLimit);
         let acquired = inner
@@ -662,7 +664,7 @@ fn write_request(
 ) -> Result<u64, WriteFailure> {
     // Plain http through a proxy goes to the proxy in absolute form; https
     // goes through a tunnel, where the origin reads the head.
-    let proxy = inner.config.proxy.select(&req.url);
+    let proxy = inner.route(req);
     let via_proxy = proxy.as_ref().is_some_and(|p| p.kind.is_http()) && req.url.scheme() == "http";
     let mut out = std::mem::take(&mut conn.wbuf);
     out.clear();

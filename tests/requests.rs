@@ -6,7 +6,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 
-use common::{Reply, Server};
+use common::{accept_encoding, Reply, Server};
 use windlass::{Agent, Error, ErrorKind, Response};
 
 const OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
@@ -24,16 +24,6 @@ impl Read for Unsized {
 
 /// The default Accept-Encoding: what the build decodes.
 #[cfg(feature = "gzip")]
-fn accept_encoding() -> String {
-    let mut codings = vec!["gzip", "deflate"];
-    if cfg!(feature = "brotli") {
-        codings.push("br");
-    }
-    if cfg!(feature = "zstd") {
-        codings.push("zstd");
-    }
-    codings.join(", ")
-}
 
 // The default Accept-Encoding names what the `gzip` feature decodes.
 #[cfg(feature = "gzip")]

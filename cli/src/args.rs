@@ -338,8 +338,8 @@ pub struct TransferArgs {
     )]
     pub proto_redir: Option<String>,
 
-    /// Accepted for curl compatibility: windlass decodes chunked bodies
-    /// and does not ask for compressed transfer codings
+    /// Ask for a compressed transfer coding (sends `TE: gzip`); a
+    /// `Transfer-Encoding: gzip, chunked` answer is decoded either way
     #[arg(long = "tr-encoding", help_heading = "Request")]
     pub tr_encoding: bool,
 
@@ -347,8 +347,8 @@ pub struct TransferArgs {
     #[arg(long = "raw", help_heading = "Request")]
     pub raw: bool,
 
-    /// Accepted for curl compatibility; windlass does not send
-    /// `Expect: 100-continue` from the command line yet
+    /// How long a large or streamed upload waits for `100 Continue` before
+    /// its body goes anyway [default: 1]
     #[arg(
         long = "expect100-timeout",
         value_name = "SECS",

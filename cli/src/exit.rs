@@ -34,6 +34,9 @@ pub const FILESIZE: u8 = 63;
 pub const REDIRECT: u8 = 47;
 /// Another network I/O error (connection reset mid-transfer, …).
 pub const NETWORK: u8 = 56;
+/// A SOCKS proxy refused the request or the credentials (curl's
+/// CURLE_PROXY).
+pub const PROXY: u8 = 97;
 /// Cancelled by Ctrl-C (128 + SIGINT, as shells report it).
 pub const CANCELLED: u8 = 130;
 
@@ -53,8 +56,9 @@ Exit codes (curl's numbers where curl has one):
    28  timeout
    35  TLS error
    47  too many redirects, or an https -> http redirect refused
-   56  network error during the transfer
+   56  network error during the transfer, or an HTTP proxy refused CONNECT
    63  the body is larger than --max-filesize
+   97  a SOCKS proxy refused the request or the credentials
   130  cancelled by Ctrl-C";
 
 /// The exit code for a library error.
@@ -76,6 +80,10 @@ pub fn code_for(kind: ErrorKind) -> u8 {
         ErrorKind::InvalidMethod | ErrorKind::InvalidConfig => USAGE,
         // curl exits 1 for a protocol it was built without.
         ErrorKind::TlsUnavailable => OTHER,
+        // curl: a CONNECT answered with a non-2xx status is 56 ("CONNECT
+        // tunnel failed"); a SOCKS refusal is 97.
+        ErrorKind::Proxy(windlass::ProxyStatus::Http(_)) => NETWORK,
+        ErrorKind::Proxy(_) => PROXY,
         // BodyTooLarge, InvalidHeader, Json and kinds added later.
         _ => OTHER,
     }

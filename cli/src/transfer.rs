@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use windlass::http::header::{ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, USER_AGENT};
 use windlass::{CancelToken, Response};
@@ -98,6 +98,12 @@ fn plan<'a>(args: &'a TransferArgs, token: &CancelToken) -> Result<Plan<'a>, Fai
     }
     if let Some(protos) = &args.proto_redir {
         builder = builder.https_to_http_redirects(allows_http(protos));
+    }
+    if let Some(secs) = args.expect100_timeout {
+        let wait = Duration::try_from_secs_f64(secs).map_err(|_| {
+            Failure::usage(format!("--expect100-timeout: `{secs}` is not a number of seconds"))
+        })?;
+        builder = builder.expect_continue(wait);
     }
     if args.raw {
         builder = builder.decompress(false);
@@ -207,6 +213,11 @@ fn transfer(
     }
     if args.http10 {
         req = req.http10();
+    }
+    if args.tr_encoding {
+        // As curl: ask for a compressed transfer coding, and mark TE as a
+        // hop-by-hop header for any proxy on the way.
+        req = req.header("te", "gzip").header("connection", "TE");
     }
     if let Some(target) = &args.request_target {
         req = req.request_target(target);

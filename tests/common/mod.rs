@@ -804,3 +804,19 @@ impl Conn {
         Some(buf)
     }
 }
+
+/// The `Accept-Encoding` windlass sends by default: exactly what this build
+/// decodes.
+pub fn accept_encoding() -> String {
+    let mut codings = Vec::new();
+    if cfg!(feature = "gzip") {
+        codings.extend(["gzip", "deflate"]);
+    }
+    if cfg!(feature = "brotli") {
+        codings.push("br");
+    }
+    if cfg!(feature = "zstd") {
+        codings.push("zstd");
+    }
+    codings.join(", ")
+}

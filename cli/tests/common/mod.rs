@@ -246,11 +246,20 @@ pub fn stderr(out: &Output) -> String {
 
 /// A port on 127.0.0.1 with nothing listening (bound, then released).
 pub fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    // A port freed after a bind can be handed to the next server another
+    // test starts, which would then answer for the "dead" one. The local
+    // port of a connected client socket has no listener (so connecting to it
+    // is refused) and stays taken while the socket lives: keep it for the
+    // whole test binary.
+    static DEAD: std::sync::OnceLock<(TcpListener, std::net::TcpStream, std::net::TcpStream)> =
+        std::sync::OnceLock::new();
+    let (_, client, _) = DEAD.get_or_init(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        (listener, client, accepted)
+    });
+    client.local_addr().unwrap().port()
 }
 
 /// A fresh, empty directory under the target's temporary directory, removed
