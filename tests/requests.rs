@@ -22,9 +22,6 @@ impl Read for Unsized {
 
 // --- the request head ------------------------------------------------------------
 
-/// The default Accept-Encoding: what the build decodes.
-#[cfg(feature = "gzip")]
-
 // The default Accept-Encoding names what the `gzip` feature decodes.
 #[cfg(feature = "gzip")]
 #[test]

@@ -101,7 +101,9 @@ fn plan<'a>(args: &'a TransferArgs, token: &CancelToken) -> Result<Plan<'a>, Fai
     }
     if let Some(secs) = args.expect100_timeout {
         let wait = Duration::try_from_secs_f64(secs).map_err(|_| {
-            Failure::usage(format!("--expect100-timeout: `{secs}` is not a number of seconds"))
+            Failure::usage(format!(
+                "--expect100-timeout: `{secs}` is not a number of seconds"
+            ))
         })?;
         builder = builder.expect_continue(wait);
     }
