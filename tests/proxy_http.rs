@@ -300,3 +300,30 @@ fn an_https_tunnel_through_an_https_proxy_is_reused() {
         assert!(proxy.report().starts_with("GET /r HTTP/1.1\r\n"));
     }
 }
+
+#[test]
+fn a_request_can_choose_its_own_proxy_or_go_direct() {
+    let origin = common::Server::fixed("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\ndirect");
+    let proxy = Scripted::start(|s, tx| serve_origin(s, "proxied", tx));
+    // An agent with no proxy: one request names its own.
+    let plain = common::builder().proxy_from_env(false).build().unwrap();
+    let resp = plain
+        .get("http://origin.test:8080/own")
+        .proxy(Proxy::new(&proxy.url("http")).unwrap())
+        .call()
+        .unwrap();
+    assert_eq!(resp.text().unwrap(), "proxied");
+    assert!(proxy
+        .report()
+        .starts_with("GET http://origin.test:8080/own HTTP/1.1\r\n"));
+    // An agent with a proxy: one request goes straight to the origin, in
+    // origin form, on a connection of its own route.
+    let proxied = agent_via(&proxy.url("http"));
+    let resp = proxied
+        .get(origin.url("/direct"))
+        .without_proxy()
+        .call()
+        .unwrap();
+    assert_eq!(resp.text().unwrap(), "direct");
+    assert_eq!(origin.request().target, "/direct");
+}
