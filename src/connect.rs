@@ -207,7 +207,7 @@ fn race(
             format!("no addresses to connect to for {host}"),
         ));
     }
-    let (tx, rx) = crossbeam_channel::unbounded::<Attempt>();
+    let (tx, rx) = std::sync::mpsc::channel::<Attempt>();
     let _hook = match cancel {
         Some(token) => {
             let tx = tx.clone();

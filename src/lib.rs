@@ -48,6 +48,7 @@
 #![deny(missing_docs)]
 
 mod agent;
+mod base64;
 mod body;
 mod conn;
 mod connect;

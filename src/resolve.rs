@@ -56,7 +56,7 @@ struct Cached {
 }
 
 type Outcome = Result<Addrs, String>;
-type Waiters = Vec<crossbeam_channel::Sender<Option<Outcome>>>;
+type Waiters = Vec<std::sync::mpsc::SyncSender<Option<Outcome>>>;
 
 /// Resolver + overrides + cache, shared by an agent's requests.
 pub(crate) struct Dns {
@@ -195,7 +195,7 @@ impl Dns {
         cancel: Option<&CancelToken>,
     ) -> Result<Addrs, Error> {
         let started = Instant::now();
-        let (tx, rx) = crossbeam_channel::bounded::<Option<Outcome>>(2);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Option<Outcome>>(2);
         let start_worker = {
             let mut pending = self
                 .shared

@@ -10,8 +10,12 @@ pub struct ClientRow {
     pub client: &'static str,
     /// The scenario's metric, one value per round.
     pub rounds: Vec<f64>,
-    /// Connections the server accepted, per round.
+    /// Connections the server accepted, per round (empty when the server
+    /// cannot say).
     pub conns: Vec<u64>,
+    /// Peak resident set of a process that ran this client alone through
+    /// the scenario's warm-up and one round.
+    pub peak_rss_kib: Option<u64>,
     pub error: Option<String>,
 }
 
@@ -36,6 +40,12 @@ impl ScenarioResult {
     pub fn paired(&self, a: &str, b: &str) -> Option<Vec<f64>> {
         let (a, b) = (self.rounds(a)?, self.rounds(b)?);
         Some(a.iter().zip(b).map(|(x, y)| x / y).collect())
+    }
+
+    /// The peak RSS of `client`'s own process, KiB.
+    pub fn peak_rss(&self, client: &str) -> Option<f64> {
+        let row = self.rows.iter().find(|r| r.client == client)?;
+        row.peak_rss_kib.map(|k| k as f64)
     }
 
     /// The median of the per-round ratios `a / b`: what the targets use,
@@ -128,6 +138,8 @@ fn ratio_cell(r: Option<f64>) -> String {
 
 /// Everything one run measured.
 pub struct Run {
+    /// What served the scenarios.
+    pub server: &'static str,
     pub rounds: usize,
     pub quick: bool,
     /// `/proc/loadavg` before and after: other work on the machine shows
@@ -147,6 +159,7 @@ pub fn load_average() -> String {
 
 pub fn markdown(run: &Run) -> String {
     let Run {
+        server,
         rounds,
         quick,
         load,
@@ -162,22 +175,23 @@ pub fn markdown(run: &Run) -> String {
     };
     let _ = writeln!(
         o,
-        "## windlass vs ureq 3 vs raw floor ({rounds} rounds, interleaved{mode})\n"
+        "## windlass vs ureq 3 vs raw floor against {server} ({rounds} rounds, interleaved{mode})\n"
     );
     let _ = writeln!(
         o,
         "Ratios are client / reference in the scenario's unit (for µs/req lower is \
          better, for req/s and MiB/s higher is better); the × columns are the median \
-         of the per-round paired ratios listed on the right. Load average {} at the \
-         start, {} at the end.\n",
+         of the per-round paired ratios listed on the right. Peak RSS is VmHWM of a \
+         process that ran that client alone through the scenario's warm-up and one \
+         round. Load average {} at the start, {} at the end.\n",
         load[0], load[1]
     );
     let _ = writeln!(
         o,
-        "| scenario | client | median | min–max | × ureq | × raw | conns/round | \
+        "| scenario | client | median | min–max | × ureq | × raw | peak RSS | conns/round | \
          paired × ureq per round | paired × raw per round |"
     );
-    let _ = writeln!(o, "|---|---|---:|---:|---:|---:|---:|---|---|");
+    let _ = writeln!(o, "|---|---|---:|---:|---:|---:|---:|---:|---|---|");
     for s in scenarios {
         for (i, row) in s.rows.iter().enumerate() {
             let title = if i == 0 {
@@ -186,12 +200,14 @@ pub fn markdown(run: &Run) -> String {
                 String::new()
             };
             if let Some(e) = &row.error {
-                let _ = writeln!(o, "| {title} | {} | error: {e} | | | | | | |", row.client);
+                let _ = writeln!(o, "| {title} | {} | error: {e} | | | | | | | |", row.client);
                 continue;
             }
             let (lo, hi) = min_max(&row.rounds);
             let conns = median(&row.conns.iter().map(|&c| c as f64).collect::<Vec<_>>());
-            let conns = if conns.fract() == 0.0 {
+            let conns = if conns.is_nan() {
+                "–".to_string()
+            } else if conns.fract() == 0.0 {
                 format!("{conns:.0}")
             } else {
                 format!("{conns:.1}")
@@ -211,12 +227,14 @@ pub fn markdown(run: &Run) -> String {
             let (r, rp) = vs("raw");
             let _ = writeln!(
                 o,
-                "| {title} | {} | {} {} | {}–{} | {u} | {r} | {} | {up} | {rp} |",
+                "| {title} | {} | {} {} | {}–{} | {u} | {r} | {} | {} | {up} | {rp} |",
                 row.client,
                 num(median(&row.rounds)),
                 s.unit,
                 num(lo),
                 num(hi),
+                row.peak_rss_kib
+                    .map_or("–".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0)),
                 conns,
             );
         }
@@ -313,6 +331,7 @@ fn jlist<T>(v: &[T], f: impl Fn(&T) -> String) -> String {
 
 pub fn json(run: &Run) -> String {
     let Run {
+        server,
         rounds,
         quick,
         load,
@@ -322,6 +341,7 @@ pub fn json(run: &Run) -> String {
     } = run;
     let mut o = String::new();
     let _ = writeln!(o, "{{");
+    let _ = writeln!(o, "  \"server\": {},", js(server));
     let _ = writeln!(o, "  \"rounds\": {rounds},");
     let _ = writeln!(o, "  \"quick\": {quick},");
     let _ = writeln!(
@@ -349,13 +369,14 @@ pub fn json(run: &Run) -> String {
             let _ = writeln!(
                 o,
                 "        {}: {{\"rounds\": {}, \"median\": {}, \"min\": {}, \"max\": {}, \
-                 \"conns_per_round\": {}, \"error\": {}}}{comma}",
+                 \"conns_per_round\": {}, \"peak_rss_kib\": {}, \"error\": {}}}{comma}",
                 js(row.client),
                 jlist(&row.rounds, |v| jn(*v)),
                 jn(median(&row.rounds)),
                 jn(lo),
                 jn(hi),
                 jlist(&row.conns, |c| c.to_string()),
+                row.peak_rss_kib.map_or("null".into(), |k| k.to_string()),
                 row.error.as_deref().map_or("null".into(), js),
             );
         }

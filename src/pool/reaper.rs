@@ -17,11 +17,10 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Mutex, MutexGuard, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-use crossbeam_channel::{Receiver, Sender};
 
 use super::{Poolable, Shared};
 
@@ -80,8 +79,9 @@ struct Registry {
     /// nudge it. `None` while it is awake (it looks at the registry again
     /// before sleeping).
     sleeping_until: Option<Instant>,
-    nudge: Sender<()>,
-    nudged: Receiver<()>,
+    /// Wakes the running thread; each thread gets a channel of its own
+    /// (a std receiver has one owner), so a nudge never reaches the wrong one.
+    nudge: SyncSender<()>,
 }
 
 /// The last thread started, joined before the next one starts so that there
@@ -93,14 +93,13 @@ fn registry() -> MutexGuard<'static, Registry> {
     static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
     REGISTRY
         .get_or_init(|| {
-            // One pending nudge is enough: the thread recomputes everything.
-            let (nudge, nudged) = crossbeam_channel::bounded(1);
+            // Replaced by each thread's own channel when it starts.
+            let (nudge, _) = mpsc::sync_channel(1);
             Mutex::new(Registry {
                 entries: HashMap::default(),
                 running: false,
                 sleeping_until: None,
                 nudge,
-                nudged,
             })
         })
         .lock()
@@ -133,7 +132,10 @@ pub(super) fn wake<C: Poolable>(shared: &std::sync::Arc<Shared<C>>, at: Instant)
             return;
         }
         reg.running = true;
-        reg.nudged.clone()
+        // One pending nudge is enough: the thread recomputes everything.
+        let (nudge, nudged) = mpsc::sync_channel(1);
+        reg.nudge = nudge;
+        nudged
     };
     start(rx);
 }
@@ -201,7 +203,7 @@ fn run(nudged: &Receiver<()>) {
                 // picked up when the wait ends.
                 reg.sleeping_until = Some(until);
                 drop(reg);
-                let _ = nudged.recv_deadline(until);
+                let _ = nudged.recv_timeout(until.saturating_duration_since(Instant::now()));
                 continue;
             }
             empty_since = None;
@@ -211,7 +213,7 @@ fn run(nudged: &Receiver<()>) {
                     reg.sleeping_until = Some(at);
                     drop(reg);
                     // A nudge sent since the lock was released is buffered.
-                    let _ = nudged.recv_deadline(at);
+                    let _ = nudged.recv_timeout(at.saturating_duration_since(Instant::now()));
                     continue;
                 }
                 Some(_) => {}
