@@ -291,7 +291,9 @@ impl<'a> Ctx<'a> {
     }
 
     /// One round of `client`: every thread sends `per_thread` requests.
-    fn round(&self, client: &str, per_thread: usize) -> Result<Duration, String> {
+    /// Returns the wall-clock time and the process's CPU seconds.
+    fn round(&self, client: &str, per_thread: usize) -> Result<(Duration, f64), String> {
+        let cpu = cpu_seconds();
         let start = Instant::now();
         let bytes = if self.sc.threads == 1 {
             self.worker(client, 0, per_thread)?
@@ -307,11 +309,12 @@ impl<'a> Ctx<'a> {
             })?
         };
         let elapsed = start.elapsed();
+        let cpu = cpu_seconds() - cpu;
         let expected = (self.sc.threads * per_thread) as u64 * self.site.body_len as u64;
         if bytes != expected {
             return Err(format!("read {bytes} body bytes, expected {expected}"));
         }
-        Ok(elapsed)
+        Ok((elapsed, cpu))
     }
 
     /// Thread `t` of a round: `n` requests, bodies into `io::sink`.
@@ -363,6 +366,29 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// User + system CPU seconds of this process so far, threads that ended
+/// included (`/proc/self/stat`, in clock ticks of 10 ms: rounds of a second
+/// or more read it to about 1%). Wall-clock time on a shared machine also
+/// counts the time other work held the cores; CPU time per request does not.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    // Fields after the command name, which is in parentheses: utime and
+    // stime are the 14th and 15th fields of the line, 12th and 13th here.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: Vec<f64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    match ticks[..] {
+        [user, system] => (user + system) / 100.0,
+        _ => f64::NAN,
+    }
+}
+
 /// Warms each client up, then runs `rounds` interleaved rounds.
 fn run(sc: &Scenario, backend: &Backend, site: &Site, rounds: usize) -> ScenarioResult {
     let mut rows: Vec<ClientRow> = CLIENTS
@@ -371,7 +397,9 @@ fn run(sc: &Scenario, backend: &Backend, site: &Site, rounds: usize) -> Scenario
             client,
             rounds: Vec::new(),
             conns: Vec::new(),
+            cpu: Vec::new(),
             peak_rss_kib: None,
+            anon_file_kib: None,
             error: None,
         })
         .collect();
@@ -392,10 +420,11 @@ fn run(sc: &Scenario, backend: &Backend, site: &Site, rounds: usize) -> Scenario
                     }
                     let accepted = backend.accepted(sc.server);
                     match ctx.round(row.client, sc.requests) {
-                        Ok(elapsed) => {
+                        Ok((elapsed, cpu)) => {
                             let requests = sc.threads * sc.requests;
                             let bytes = requests as u64 * site.body_len as u64;
                             row.rounds.push(sc.metric.of(elapsed, requests, bytes));
+                            row.cpu.push(cpu * 1e6 / requests as f64);
                             if let (Some(a), Some(b)) = (accepted, backend.accepted(sc.server)) {
                                 row.conns.push(b - a);
                             }
@@ -436,7 +465,10 @@ fn peak_rss(sc: &Scenario, site: &Site, quick: bool, result: &mut ScenarioResult
     for row in result.rows.iter_mut().filter(|r| r.error.is_none()) {
         eprint!("\r({}) peak RSS of {}      ", sc.id, row.client);
         match rss::measure(sc.id, row.client, &child_site, quick) {
-            Ok(kib) => row.peak_rss_kib = Some(kib),
+            Ok(rss) => {
+                row.peak_rss_kib = Some(rss.peak);
+                row.anon_file_kib = Some((rss.anon, rss.file));
+            }
             Err(e) => row.error = Some(e),
         }
     }
@@ -537,6 +569,17 @@ fn targets(scenarios: &[ScenarioResult], memory: &[MemoryRow]) -> Vec<Target> {
         .fold(None, |worst: Option<f64>, r| Some(worst.map_or(r, |w| w.max(r))));
     if scenarios.iter().any(|s| s.peak_rss("windlass").is_some()) {
         out.push(t("peak RSS vs ureq, worst scenario".into(), rss, true, 1.0, "×"));
+        // The same without the binary's code pages, which depend on how
+        // the code of each client lies in the one bench binary.
+        let anon = |s: &ScenarioResult, c: &str| {
+            let row = s.rows.iter().find(|r| r.client == c)?;
+            row.anon_file_kib.map(|(a, _)| a as f64)
+        };
+        let worst = scenarios
+            .iter()
+            .filter_map(|s| Some(anon(s, "windlass")? / anon(s, "ureq")?))
+            .fold(None, |w: Option<f64>, r| Some(w.map_or(r, |w| w.max(r))));
+        out.push(t("anonymous RSS at the end vs ureq, worst scenario (information)".into(), worst, true, 1.0, "×"));
     }
     for (id, vs, at_most, limit) in [("a", "raw", true, 1.10), ("b", "raw", false, 0.85), ("c", "raw", false, 0.90), ("e", "ureq", true, 0.85)] {
         if find(id).is_some() {
@@ -577,7 +620,9 @@ fn main() {
     if let Some((id, client, site)) = rss::child_request() {
         rss_child(&id, &client, site, quick);
     }
-    let rounds = if quick { 2 } else { 9 };
+    let rounds = option("--rounds")
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(if quick { 2 } else { 9 });
     let big_body = big_mib(quick) * MIB;
 
     // Positional arguments pick scenarios by id ("a" … "f", "b1", "b16",
@@ -585,7 +630,11 @@ fn main() {
     let server_arg = option("--server");
     let picked: Vec<String> = std::env::args()
         .skip(1)
-        .filter(|a| !a.starts_with('-') && Some(a) != server_arg.as_ref())
+        .filter(|a| {
+            !a.starts_with('-')
+                && Some(a) != server_arg.as_ref()
+                && Some(a) != option("--rounds").as_ref()
+        })
         .collect();
     let wanted = |id: &str| picked.is_empty() || picked.iter().any(|p| p == id);
 

@@ -52,13 +52,37 @@ pub fn vm_hwm_kib() -> Option<u64> {
         .ok()
 }
 
-/// What a child prints on success.
+/// What a child prints on success: the peak, then for the curious the
+/// current anonymous and file-backed parts and the thread count.
 pub fn report(kib: u64) {
-    println!("VmHWM {kib}");
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map_or("?".to_string(), |v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+    };
+    println!(
+        "VmHWM {kib} (now: RssAnon {}, RssFile {}, Threads {})",
+        field("RssAnon:"),
+        field("RssFile:"),
+        field("Threads:")
+    );
 }
 
-/// Runs `client` on scenario `id` in a child and returns its peak RSS, KiB.
-pub fn measure(id: &str, client: &str, site: &ChildSite, quick: bool) -> Result<u64, String> {
+/// A child's resident memory, KiB.
+#[derive(Clone, Copy)]
+pub struct Rss {
+    /// The peak (VmHWM).
+    pub peak: u64,
+    /// Anonymous (heap, stacks) and file-backed (the binary's code pages,
+    /// mapped in 64 KiB runs around each fault) resident at the end.
+    pub anon: u64,
+    pub file: u64,
+}
+
+/// Runs `client` on scenario `id` in a child and returns its resident memory.
+pub fn measure(id: &str, client: &str, site: &ChildSite, quick: bool) -> Result<Rss, String> {
     let spec = [
         id,
         client,
@@ -81,12 +105,19 @@ pub fn measure(id: &str, client: &str, site: &ChildSite, quick: bool) -> Result<
         .output()
         .map_err(|e| format!("rss child: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let kib = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM "))
-        .and_then(|v| v.trim().parse().ok());
-    match kib {
-        Some(kib) if out.status.success() => Ok(kib),
+    // "VmHWM 4704 (now: RssAnon 296 kB, RssFile 4408 kB, Threads 2)"
+    let parse = |line: &str| -> Option<Rss> {
+        let words: Vec<&str> = line.split([' ', ',', '(', ')']).filter(|w| !w.is_empty()).collect();
+        let after = |name: &str| words.iter().position(|w| *w == name).and_then(|i| words.get(i + 1)?.parse().ok());
+        Some(Rss {
+            peak: after("VmHWM")?,
+            anon: after("RssAnon")?,
+            file: after("RssFile")?,
+        })
+    };
+    let rss = stdout.lines().find(|l| l.starts_with("VmHWM ")).and_then(parse);
+    match rss {
+        Some(rss) if out.status.success() => Ok(rss),
         _ => Err(format!(
             "rss child {}: {} {}",
             out.status,

@@ -6,10 +6,11 @@
 //! Pools are registered through weak references, on first need: the first
 //! connection that goes idle or the first body watched for a leak. An agent
 //! that never pools a connection never starts the thread, and dropping an
-//! agent never waits for it: the pool's entry is removed and the thread
-//! nudged. Once the registry is empty the thread waits [`LINGER`] for a new
-//! registration (a program making an agent per request keeps one thread),
-//! then exits; a later agent starts it again.
+//! agent never waits for it: the pool's entry is removed, and the thread is
+//! nudged if it would sleep past [`LINGER`]. Once the registry is empty the
+//! thread waits [`LINGER`] for a new registration (a program making an agent
+//! per request keeps one thread, and does not wake it per agent), then exits;
+//! a later agent starts it again.
 //!
 //! Locking: the registry's mutex is never held while a pool is reaped (reaping
 //! closes connections) nor while a pool's `Arc` might be dropped, and nothing
@@ -156,7 +157,15 @@ fn deregister(id: u64) {
 fn remove(reg: &mut Registry, id: u64) {
     // Dropping the entry drops only a `Weak`: no pool code runs under the lock.
     if reg.entries.remove(&id).is_some() && reg.entries.is_empty() && reg.running {
-        let _ = reg.nudge.try_send(());
+        // Wake the thread only if it would sleep past the linger it now owes.
+        // One that wakes within LINGER anyway starts lingering then (and
+        // exits at most 2 × LINGER after the last pool went), so a program
+        // making an agent per request does not pay a thread wake-up, two
+        // context switches, per agent. An awake thread looks again anyway.
+        let by = Instant::now() + LINGER;
+        if reg.sleeping_until.is_some_and(|until| until > by) {
+            let _ = reg.nudge.try_send(());
+        }
     }
 }
 
