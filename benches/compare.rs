@@ -551,24 +551,54 @@ fn targets(scenarios: &[ScenarioResult], memory: &[MemoryRow]) -> Vec<Target> {
     let mut out: Vec<Target> = scenarios
         .iter()
         .map(|s| {
-            let what = if s.higher_is_better { s.unit } else { "time/req" };
+            let what = if s.higher_is_better {
+                s.unit
+            } else {
+                "time/req"
+            };
             let name = format!("({}) {what} vs ureq", s.id);
-            t(name, s.ratio("windlass", "ureq"), !s.higher_is_better, 1.0, "×")
+            t(
+                name,
+                s.ratio("windlass", "ureq"),
+                !s.higher_is_better,
+                1.0,
+                "×",
+            )
         })
         .collect();
     if find("d").is_some() {
-        out.push(t("(d) new agent, time/req vs raw".into(), ratio("d", "raw"), true, 1.15, "×"));
+        out.push(t(
+            "(d) new agent, time/req vs raw".into(),
+            ratio("d", "raw"),
+            true,
+            1.15,
+            "×",
+        ));
     }
     if find("f").is_some() {
-        out.push(t("(f) HTTPS new agent, time/req vs ureq".into(), ratio("f", "ureq"), true, 0.90, "×"));
+        out.push(t(
+            "(f) HTTPS new agent, time/req vs ureq".into(),
+            ratio("f", "ureq"),
+            true,
+            0.90,
+            "×",
+        ));
     }
     // Peak RSS: the worst scenario's windlass / ureq ratio.
     let rss = scenarios
         .iter()
         .filter_map(|s| Some(s.peak_rss("windlass")? / s.peak_rss("ureq")?))
-        .fold(None, |worst: Option<f64>, r| Some(worst.map_or(r, |w| w.max(r))));
+        .fold(None, |worst: Option<f64>, r| {
+            Some(worst.map_or(r, |w| w.max(r)))
+        });
     if scenarios.iter().any(|s| s.peak_rss("windlass").is_some()) {
-        out.push(t("peak RSS vs ureq, worst scenario".into(), rss, true, 1.0, "×"));
+        out.push(t(
+            "peak RSS vs ureq, worst scenario".into(),
+            rss,
+            true,
+            1.0,
+            "×",
+        ));
         // The same without the binary's code pages, which depend on how
         // the code of each client lies in the one bench binary.
         let anon = |s: &ScenarioResult, c: &str| {
@@ -579,17 +609,40 @@ fn targets(scenarios: &[ScenarioResult], memory: &[MemoryRow]) -> Vec<Target> {
             .iter()
             .filter_map(|s| Some(anon(s, "windlass")? / anon(s, "ureq")?))
             .fold(None, |w: Option<f64>, r| Some(w.map_or(r, |w| w.max(r))));
-        out.push(t("anonymous RSS at the end vs ureq, worst scenario (information)".into(), worst, true, 1.0, "×"));
+        out.push(t(
+            "anonymous RSS at the end vs ureq, worst scenario (information)".into(),
+            worst,
+            true,
+            1.0,
+            "×",
+        ));
     }
-    for (id, vs, at_most, limit) in [("a", "raw", true, 1.10), ("b", "raw", false, 0.85), ("c", "raw", false, 0.90), ("e", "ureq", true, 0.85)] {
+    for (id, vs, at_most, limit) in [
+        ("a", "raw", true, 1.10),
+        ("b", "raw", false, 0.85),
+        ("c", "raw", false, 0.90),
+        ("e", "ureq", true, 0.85),
+    ] {
         if find(id).is_some() {
             let name = format!("({id}) vs {vs} (earlier target)");
             out.push(t(name, ratio(id, vs), at_most, limit, "×"));
         }
     }
     if !memory.is_empty() {
-        out.push(t("idle connection heap, plain".into(), kib(false), true, 24.0, " KiB"));
-        out.push(t("idle connection heap, TLS".into(), kib(true), true, 64.0, " KiB"));
+        out.push(t(
+            "idle connection heap, plain".into(),
+            kib(false),
+            true,
+            24.0,
+            " KiB",
+        ));
+        out.push(t(
+            "idle connection heap, TLS".into(),
+            kib(true),
+            true,
+            64.0,
+            " KiB",
+        ));
     }
     out
 }

@@ -48,7 +48,10 @@ mod tests {
 
     #[test]
     fn every_symbol_and_high_bytes_encode() {
-        assert_eq!(encode(b"Aladdin:open sesame"), "QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+        assert_eq!(
+            encode(b"Aladdin:open sesame"),
+            "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
         assert_eq!(encode(&[0xfb, 0xff, 0xbf]), "+/+/");
         assert_eq!(encode(&[0x00, 0x10, 0x83]), "ABCD");
         assert_eq!(encode(&[0xff]), "/w==");

@@ -110,13 +110,19 @@ pub fn windlass_one_shot(
             .add_root_certificate(pem.as_bytes())
             .only_added_roots(true);
     }
-    let agent = builder.build().map_err(|e| format!("windlass agent: {e}"))?;
+    let agent = builder
+        .build()
+        .map_err(|e| format!("windlass agent: {e}"))?;
     windlass_get(&agent, url, false, sink)
 }
 
 /// One GET as a one-shot program makes it with ureq: a new agent with the
 /// default settings (trusting only `ca_pem` for HTTPS), one request.
-pub fn ureq_one_shot(ca_pem: Option<&str>, url: &str, sink: &mut impl Write) -> Result<u64, String> {
+pub fn ureq_one_shot(
+    ca_pem: Option<&str>,
+    url: &str,
+    sink: &mut impl Write,
+) -> Result<u64, String> {
     let agent = match ca_pem {
         None => ureq::Agent::new_with_defaults(),
         Some(pem) => {

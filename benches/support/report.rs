@@ -59,7 +59,9 @@ impl ScenarioResult {
             (row.error.is_none() && !row.cpu.is_empty()).then_some(&row.cpu[..])
         };
         let (a, b) = (cpu(a)?, cpu(b)?);
-        Some(median(&a.iter().zip(b).map(|(x, y)| x / y).collect::<Vec<_>>()))
+        Some(median(
+            &a.iter().zip(b).map(|(x, y)| x / y).collect::<Vec<_>>(),
+        ))
     }
 
     /// The median of the per-round ratios `a / b`: what the targets use,
@@ -211,7 +213,10 @@ pub fn markdown(run: &Run) -> String {
         "| scenario | client | median | min–max | × ureq | × raw | CPU µs/req | CPU × ureq | CPU × raw | \
          peak RSS | conns/round | paired × ureq per round | paired × raw per round |"
     );
-    let _ = writeln!(o, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
+    let _ = writeln!(
+        o,
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
+    );
     for s in scenarios {
         for (i, row) in s.rows.iter().enumerate() {
             let title = if i == 0 {
@@ -220,7 +225,11 @@ pub fn markdown(run: &Run) -> String {
                 String::new()
             };
             if let Some(e) = &row.error {
-                let _ = writeln!(o, "| {title} | {} | error: {e} | | | | | | | | | | |", row.client);
+                let _ = writeln!(
+                    o,
+                    "| {title} | {} | error: {e} | | | | | | | | | | |",
+                    row.client
+                );
                 continue;
             }
             let (lo, hi) = min_max(&row.rounds);

@@ -60,7 +60,9 @@ pub fn report(kib: u64) {
         status
             .lines()
             .find_map(|l| l.strip_prefix(name))
-            .map_or("?".to_string(), |v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+            .map_or("?".to_string(), |v| {
+                v.split_whitespace().collect::<Vec<_>>().join(" ")
+            })
     };
     println!(
         "VmHWM {kib} (now: RssAnon {}, RssFile {}, Threads {})",
@@ -107,15 +109,26 @@ pub fn measure(id: &str, client: &str, site: &ChildSite, quick: bool) -> Result<
     let stdout = String::from_utf8_lossy(&out.stdout);
     // "VmHWM 4704 (now: RssAnon 296 kB, RssFile 4408 kB, Threads 2)"
     let parse = |line: &str| -> Option<Rss> {
-        let words: Vec<&str> = line.split([' ', ',', '(', ')']).filter(|w| !w.is_empty()).collect();
-        let after = |name: &str| words.iter().position(|w| *w == name).and_then(|i| words.get(i + 1)?.parse().ok());
+        let words: Vec<&str> = line
+            .split([' ', ',', '(', ')'])
+            .filter(|w| !w.is_empty())
+            .collect();
+        let after = |name: &str| {
+            words
+                .iter()
+                .position(|w| *w == name)
+                .and_then(|i| words.get(i + 1)?.parse().ok())
+        };
         Some(Rss {
             peak: after("VmHWM")?,
             anon: after("RssAnon")?,
             file: after("RssFile")?,
         })
     };
-    let rss = stdout.lines().find(|l| l.starts_with("VmHWM ")).and_then(parse);
+    let rss = stdout
+        .lines()
+        .find(|l| l.starts_with("VmHWM "))
+        .and_then(parse);
     match rss {
         Some(rss) if out.status.success() => Ok(rss),
         _ => Err(format!(
