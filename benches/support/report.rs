@@ -149,7 +149,11 @@ fn ratios(v: &[f64]) -> String {
 }
 
 fn ratio_cell(r: Option<f64>) -> String {
-    r.map_or("–".into(), |r| format!("{r:.2}×"))
+    // A round too short for the CPU clock's 10 ms ticks gives 0 / 0.
+    match r {
+        Some(r) if r.is_finite() => format!("{r:.2}×"),
+        _ => "–".into(),
+    }
 }
 
 /// Everything one run measured.
