@@ -15,6 +15,8 @@
 #                          directory under ${TMPDIR:-/tmp}); removed at the end
 #                          unless KEEP=1
 #   CARGO_NET_OFFLINE=true never use the network (needs the crates in cargo's cache)
+#   TIMINGS_DIR=DIR        also pass --timings and keep each build's HTML
+#                          report (which crates took how long) in DIR
 #
 # Network: only cargo's own access to crates.io during `cargo fetch`. If that
 # fails (no network), the fetch is retried with --offline from cargo's cache.
@@ -120,7 +122,9 @@ for run in $(seq 1 "$RUNS"); do
         # rustc it ran. CPU time moves much less than wall time when something
         # else is using the two cores.
         status=0
-        { time (cd "$WORK/$p" && CARGO_TARGET_DIR="$target" cargo build --release --offline --locked >"$log" 2>&1); } \
+        timings=()
+        [[ -n "${TIMINGS_DIR:-}" ]] && timings=(--timings)
+        { time (cd "$WORK/$p" && CARGO_TARGET_DIR="$target" cargo build --release --offline --locked "${timings[@]}" >"$log" 2>&1); } \
             2>"$WORK/time" || status=$?
         if [[ $status != 0 ]]; then cat "$log" >&2; echo "build of $p failed" >&2; exit 1; fi
         read -r wall user sys <"$WORK/time"
@@ -130,6 +134,10 @@ for run in $(seq 1 "$RUNS"); do
         # throwaway project itself excluded.
         CRATES[$p]=$(( $(grep -c '^ *Compiling ' "$log") - 1 ))
         echo "  run $run $p: ${CRATES[$p]} crates, ${SECS[$p,$run]} s wall, ${CPU[$p,$run]} s CPU" >&2
+        if [[ -n "${TIMINGS_DIR:-}" ]]; then
+            mkdir -p "$TIMINGS_DIR"
+            cp "$target/cargo-timings/cargo-timing.html" "$TIMINGS_DIR/$p-$run.html"
+        fi
         rm -rf "$target"
     done
 done

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Mutex;
 
 use crate::agent::Agent;
 use crate::deadline::CancelToken;
@@ -182,15 +183,12 @@ impl Batch {
         T: Send + 'static,
         F: Fn(&Worker<'_>, I) -> Result<T, Error> + Send + Sync + 'static,
     {
-        let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded();
-        let mut len = 0;
-        for (index, item) in items.into_iter().enumerate() {
-            // The receiver is alive: it is in this scope.
-            let _ = jobs_tx.send((index, item));
-            len += 1;
-        }
-        drop(jobs_tx);
-        let (tx, rx) = crossbeam_channel::unbounded();
+        // Every job is known up front: the workers take the next from one
+        // shared queue.
+        let queue: Vec<(usize, I)> = items.into_iter().enumerate().collect();
+        let len = queue.len();
+        let jobs_rx: Jobs<I> = Arc::new(Mutex::new(queue.into_iter()));
+        let (tx, rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let work = Arc::new(work);
         let mut workers = Vec::new();
@@ -218,8 +216,8 @@ impl Batch {
                             source,
                         )
                     };
-                    let (report, rx2) = crossbeam_channel::unbounded();
-                    while let Ok((index, _)) = jobs_rx.try_recv() {
+                    let (report, rx2) = mpsc::channel();
+                    while let Some((index, _)) = next_job(&jobs_rx) {
                         let _ = report.send((index, Ok(Err(err()))));
                     }
                     return Results {
@@ -246,10 +244,19 @@ impl Batch {
     }
 }
 
+/// The jobs not yet taken, shared by the workers.
+type Jobs<I> = Arc<Mutex<std::vec::IntoIter<(usize, I)>>>;
+
+/// The next job, if any. A worker that panicked holding the lock did so
+/// outside the job (jobs run unlocked), so the queue is still whole.
+fn next_job<I>(jobs: &Jobs<I>) -> Option<(usize, I)> {
+    jobs.lock().unwrap_or_else(|p| p.into_inner()).next()
+}
+
 fn work_loop<I, T, F>(
     agent: &Agent,
     cancel: &CancelToken,
-    jobs: &Receiver<(usize, I)>,
+    jobs: &Jobs<I>,
     tx: &Sender<Report<T>>,
     stop: &AtomicBool,
     work: &F,
@@ -258,7 +265,7 @@ fn work_loop<I, T, F>(
 {
     let worker = Worker { agent, cancel };
     while !stop.load(Ordering::SeqCst) {
-        let Ok((index, item)) = jobs.try_recv() else {
+        let Some((index, item)) = next_job(jobs) else {
             return;
         };
         let outcome = if cancel.is_cancelled() {
@@ -293,8 +300,8 @@ impl<T> Results<T> {
                 self.received += 1;
                 Ok(Some(unpack(report)))
             }
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => Ok(None),
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(()),
+            Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(()),
         }
     }
 

@@ -213,7 +213,7 @@ pub(crate) fn sleep(dur: Duration, token: Option<&CancelToken>) -> Result<(), ()
         std::thread::sleep(dur);
         return Ok(());
     };
-    let (tx, rx) = crossbeam_channel::bounded::<()>(1);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
     let Some(_hook) = token.on_cancel(move || {
         let _ = tx.try_send(());
     }) else {

@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 mod agent;
+mod base64;
 pub mod batch;
 mod body;
 mod charset;

@@ -7,7 +7,6 @@ use std::io::Read;
 use std::panic::Location;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use url::Url;
@@ -560,7 +559,7 @@ impl RequestBuilder {
 
 /// `Basic base64(user:password)`, marked sensitive so it is never logged.
 pub(crate) fn basic_auth_value(user: &str, password: &str) -> HeaderValue {
-    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let token = crate::base64::encode(format!("{user}:{password}").as_bytes());
     let mut value =
         HeaderValue::from_str(&format!("Basic {token}")).expect("base64 is a valid header value");
     value.set_sensitive(true);

@@ -95,3 +95,44 @@ pub fn ureq_get(
     let mut resp = ureq_call(agent, url, close)?;
     io::copy(&mut resp.body_mut().as_reader(), sink).map_err(|e| format!("ureq body: {e}"))
 }
+
+/// One GET as a one-shot program makes it: a new windlass agent with the
+/// default settings (trusting only `ca_pem` for HTTPS), one request, the
+/// agent dropped.
+pub fn windlass_one_shot(
+    ca_pem: Option<&str>,
+    url: &str,
+    sink: &mut impl Write,
+) -> Result<u64, String> {
+    let mut builder = windlass::Agent::builder();
+    if let Some(pem) = ca_pem {
+        builder = builder
+            .add_root_certificate(pem.as_bytes())
+            .only_added_roots(true);
+    }
+    let agent = builder
+        .build()
+        .map_err(|e| format!("windlass agent: {e}"))?;
+    windlass_get(&agent, url, false, sink)
+}
+
+/// One GET as a one-shot program makes it with ureq: a new agent with the
+/// default settings (trusting only `ca_pem` for HTTPS), one request.
+pub fn ureq_one_shot(
+    ca_pem: Option<&str>,
+    url: &str,
+    sink: &mut impl Write,
+) -> Result<u64, String> {
+    let agent = match ca_pem {
+        None => ureq::Agent::new_with_defaults(),
+        Some(pem) => {
+            let ca = ureq::tls::Certificate::from_pem(pem.as_bytes())
+                .map_err(|e| format!("ureq CA: {e}"))?;
+            let tls = ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![ca])))
+                .build();
+            ureq::Agent::config_builder().tls_config(tls).build().into()
+        }
+    };
+    ureq_get(&agent, url, false, sink)
+}

@@ -5,7 +5,10 @@
 //!
 //! Like a pooled client, the floor keeps its connection and its buffer from
 //! one round to the next, so neither a connect nor the page faults of a new
-//! buffer land in a timed round unless the scenario asks for them.
+//! buffer land in a timed round unless the scenario asks for them. For the
+//! "new agent per request" scenarios it opens a connection per request, and
+//! over TLS builds a new client configuration for each (a full handshake,
+//! as a fresh program makes).
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -14,10 +17,20 @@ use std::sync::Arc;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 
-/// A prebuilt `GET /` for `host`, optionally asking the server to close.
-pub fn request(host: &str, close: bool) -> Vec<u8> {
-    let connection = if close { "Connection: close\r\n" } else { "" };
-    format!("GET / HTTP/1.1\r\nHost: {host}\r\n{connection}\r\n").into_bytes()
+/// A prebuilt `GET path` for `host`.
+pub fn request(host: &str, path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").into_bytes()
+}
+
+/// How the floor speaks TLS.
+#[derive(Clone)]
+pub enum FloorTls {
+    /// Plain TCP.
+    Off,
+    /// One configuration for every connection (its session cache resumes).
+    Shared(Arc<rustls::ClientConfig>),
+    /// A configuration built from this CA for each connection.
+    PerConnection(String),
 }
 
 /// A rustls client configuration trusting only `ca_pem`. One `Arc` shared by
@@ -45,14 +58,16 @@ enum Stream {
 
 impl Stream {
     /// Connects; a TLS handshake runs on the first write, as in every client.
-    fn connect(addr: SocketAddr, tls: Option<&Arc<rustls::ClientConfig>>) -> io::Result<Stream> {
+    fn connect(addr: SocketAddr, tls: &FloorTls) -> io::Result<Stream> {
         let tcp = TcpStream::connect(addr)?;
         tcp.set_nodelay(true)?;
-        let Some(config) = tls else {
-            return Ok(Stream::Tcp(tcp));
+        let config = match tls {
+            FloorTls::Off => return Ok(Stream::Tcp(tcp)),
+            FloorTls::Shared(config) => config.clone(),
+            FloorTls::PerConnection(ca_pem) => tls_config(ca_pem).map_err(io::Error::other)?,
         };
         let name = ServerName::try_from("localhost").map_err(io::Error::other)?;
-        let conn = rustls::ClientConnection::new(config.clone(), name).map_err(io::Error::other)?;
+        let conn = rustls::ClientConnection::new(config, name).map_err(io::Error::other)?;
         Ok(Stream::Tls(Box::new(rustls::StreamOwned::new(conn, tcp))))
     }
 
@@ -100,7 +115,7 @@ pub struct Handshakes {
 /// One floor connection (opened on demand) and its read buffer.
 pub struct Floor {
     addr: SocketAddr,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    tls: FloorTls,
     stream: Option<Stream>,
     /// 256 KiB, so a big body costs few reads (ureq's default is 128 KiB).
     buf: Box<[u8]>,
@@ -111,7 +126,7 @@ pub struct Floor {
 }
 
 impl Floor {
-    pub fn new(addr: SocketAddr, tls: Option<Arc<rustls::ClientConfig>>) -> Floor {
+    pub fn new(addr: SocketAddr, tls: FloorTls) -> Floor {
         // Written once so the pages are faulted in before any timing.
         let buf = vec![1u8; 256 * 1024].into_boxed_slice();
         Floor {
@@ -127,10 +142,10 @@ impl Floor {
 
     /// Sends `req`, checks for a 200, copies the body (framed by
     /// `Content-Length`) into `sink` and returns its length. With `close`
-    /// the connection is dropped afterwards (the request says so too).
+    /// the connection is dropped afterwards.
     pub fn get(&mut self, req: &[u8], close: bool, sink: &mut impl Write) -> io::Result<u64> {
         if self.stream.is_none() {
-            self.stream = Some(Stream::connect(self.addr, self.tls.as_ref())?);
+            self.stream = Some(Stream::connect(self.addr, &self.tls)?);
             self.lo = 0;
             self.hi = 0;
         }

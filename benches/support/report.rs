@@ -10,8 +10,16 @@ pub struct ClientRow {
     pub client: &'static str,
     /// The scenario's metric, one value per round.
     pub rounds: Vec<f64>,
-    /// Connections the server accepted, per round.
+    /// The process's CPU time per request, µs, per round.
+    pub cpu: Vec<f64>,
+    /// Connections the server accepted, per round (empty when the server
+    /// cannot say).
     pub conns: Vec<u64>,
+    /// Peak resident set of a process that ran this client alone through
+    /// the scenario's warm-up and one round.
+    pub peak_rss_kib: Option<u64>,
+    /// Anonymous and file-backed resident KiB at the end of that round.
+    pub anon_file_kib: Option<(u64, u64)>,
     pub error: Option<String>,
 }
 
@@ -36,6 +44,24 @@ impl ScenarioResult {
     pub fn paired(&self, a: &str, b: &str) -> Option<Vec<f64>> {
         let (a, b) = (self.rounds(a)?, self.rounds(b)?);
         Some(a.iter().zip(b).map(|(x, y)| x / y).collect())
+    }
+
+    /// The peak RSS of `client`'s own process, KiB.
+    pub fn peak_rss(&self, client: &str) -> Option<f64> {
+        let row = self.rows.iter().find(|r| r.client == client)?;
+        row.peak_rss_kib.map(|k| k as f64)
+    }
+
+    /// The median of the per-round ratios of CPU time per request, `a / b`.
+    pub fn cpu_ratio(&self, a: &str, b: &str) -> Option<f64> {
+        let cpu = |c: &str| {
+            let row = self.rows.iter().find(|r| r.client == c)?;
+            (row.error.is_none() && !row.cpu.is_empty()).then_some(&row.cpu[..])
+        };
+        let (a, b) = (cpu(a)?, cpu(b)?);
+        Some(median(
+            &a.iter().zip(b).map(|(x, y)| x / y).collect::<Vec<_>>(),
+        ))
     }
 
     /// The median of the per-round ratios `a / b`: what the targets use,
@@ -123,11 +149,17 @@ fn ratios(v: &[f64]) -> String {
 }
 
 fn ratio_cell(r: Option<f64>) -> String {
-    r.map_or("–".into(), |r| format!("{r:.2}×"))
+    // A round too short for the CPU clock's 10 ms ticks gives 0 / 0.
+    match r {
+        Some(r) if r.is_finite() => format!("{r:.2}×"),
+        _ => "–".into(),
+    }
 }
 
 /// Everything one run measured.
 pub struct Run {
+    /// What served the scenarios.
+    pub server: &'static str,
     pub rounds: usize,
     pub quick: bool,
     /// `/proc/loadavg` before and after: other work on the machine shows
@@ -147,6 +179,7 @@ pub fn load_average() -> String {
 
 pub fn markdown(run: &Run) -> String {
     let Run {
+        server,
         rounds,
         quick,
         load,
@@ -162,22 +195,32 @@ pub fn markdown(run: &Run) -> String {
     };
     let _ = writeln!(
         o,
-        "## windlass vs ureq 3 vs raw floor ({rounds} rounds, interleaved{mode})\n"
+        "## windlass vs ureq 3 vs raw floor against {server} ({rounds} rounds, interleaved{mode})\n"
     );
     let _ = writeln!(
         o,
         "Ratios are client / reference in the scenario's unit (for µs/req lower is \
          better, for req/s and MiB/s higher is better); the × columns are the median \
-         of the per-round paired ratios listed on the right. Load average {} at the \
-         start, {} at the end.\n",
+         of the per-round paired ratios listed on the right. CPU µs/req is the user + \
+         system time of the bench process per request (nginx's not included; the \
+         embedded servers run in it, so theirs is), which \
+         other work on the machine barely moves; its ratios are paired the same way. \
+         Peak RSS is VmHWM of a \
+         process that ran that client alone through the scenario's warm-up and one \
+         round; in brackets, what was resident at its end: anonymous (heap, stacks) + \
+         file-backed (code pages of the one bench binary every child runs). Load \
+         average {} at the start, {} at the end.\n",
         load[0], load[1]
     );
     let _ = writeln!(
         o,
-        "| scenario | client | median | min–max | × ureq | × raw | conns/round | \
-         paired × ureq per round | paired × raw per round |"
+        "| scenario | client | median | min–max | × ureq | × raw | CPU µs/req | CPU × ureq | CPU × raw | \
+         peak RSS | conns/round | paired × ureq per round | paired × raw per round |"
     );
-    let _ = writeln!(o, "|---|---|---:|---:|---:|---:|---:|---|---|");
+    let _ = writeln!(
+        o,
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
+    );
     for s in scenarios {
         for (i, row) in s.rows.iter().enumerate() {
             let title = if i == 0 {
@@ -186,12 +229,18 @@ pub fn markdown(run: &Run) -> String {
                 String::new()
             };
             if let Some(e) = &row.error {
-                let _ = writeln!(o, "| {title} | {} | error: {e} | | | | | | |", row.client);
+                let _ = writeln!(
+                    o,
+                    "| {title} | {} | error: {e} | | | | | | | | | | |",
+                    row.client
+                );
                 continue;
             }
             let (lo, hi) = min_max(&row.rounds);
             let conns = median(&row.conns.iter().map(|&c| c as f64).collect::<Vec<_>>());
-            let conns = if conns.fract() == 0.0 {
+            let conns = if conns.is_nan() {
+                "–".to_string()
+            } else if conns.fract() == 0.0 {
                 format!("{conns:.0}")
             } else {
                 format!("{conns:.1}")
@@ -209,14 +258,34 @@ pub fn markdown(run: &Run) -> String {
             };
             let (u, up) = vs("ureq");
             let (r, rp) = vs("raw");
+            let cpu_vs = |other: &str| {
+                if other == row.client {
+                    String::new()
+                } else {
+                    ratio_cell(s.cpu_ratio(row.client, other))
+                }
+            };
             let _ = writeln!(
                 o,
-                "| {title} | {} | {} {} | {}–{} | {u} | {r} | {} | {up} | {rp} |",
+                "| {title} | {} | {} {} | {}–{} | {u} | {r} | {} | {} | {} | {} | {} | {up} | {rp} |",
                 row.client,
                 num(median(&row.rounds)),
                 s.unit,
                 num(lo),
                 num(hi),
+                num(median(&row.cpu)),
+                cpu_vs("ureq"),
+                cpu_vs("raw"),
+                match (row.peak_rss_kib, row.anon_file_kib) {
+                    (Some(k), Some((anon, file))) => format!(
+                        "{:.1} MiB ({:.1} + {:.1})",
+                        k as f64 / 1024.0,
+                        anon as f64 / 1024.0,
+                        file as f64 / 1024.0
+                    ),
+                    (Some(k), None) => format!("{:.1} MiB", k as f64 / 1024.0),
+                    _ => "–".into(),
+                },
                 conns,
             );
         }
@@ -313,6 +382,7 @@ fn jlist<T>(v: &[T], f: impl Fn(&T) -> String) -> String {
 
 pub fn json(run: &Run) -> String {
     let Run {
+        server,
         rounds,
         quick,
         load,
@@ -322,6 +392,7 @@ pub fn json(run: &Run) -> String {
     } = run;
     let mut o = String::new();
     let _ = writeln!(o, "{{");
+    let _ = writeln!(o, "  \"server\": {},", js(server));
     let _ = writeln!(o, "  \"rounds\": {rounds},");
     let _ = writeln!(o, "  \"quick\": {quick},");
     let _ = writeln!(
@@ -349,13 +420,19 @@ pub fn json(run: &Run) -> String {
             let _ = writeln!(
                 o,
                 "        {}: {{\"rounds\": {}, \"median\": {}, \"min\": {}, \"max\": {}, \
-                 \"conns_per_round\": {}, \"error\": {}}}{comma}",
+                 \"cpu_us_per_request\": {}, \"conns_per_round\": {}, \"peak_rss_kib\": {}, \
+                 \"end_anon_file_kib\": {}, \
+                 \"error\": {}}}{comma}",
                 js(row.client),
                 jlist(&row.rounds, |v| jn(*v)),
                 jn(median(&row.rounds)),
                 jn(lo),
                 jn(hi),
+                jlist(&row.cpu, |v| jn(*v)),
                 jlist(&row.conns, |c| c.to_string()),
+                row.peak_rss_kib.map_or("null".into(), |k| k.to_string()),
+                row.anon_file_kib
+                    .map_or("null".into(), |(a, f)| format!("[{a}, {f}]")),
                 row.error.as_deref().map_or("null".into(), js),
             );
         }

@@ -12,7 +12,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use crossbeam_channel::Sender;
+use std::sync::mpsc::{SyncSender, TrySendError};
 
 use super::load::Load;
 use super::{CloseReason, ClosedCounts, HostStats, Poolable};
@@ -49,7 +49,7 @@ pub(super) enum Grant<C> {
 /// A request in a host's wait queue.
 pub(super) struct Waiter<C> {
     pub id: u64,
-    pub tx: Sender<Grant<C>>,
+    pub tx: SyncSender<Grant<C>>,
 }
 
 /// A connection resting in the idle list.
@@ -333,7 +333,7 @@ impl<C: Poolable> Host<C> {
                     self.check();
                     return None;
                 }
-                Err(e) => match e.into_inner() {
+                Err(TrySendError::Full(grant) | TrySendError::Disconnected(grant)) => match grant {
                     Grant::Conn(c) => conn = c,
                     _ => unreachable!("a connection grant comes back as a connection grant"),
                 },

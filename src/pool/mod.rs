@@ -28,7 +28,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 
 pub(crate) use poolable::Poolable;
 pub use stats::{CloseReason, ClosedCounts, ExpiredHosts, HostStats, PoolStats};
@@ -477,7 +477,7 @@ impl<C: Poolable> Pool<C> {
         &self,
         key: &PoolKey,
         id: u64,
-        tx: Sender<Grant<C>>,
+        tx: SyncSender<Grant<C>>,
         rx: Receiver<Grant<C>>,
         deadline: Deadline,
         cancel: Option<&CancelToken>,
@@ -721,7 +721,7 @@ enum Taken<C> {
     /// A slot to open a connection in, counted as connecting.
     Slot,
     /// Queued under this id, waiting for a grant.
-    Wait(u64, Sender<Grant<C>>, Receiver<Grant<C>>),
+    Wait(u64, SyncSender<Grant<C>>, Receiver<Grant<C>>),
 }
 
 enum Outcome<C> {
@@ -756,7 +756,7 @@ fn take<C: Poolable>(
     if host.try_open_slot() {
         return Taken::Slot;
     }
-    let (tx, rx) = crossbeam_channel::bounded(2);
+    let (tx, rx) = mpsc::sync_channel(2);
     host.enqueue(Waiter { id, tx: tx.clone() });
     Taken::Wait(id, tx, rx)
 }

@@ -6,10 +6,11 @@
 //! Pools are registered through weak references, on first need: the first
 //! connection that goes idle or the first body watched for a leak. An agent
 //! that never pools a connection never starts the thread, and dropping an
-//! agent never waits for it: the pool's entry is removed and the thread
-//! nudged. Once the registry is empty the thread waits [`LINGER`] for a new
-//! registration (a program making an agent per request keeps one thread),
-//! then exits; a later agent starts it again.
+//! agent never waits for it: the pool's entry is removed, and the thread is
+//! nudged if it would sleep past [`LINGER`]. Once the registry is empty the
+//! thread waits [`LINGER`] for a new registration (a program making an agent
+//! per request keeps one thread, and does not wake it per agent), then exits;
+//! a later agent starts it again.
 //!
 //! Locking: the registry's mutex is never held while a pool is reaped (reaping
 //! closes connections) nor while a pool's `Arc` might be dropped, and nothing
@@ -17,11 +18,10 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Mutex, MutexGuard, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-use crossbeam_channel::{Receiver, Sender};
 
 use super::{PoolKey, Poolable, Shared};
 
@@ -77,8 +77,9 @@ struct Registry {
     /// nudge it. `None` while it is awake (it looks at the registry again
     /// before sleeping).
     sleeping_until: Option<Instant>,
-    nudge: Sender<()>,
-    nudged: Receiver<()>,
+    /// Wakes the running thread; each thread gets a channel of its own
+    /// (a std receiver has one owner), so a nudge never reaches the wrong one.
+    nudge: SyncSender<()>,
 }
 
 /// The last thread started, joined before the next one starts so that there
@@ -90,14 +91,13 @@ fn registry() -> MutexGuard<'static, Registry> {
     static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
     REGISTRY
         .get_or_init(|| {
-            // One pending nudge is enough: the thread recomputes everything.
-            let (nudge, nudged) = crossbeam_channel::bounded(1);
+            // Replaced by each thread's own channel when it starts.
+            let (nudge, _) = mpsc::sync_channel(1);
             Mutex::new(Registry {
                 entries: HashMap::default(),
                 running: false,
                 sleeping_until: None,
                 nudge,
-                nudged,
             })
         })
         .lock()
@@ -130,7 +130,10 @@ pub(super) fn wake<C: Poolable>(shared: &std::sync::Arc<Shared<C>>, at: Instant)
             return;
         }
         reg.running = true;
-        reg.nudged.clone()
+        // One pending nudge is enough: the thread recomputes everything.
+        let (nudge, nudged) = mpsc::sync_channel(1);
+        reg.nudge = nudge;
+        nudged
     };
     start(rx);
 }
@@ -151,7 +154,15 @@ fn deregister(id: u64) {
 fn remove(reg: &mut Registry, id: u64) {
     // Dropping the entry drops only a `Weak`: no pool code runs under the lock.
     if reg.entries.remove(&id).is_some() && reg.entries.is_empty() && reg.running {
-        let _ = reg.nudge.try_send(());
+        // Wake the thread only if it would sleep past the linger it now owes.
+        // One that wakes within LINGER anyway starts lingering then (and
+        // exits at most 2 × LINGER after the last pool went), so a program
+        // making an agent per request does not pay a thread wake-up, two
+        // context switches, per agent. An awake thread looks again anyway.
+        let by = Instant::now() + LINGER;
+        if reg.sleeping_until.is_some_and(|until| until > by) {
+            let _ = reg.nudge.try_send(());
+        }
     }
 }
 
@@ -198,7 +209,7 @@ fn run(nudged: &Receiver<()>) {
                 // picked up when the wait ends.
                 reg.sleeping_until = Some(until);
                 drop(reg);
-                let _ = nudged.recv_deadline(until);
+                let _ = nudged.recv_timeout(until.saturating_duration_since(Instant::now()));
                 continue;
             }
             empty_since = None;
@@ -208,7 +219,7 @@ fn run(nudged: &Receiver<()>) {
                     reg.sleeping_until = Some(at);
                     drop(reg);
                     // A nudge sent since the lock was released is buffered.
-                    let _ = nudged.recv_deadline(at);
+                    let _ = nudged.recv_timeout(at.saturating_duration_since(Instant::now()));
                     continue;
                 }
                 Some(_) => {}

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use std::sync::mpsc::Receiver;
 
 use super::*;
 use crate::error::{ErrorKind, Phase};
@@ -167,7 +167,7 @@ impl Bench {
         let mut state = shared.lock();
         let id = state.next_waiter;
         state.next_waiter += 1;
-        let (tx, rx) = crossbeam_channel::bounded(2);
+        let (tx, rx) = std::sync::mpsc::sync_channel(2);
         shared.with_host(&mut state, key, |host| host.enqueue(Waiter { id, tx }));
         (id, rx)
     }
