@@ -222,18 +222,23 @@ fn https_requests_use_https_proxy_then_all_proxy() {
 }
 
 #[test]
-fn loopback_hosts_never_go_through_an_environment_proxy() {
+fn loopback_hosts_go_through_an_environment_proxy_unless_no_proxy_names_them() {
+    // As curl: no host is exempt by itself.
     let proxy = Server::fixed(common::ok("via proxy"));
     let origin = Server::fixed(common::ok("direct"));
+    let got = outcome(&origin.url("/"), &[var("http_proxy", proxy.url(""))]);
+    assert_eq!(got, "via proxy");
+    assert_eq!(proxy.accepted(), 1);
+    assert_eq!(origin.accepted(), 0);
     let got = outcome(
         &origin.url("/"),
         &[
             var("http_proxy", proxy.url("")),
-            var("all_proxy", proxy.url("")),
+            var("no_proxy", "localhost,127.0.0.1".to_string()),
         ],
     );
     assert_eq!(got, "direct");
-    assert_eq!(proxy.accepted(), 0);
+    assert_eq!(proxy.accepted(), 1);
 }
 
 #[test]

@@ -188,16 +188,6 @@ fn in_range(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
     }
 }
 
-/// Loopback hosts are never proxied by the environment: Go's rule, so a
-/// proxy set for the outside world does not swallow calls to local services.
-pub(crate) fn is_loopback(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost") {
-        return true;
-    }
-    host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,23 +273,5 @@ mod tests {
         assert!(!junk.matches("10.0.0.1", 80));
         assert!(!junk.matches("host", 80));
         assert!(!NoProxy::parse("").matches("x", 1));
-    }
-
-    #[test]
-    fn loopback_hosts_are_recognised() {
-        for h in [
-            "localhost",
-            "LOCALHOST",
-            "a.localhost",
-            "127.0.0.1",
-            "127.1.2.3",
-            "[::1]",
-            "::1",
-        ] {
-            assert!(is_loopback(h), "{h}");
-        }
-        for h in ["example.com", "10.0.0.1", "localhost.example"] {
-            assert!(!is_loopback(h), "{h}");
-        }
     }
 }

@@ -354,7 +354,8 @@ impl ProxyConfig {
 
     /// The proxy for this URL, if any. An explicit proxy serves every host
     /// but the `no_proxy` ones; the environment's serves every host but its
-    /// `NO_PROXY` ones (or the explicit list) and loopback hosts.
+    /// `NO_PROXY` ones (or the explicit list). Loopback hosts are proxied
+    /// too unless a list names them, as curl, ureq and reqwest do.
     pub(crate) fn select(&self, url: &Url) -> Option<Arc<Proxy>> {
         let host = url.host_str()?;
         let port = url.port_or_known_default().unwrap_or(0);
@@ -364,7 +365,7 @@ impl ProxyConfig {
         }
         let proxy = self.env.for_scheme(url.scheme())?;
         let list = self.no_proxy.as_ref().unwrap_or(&self.env.no_proxy);
-        if list.matches(host, port) || env::is_loopback(host) {
+        if list.matches(host, port) {
             return None;
         }
         Some(Arc::clone(proxy))
@@ -380,9 +381,8 @@ impl AgentBuilder {
     ///
     /// Lowercase wins over uppercase; `HTTP_PROXY` is ignored when
     /// `REQUEST_METHOD` is set (a CGI program, "httpoxy"); an unparsable
-    /// value is logged and ignored. Like Go, and unlike curl, loopback hosts
-    /// (`localhost`, `127.0.0.0/8`, `::1`) never go through an environment
-    /// proxy.
+    /// value is logged and ignored. As with curl, loopback hosts go through
+    /// the proxy too unless `NO_PROXY` names them (`localhost,127.0.0.1`).
     ///
     /// ```
     /// let agent = windlass::Agent::builder().proxy_from_env(false).build().unwrap();
@@ -528,7 +528,7 @@ mod tests {
     }
 
     #[test]
-    fn environment_proxies_skip_no_proxy_and_loopback_hosts() {
+    fn environment_proxies_skip_no_proxy_hosts_and_only_those() {
         let cfg = ProxyConfig {
             env: EnvProxies {
                 https: Some(Arc::new(Proxy::new("http://p:1").unwrap())),
@@ -541,8 +541,8 @@ mod tests {
         assert!(cfg.select(&url("https://example.com/")).is_some());
         assert!(cfg.select(&url("http://example.com/")).is_none());
         assert!(cfg.select(&url("https://api.skip.example/")).is_none());
-        assert!(cfg.select(&url("https://localhost:8443/")).is_none());
-        assert!(cfg.select(&url("https://[::1]/")).is_none());
+        assert!(cfg.select(&url("https://localhost:8443/")).is_some());
+        assert!(cfg.select(&url("https://[::1]/")).is_some());
         let explicit_list = ProxyConfig {
             no_proxy: Some(NoProxy::parse("example.com")),
             ..cfg.clone()
