@@ -124,7 +124,9 @@ pub struct ClientArgs {
     )]
     pub max_redirs: u32,
 
-    /// Accepted for curl compatibility: gzip/deflate decoding is always on
+    /// Ask for a compressed response (Accept-Encoding: every coding this
+    /// build decodes) and decode it; without it a transfer gets the body as
+    /// the server sends it, as with curl (bench and fetch always decode)
     #[arg(long = "compressed", help_heading = "Request")]
     pub compressed: bool,
 

@@ -107,9 +107,10 @@ fn plan<'a>(args: &'a TransferArgs, token: &CancelToken) -> Result<Plan<'a>, Fai
         })?;
         builder = builder.expect_continue(wait);
     }
-    if args.raw {
-        builder = builder.decompress(false);
-    }
+    // As curl: a transfer asks for and decodes a compressed body only with
+    // --compressed, so scripts get the bytes the server has (and a Range
+    // request is not turned into a full 200 by a server that compresses).
+    builder = builder.decompress(args.client.compressed && !args.raw);
     let cookies = client::Cookies::new(&args.forms)?;
     builder = cookies.agent(builder);
     let client = Client::new(builder.build()?, &args.client, token)?;
