@@ -16,13 +16,12 @@ mod common;
 
 use std::io;
 use std::net::SocketAddr;
-use std::process::Command;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use common::{echo_target, Conn, PeerEnd, Reply, Request, Server, IO_TIMEOUT};
+use common::{alone, echo_target, run_alone, Conn, PeerEnd, Reply, Request, Server, IO_TIMEOUT};
 use windlass::{
     Agent, CancelToken, CloseReason, ClosedCounts, Error, ErrorKind, HostLimits, HostStats, Phase,
 };
@@ -1539,52 +1538,11 @@ fn reapers() -> usize {
 
 /// The thread ids of [`reapers`].
 fn reaper_tids() -> Vec<String> {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return Vec::new();
-    };
-    tasks
-        .filter_map(|t| {
-            let path = t.ok()?.path();
-            let name = std::fs::read_to_string(path.join("comm")).ok()?;
-            let tid = path.file_name()?.to_string_lossy().into_owned();
-            (name.trim_end() == "windlass-reaper").then_some(tid)
-        })
+    common::threads()
+        .into_iter()
+        .filter(|(_, name)| name == "windlass-reaper")
+        .map(|(tid, _)| tid)
         .collect()
-}
-
-/// Set by a parent test for the child process it starts.
-const RUN_ALONE: &str = "WINDLASS_POOL_RUN_ALONE";
-
-/// Thread and descriptor counts belong to the whole process, and the other
-/// tests of this binary run in parallel; so `test` (an ignored test) runs
-/// alone, in a new process of this same test binary.
-fn run_alone(test: &str) {
-    let exe = std::env::current_exe().unwrap();
-    let out = Command::new(exe)
-        .args([test, "--exact", "--ignored", "--test-threads=1"])
-        .env(RUN_ALONE, test)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{test} failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
-    );
-    assert!(
-        stdout.contains(&format!("test {test} ... ok")),
-        "{test} did not run\n{stdout}"
-    );
-}
-
-/// Whether this is the process [`run_alone`] started for `test`. Run beside
-/// other tests (--include-ignored), the counts would move.
-fn alone(test: &str) -> bool {
-    if std::env::var_os(RUN_ALONE).is_some_and(|t| t == test) {
-        return true;
-    }
-    eprintln!("skipped: runs only in the process its parent test starts");
-    false
 }
 
 const LEAK_CHECK: &str = "agent_drop_leak_check_in_a_process_of_its_own";

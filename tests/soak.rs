@@ -211,13 +211,9 @@ fn ours(names: &[String]) -> Vec<String> {
 }
 
 fn thread_names() -> Vec<String> {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return Vec::new();
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
-        .map(|name| name.trim().to_string())
+    common::threads()
+        .into_iter()
+        .map(|(_, name)| name)
         .collect()
 }
 

@@ -13,7 +13,6 @@ mod stall;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Barrier, Condvar, Mutex};
@@ -22,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use windlass::{CancelToken, ErrorKind, Phase};
 
-use common::{ok, Server};
+use common::{alone, ok, run_alone, Server};
 use stall::{assert_cancelled, assert_prompt, cancel_and_finish, full_backlog_or_skip, spawn};
 
 /// Resolver threads the library keeps at most, and connect threads.
@@ -31,49 +30,6 @@ const CONNECT_THREADS: usize = 32;
 /// Idle worker threads exit within this (2 s of idleness, plus slack for a
 /// loaded machine).
 const SETTLE: Duration = Duration::from_secs(15);
-
-/// Threads of this process whose name starts with `prefix`.
-fn threads_named(prefix: &str) -> usize {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    tasks
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|name| name.starts_with(prefix))
-        .count()
-}
-
-/// Set by a parent test for the child process it starts.
-const RUN_ALONE: &str = "WINDLASS_WORKERS_RUN_ALONE";
-
-/// Runs the ignored test `test` alone in a new process of this binary.
-fn run_alone(test: &str) {
-    let exe = std::env::current_exe().unwrap();
-    let out = Command::new(exe)
-        .args([test, "--exact", "--ignored", "--test-threads=1"])
-        .env(RUN_ALONE, test)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{test} failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
-    );
-    assert!(
-        stdout.contains(&format!("test {test} ... ok")),
-        "{test} did not run\n{stdout}"
-    );
-}
-
-/// Whether this is the process [`run_alone`] started for `test`.
-fn alone(test: &str) -> bool {
-    if std::env::var_os(RUN_ALONE).is_some_and(|t| t == test) {
-        return true;
-    }
-    eprintln!("skipped: runs only in the process its parent test starts");
-    false
-}
 
 /// Waits `dur` on a channel nobody sends to: a resolver's simulated
 /// latency, not a synchronisation.
@@ -453,19 +409,20 @@ fn thousand_addresses_in_a_process_of_its_own() {
     common::wait_for_baseline(threads_before, fds_before, SETTLE);
 }
 
+/// Threads of this process whose name starts with `prefix`.
+fn threads_named(prefix: &str) -> usize {
+    common::threads()
+        .iter()
+        .filter(|(_, name)| name.starts_with(prefix))
+        .count()
+}
+
 /// The thread ids of this process's `windlass-*` threads.
 fn library_tids() -> Vec<String> {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return Vec::new();
-    };
-    let mut tids: Vec<String> = tasks
-        .filter_map(|t| {
-            let path = t.ok()?.path();
-            let name = std::fs::read_to_string(path.join("comm")).ok()?;
-            let tid = path.file_name()?.to_string_lossy().into_owned();
-            name.starts_with("windlass-")
-                .then(|| format!("{tid} {}", name.trim_end()))
-        })
+    let mut tids: Vec<String> = common::threads()
+        .into_iter()
+        .filter(|(_, name)| name.starts_with("windlass-"))
+        .map(|(tid, name)| format!("{tid} {name}"))
         .collect();
     tids.sort();
     tids

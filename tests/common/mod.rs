@@ -713,6 +713,57 @@ pub fn thread_count() -> usize {
         .unwrap_or(0)
 }
 
+/// This process's threads as `(thread id, name)`, the name as the kernel
+/// keeps it (`/proc/self/task/*/comm`, at most 15 bytes).
+pub fn threads() -> Vec<(String, String)> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|t| {
+            let path = t.ok()?.path();
+            let name = std::fs::read_to_string(path.join("comm")).ok()?;
+            let tid = path.file_name()?.to_string_lossy().into_owned();
+            Some((tid, name.trim_end().to_string()))
+        })
+        .collect()
+}
+
+/// Set by [`run_alone`] for the child process it starts.
+const RUN_ALONE: &str = "WINDLASS_TEST_RUN_ALONE";
+
+/// Thread and descriptor counts belong to the whole process, and the other
+/// tests of a binary run in parallel; so `test` (an ignored test) runs
+/// alone, in a new process of this same test binary, and must pass there.
+pub fn run_alone(test: &str) {
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new(exe)
+        .args([test, "--exact", "--ignored", "--test-threads=1"])
+        .env(RUN_ALONE, test)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{test} failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    assert!(
+        stdout.contains(&format!("test {test} ... ok")),
+        "{test} did not run\n{stdout}"
+    );
+}
+
+/// Whether this is the process [`run_alone`] started for `test`. Run beside
+/// other tests (--include-ignored), the counts would move.
+pub fn alone(test: &str) -> bool {
+    if std::env::var_os(RUN_ALONE).is_some_and(|t| t == test) {
+        return true;
+    }
+    eprintln!("skipped: runs only in the process its parent test starts");
+    false
+}
+
 /// Polls `ready` until it holds or `within` has passed; whether it held. For
 /// a state nothing signals (a request queued in the pool, a thread ended):
 /// each check is cheap, and between checks it yields, then waits a
