@@ -432,12 +432,23 @@ impl Attempt {
             let left = until.remaining();
             let step = left.map_or(WAIT_STEP, |left| left.min(WAIT_STEP));
             match settle(&self.sock, step) {
+                Ok(true) if self.talks_to_itself() => {
+                    return Progress::Failed(io::ErrorKind::ConnectionRefused.into())
+                }
                 Ok(true) => return Progress::Connected,
                 Ok(false) if until.expired() => return Progress::Pending,
                 Ok(false) => {}
                 Err(e) => return Progress::Failed(e),
             }
         }
+    }
+
+    /// Dialling a local port nothing listens on, the kernel may give the
+    /// socket that very port as its own: TCP's simultaneous open then
+    /// connects it to itself, and a request would be read back as its own
+    /// answer. Nothing listens there, so it is a refusal (Go checks the same).
+    fn talks_to_itself(&self) -> bool {
+        self.addr.ip().is_loopback() && self.sock.local_addr().is_ok_and(|local| local == self.addr)
     }
 
     /// Wait on this thread, until `until` or `cancel`.
