@@ -10,7 +10,7 @@ mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Mutex;
 
@@ -79,12 +79,6 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// A port on 127.0.0.1 nothing listens on (bound, then let go).
-fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 /// Distinct hosts for the refused-hosts test; `WINDLASS_MANY_HOSTS` raises it
 /// (200,000 for the figures in the README).
 fn refused_host_count() -> usize {
@@ -97,7 +91,7 @@ fn refused_host_count() -> usize {
 #[test]
 fn refused_hosts_leave_bounded_pool_buckets_and_metrics_with_a_flat_heap() {
     let _one = serial();
-    let port = closed_port();
+    let port = common::refused_addr().port();
     let agent = common::builder()
         .resolver(AllLocal)
         .rate_limit(RateLimit::per_second(1e9).burst(10))

@@ -266,10 +266,7 @@ fn prometheus_text_parses_and_agrees_with_pool_stats() {
         agent.get(server.url("/")).call().unwrap().text().unwrap();
     }
     agent.get(server.url("/missing")).call().unwrap();
-    let refused = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let refused = common::refused_addr();
     let err = agent.get(format!("http://{refused}/")).call().unwrap_err();
     assert_eq!(err.kind(), windlass::ErrorKind::Connect);
 
@@ -352,10 +349,7 @@ fn the_snapshots_are_read_through_methods_that_agree_with_the_text() {
     for _ in 0..3 {
         agent.get(server.url("/")).call().unwrap().text().unwrap();
     }
-    let refused = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let refused = common::refused_addr();
     let err = agent.get(format!("http://{refused}/")).call().unwrap_err();
     assert_eq!(err.kind(), windlass::ErrorKind::Connect);
 

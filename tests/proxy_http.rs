@@ -108,11 +108,7 @@ fn a_stalled_connect_times_out_in_the_proxy_handshake_phase() {
 
 #[test]
 fn a_dead_http_proxy_is_named_in_the_connect_error() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::refused_addr().port();
     let err = agent_via(&format!("127.0.0.1:{port}"))
         .get("http://origin.test/")
         .call()

@@ -371,11 +371,7 @@ fn hooks_see_the_proxy_handshake() {
 
 #[test]
 fn a_dead_socks_proxy_is_named_in_the_connect_error() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::refused_addr().port();
     let err = agent_via(&format!("socks5h://127.0.0.1:{port}"))
         .get("http://origin.test/")
         .call()

@@ -75,11 +75,7 @@ fn tinyproxy_failing_to_reach_the_origin_is_a_proxy_error_with_its_status() {
     let Some(proxy) = tinyproxy() else {
         return;
     };
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = common::refused_addr().port();
     let agent = common::builder().proxy(proxy).build().unwrap();
     let err = agent
         .get(format!("https://127.0.0.1:{closed}/"))

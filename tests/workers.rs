@@ -295,14 +295,6 @@ impl windlass::Hook for CountConnects {
     }
 }
 
-/// A port on 127.0.0.1 nothing listens on: connecting is refused.
-fn refused_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
 /// Runs 64 concurrent GETs of a name that resolves to `addrs`, each on a new
 /// agent (no shared pool or DNS cache); returns their results, the most
 /// `windlass-connect` threads seen and the number of connects started.
@@ -364,13 +356,15 @@ fn thousand_addresses_in_a_process_of_its_own() {
     if !alone(MANY) {
         return;
     }
+    // The refused address holds its sockets for the whole process: made
+    // before the baseline is read.
+    let refused = common::refused_addr();
     let threads_before = common::thread_count();
     let fds_before = common::open_fds();
     let server = Server::fixed(ok("last"));
 
     // 999 refused addresses, then the server: each call walks the list on
     // its own thread, one refusal after another, and no worker is needed.
-    let refused = refused_addr();
     let mut addrs = vec![refused; 999];
     addrs.push(server.addr());
     let (results, most_threads, attempts) =
@@ -444,7 +438,7 @@ fn steady_state_in_a_process_of_its_own() {
     let server = Server::fixed(ok("again"));
     // Two addresses, like `localhost`: the race runs, and the first one
     // answers within the attempt delay.
-    let addrs = vec![server.addr(), refused_addr()];
+    let addrs = vec![server.addr(), common::refused_addr()];
     let one_request = || {
         let agent = common::builder()
             .resolver(Many(addrs.clone()))
@@ -570,7 +564,7 @@ fn a_connect_that_succeeds_at_once_reports_one_attempt() {
     let server = Server::fixed(ok("fine"));
     let attempts = Arc::new(AtomicUsize::new(0));
     let agent = common::builder()
-        .resolve("two.test", vec![server.addr(), refused_addr()])
+        .resolve("two.test", vec![server.addr(), common::refused_addr()])
         .hook(CountConnects(Arc::clone(&attempts)))
         .build()
         .unwrap();
@@ -594,7 +588,7 @@ fn a_race_goes_on_past_attempts_that_fail_on_connect_threads() {
     // next, until the server answers.
     let server = Server::fixed(ok("reached"));
     let mut addrs = vec![full.addr()];
-    addrs.extend(vec![refused_addr(); 8]);
+    addrs.extend(vec![common::refused_addr(); 8]);
     addrs.push(server.addr());
     let attempts = Arc::new(AtomicUsize::new(0));
     let agent = common::builder()

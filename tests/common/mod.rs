@@ -713,6 +713,23 @@ pub fn thread_count() -> usize {
         .unwrap_or(0)
 }
 
+/// An address on 127.0.0.1 where connecting is refused, for the whole test
+/// binary. A port let go after a bind can be handed to the next server a
+/// parallel test starts, which would then answer for the "dead" one; the
+/// local port of a connected client socket has no listener and stays taken
+/// while the socket lives.
+pub fn refused_addr() -> std::net::SocketAddr {
+    static DEAD: std::sync::OnceLock<(TcpListener, TcpStream, TcpStream)> =
+        std::sync::OnceLock::new();
+    let (_, client, _) = DEAD.get_or_init(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        (listener, client, accepted)
+    });
+    client.local_addr().unwrap()
+}
+
 /// This process's threads as `(thread id, name)`, the name as the kernel
 /// keeps it (`/proc/self/task/*/comm`, at most 15 bytes).
 pub fn threads() -> Vec<(String, String)> {
