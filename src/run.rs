@@ -82,8 +82,13 @@ pub(crate) fn follow(inner: &AgentInner, mut req: Request) -> Result<Response, E
         req.overrides.timeout.or(inner.config.timeouts.overall),
     )
     .min(req.overrides.deadline.map_or(Deadline::Never, Deadline::At));
-    let default_policy = redirect::DefaultRedirects::new(inner.config.max_redirects)
-        .https_to_http(inner.config.https_to_http);
+    // A request's own maximum replaces the agent's, above it or below.
+    let default_policy = redirect::DefaultRedirects::new(
+        req.overrides
+            .max_redirects
+            .unwrap_or(inner.config.max_redirects),
+    )
+    .https_to_http(inner.config.https_to_http);
     let own_policy = req.overrides.extras.redirect_policy.take();
     let policy: &dyn redirect::RedirectPolicy =
         match (&own_policy, &inner.config.defaults.redirect_policy) {
@@ -270,7 +275,16 @@ fn send(
     let mut ex = exchange(inner, req, overall, started, attempts);
     let mut on = connection(inner, req, fresh, &mut ex)?;
     let mut expect = ExpectNote::default();
-    let write_failed = match write(inner, req, &mut on.conn, &mut ex, &mut expect) {
+    // The proxy this connection goes through was chosen with its pool key.
+    let proxy = on.lease.key().proxy.clone();
+    let write_failed = match write(
+        inner,
+        req,
+        &mut on.conn,
+        proxy.as_deref(),
+        &mut ex,
+        &mut expect,
+    ) {
         Ok(write_failed) => write_failed,
         Err(err) => return Err(give_back(inner, &mut ex, on, err, false)),
     };
@@ -420,11 +434,12 @@ fn write(
     inner: &AgentInner,
     req: &mut Request,
     conn: &mut Conn,
+    proxy: Option<&crate::proxy::Proxy>,
     ex: &mut Exchange,
     expect: &mut ExpectNote,
 ) -> Result<Option<Error>, Error> {
     let limit = ex.enter(Phase::Write);
-    match write_request(inner, req, conn, &limit, ex, expect) {
+    match write_request(inner, req, conn, proxy, &limit, ex, expect) {
         Ok(sent) => {
             inner.metrics.sent(sent);
             ex.emit(Event::WroteRequest);
@@ -496,7 +511,7 @@ fn hand_over(
 ) -> Response {
     let reusable = reusable
         && head.status != StatusCode::SWITCHING_PROTOCOLS
-        && !request_closes(&req.headers)
+        && !http1::says_close(&req.headers)
         && !req.overrides.form.http10;
     on.conn.info.server_keep_alive = http1::keep_alive_timeout(&head.headers);
     inner.config.extras.store_cookies(&head.headers, &req.url);
@@ -646,26 +661,19 @@ fn codings_to_undo(
     }
 }
 
-fn request_closes(headers: &HeaderMap) -> bool {
-    headers.get_all(http::header::CONNECTION).iter().any(|v| {
-        v.to_str()
-            .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
-    })
-}
-
 /// Write the head and the body. Small bodies share the head's write.
 fn write_request(
     inner: &AgentInner,
     req: &mut Request,
     conn: &mut Conn,
+    proxy: Option<&crate::proxy::Proxy>,
     limit: &Limit,
     ex: &mut Exchange,
     expect: &mut ExpectNote,
 ) -> Result<u64, WriteFailure> {
     // Plain http through a proxy goes to the proxy in absolute form; https
     // goes through a tunnel, where the origin reads the head.
-    let proxy = inner.route(req);
-    let via_proxy = proxy.as_ref().is_some_and(|p| p.kind.is_http()) && req.url.scheme() == "http";
+    let via_proxy = proxy.is_some_and(|p| p.kind.is_http()) && req.url.scheme() == "http";
     let mut out = std::mem::take(&mut conn.wbuf);
     out.clear();
     http1::put_request_line_as(
@@ -717,7 +725,7 @@ fn write_request(
         }
     }
     if via_proxy && !headers.contains_key(PROXY_AUTHORIZATION) {
-        if let Some(auth) = proxy.as_ref().and_then(|p| p.auth.as_ref()) {
+        if let Some(auth) = proxy.and_then(|p| p.auth.as_ref()) {
             http1::put_header(&mut out, "proxy-authorization", auth.as_bytes());
         }
     }
@@ -823,6 +831,11 @@ fn write_request(
 
 /// How long the body waits for `100 Continue`, if it does.
 fn expect_wait(inner: &AgentInner, req: &Request) -> Option<std::time::Duration> {
+    // An HTTP/1.0 server ignores the expectation (RFC 9110 §10.1.1): the
+    // body would only wait out the timeout.
+    if req.overrides.form.http10 {
+        return None;
+    }
     let len = match &req.body {
         SendBody::Bytes(bytes) => Some(bytes.len() as u64),
         SendBody::Reader(_, len) => *len,

@@ -188,3 +188,17 @@ fn a_policy_sees_a_downgrade_and_the_default_policy_can_allow_it() {
 }
 
 use windlass::redirect::RedirectPolicy as _;
+
+#[test]
+fn a_request_max_redirects_can_raise_the_agents() {
+    let server = countdown();
+    let agent = common::builder().max_redirects(2).build().unwrap();
+    let resp = agent
+        .get(server.url("/r/5"))
+        .max_redirects(6)
+        .call()
+        .unwrap();
+    assert_eq!(resp.text().unwrap(), "done");
+    let err = agent.get(server.url("/r/5")).call().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TooManyRedirects);
+}

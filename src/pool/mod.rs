@@ -248,6 +248,11 @@ pub(crate) struct Lease<C: Poolable = Conn> {
 }
 
 impl<C: Poolable> Lease<C> {
+    /// The key the connection was checked out under.
+    pub(crate) fn key(&self) -> &PoolKey {
+        &self.key
+    }
+
     /// `Connecting` → `Active`: the new connection is up; count it as opened.
     pub(crate) fn connected(&mut self) {
         if self.slot == Slot::Connecting {
