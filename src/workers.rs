@@ -155,7 +155,11 @@ impl Workers {
             // Another thread will get to the job in time.
             Err(_) if state.threads > 0 => Ok(()),
             Err(e) => {
-                state.queue.pop_back();
+                // The job is dropped with no lock held: dropping a lookup
+                // takes the resolver's lock, whose holders take this one.
+                let job = state.queue.pop_back();
+                drop(state);
+                drop(job);
                 Err(Refused::Spawn(e))
             }
         }

@@ -534,3 +534,19 @@ fn a_body_can_move_to_and_be_shared_between_threads() {
     send_sync::<windlass::Body>();
     send_sync::<windlass::Response>();
 }
+
+#[cfg(feature = "gzip")]
+#[test]
+fn more_than_five_stacked_codings_are_left_as_sent() {
+    // A lying head can list thousands; none is undone past five.
+    let body = b"not decoded".to_vec();
+    let (resp, _server) = fetch(response(
+        "Content-Encoding: gzip, gzip, gzip, gzip, gzip, gzip\r\n",
+        &body,
+    ));
+    assert_eq!(
+        resp.header("content-encoding"),
+        Some("gzip, gzip, gzip, gzip, gzip, gzip")
+    );
+    assert_eq!(resp.bytes().unwrap(), body);
+}

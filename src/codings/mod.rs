@@ -90,6 +90,25 @@ pub(crate) fn decodable_transfer_coding(token: &str) -> bool {
 /// cannot decode (or does not know) is left as it is, header included, so
 /// the caller can tell. The second value says whether they were undone.
 pub(crate) fn to_undo(headers: &HeaderMap, content: bool) -> Result<(Vec<Coding>, bool), Error> {
+    let (undo, decoded) = codings_in(headers, content)?;
+    // Each stage holds its own buffers and one more frame on every read: a
+    // head listing thousands (`br, br, br, …`) would allocate hundreds of
+    // megabytes before the first body byte. Real servers stack two at most;
+    // curl refuses more than five too. (The caller then gets the body as
+    // sent, its headers saying how it is coded.)
+    if undo.len() > MAX_STACKED {
+        return Err(Error::protocol(format!(
+            "{} stacked codings; at most {MAX_STACKED} are undone",
+            undo.len()
+        )));
+    }
+    Ok((undo, decoded))
+}
+
+/// Most codings undone on one body.
+const MAX_STACKED: usize = 5;
+
+fn codings_in(headers: &HeaderMap, content: bool) -> Result<(Vec<Coding>, bool), Error> {
     let mut undo = Vec::new();
     for token in tokens(headers, TRANSFER_ENCODING)?.iter().rev() {
         if token.eq_ignore_ascii_case("chunked") || token.eq_ignore_ascii_case("identity") {
