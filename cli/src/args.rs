@@ -16,8 +16,8 @@ use crate::exit;
     about = "A curl-shaped HTTP/1.1 client, load tester and batch downloader",
     long_about = "A curl-shaped HTTP/1.1 client, load tester and batch downloader.\n\n\
                   `windlass URL` writes the response body to stdout. Responses with \
-                  4xx/5xx statuses are not errors unless --fail is given; gzip and \
-                  deflate bodies are decoded. Ctrl-C cancels the transfers in flight.",
+                  4xx/5xx statuses are not errors unless --fail is given; the body \
+                  is written as sent unless --compressed is given. Ctrl-C cancels the transfers in flight.",
     after_help = exit::HELP,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
@@ -345,7 +345,7 @@ pub struct TransferArgs {
     #[arg(long = "tr-encoding", help_heading = "Request")]
     pub tr_encoding: bool,
 
-    /// Do not decode content codings (no Accept-Encoding is sent either)
+    /// Undo --compressed: no Accept-Encoding, no decoding (the default)
     #[arg(long = "raw", help_heading = "Request")]
     pub raw: bool,
 
