@@ -750,6 +750,9 @@ impl AgentBuilder {
         if let Some(err) = error {
             return Err(err);
         }
+        #[cfg(feature = "tls")]
+        config.proxy.prepare(&config.tls)?;
+        #[cfg(not(feature = "tls"))]
         config.proxy.prepare()?;
         #[cfg(feature = "tls")]
         let tls = crate::tls::build_config(&config.tls)?;

@@ -171,7 +171,8 @@ fn through_proxy(
 }
 
 /// TLS with an `https://` proxy, verified against the proxy's host name and
-/// the proxy TLS settings (or the agent's when there are none).
+/// the proxy's own TLS config (never the origin's trust or client
+/// certificate).
 #[cfg(feature = "tls")]
 fn proxy_tls(
     agent: &AgentInner,
@@ -179,10 +180,7 @@ fn proxy_tls(
     proxy: &Proxy,
     limit: &Limit,
 ) -> Result<(), Error> {
-    let config = match &agent.config.proxy.tls {
-        Some(config) => Arc::clone(config),
-        None => agent.tls_config()?,
-    };
+    let config = agent.config.proxy.tls_config(&agent.config.tls)?;
     let name = crate::tls::server_name(&proxy.host)?;
     let tls = rustls::ClientConnection::new(config, name)
         .map_err(|e| Error::with_source(ErrorKind::Tls, "cannot start TLS", e))?;

@@ -323,3 +323,17 @@ fn a_request_can_choose_its_own_proxy_or_go_direct() {
     assert_eq!(resp.text().unwrap(), "direct");
     assert_eq!(origin.request().target, "/direct");
 }
+
+#[test]
+fn the_agents_insecure_setting_does_not_reach_an_https_proxy() {
+    // `-k` is for origins; a proxy's check is off only with its own setting.
+    let proxy = https_proxy(common::pki().self_signed.clone());
+    let agent = common::builder()
+        .proxy(Proxy::new(&format!("https://localhost:{}", proxy.addr.port())).unwrap())
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let err = agent.get("http://origin.test/").call().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Tls, "{err}");
+    assert!(err.to_string().contains("proxy localhost:"), "{err}");
+}

@@ -297,10 +297,11 @@ pub(crate) struct ProxyConfig {
     /// Do not verify an `https://` proxy's certificate (`--proxy-insecure`).
     #[cfg(feature = "tls")]
     pub danger_accept_invalid_certs: bool,
-    /// The TLS config for `https://` proxies when it differs from the
-    /// agent's, built by `prepare`.
+    /// The TLS config for `https://` proxies: built by `prepare` when the
+    /// proxy has TLS settings of its own (so a bad one fails `build()`),
+    /// else on first use.
     #[cfg(feature = "tls")]
-    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub tls: std::sync::OnceLock<Arc<rustls::ClientConfig>>,
 }
 
 impl Default for ProxyConfig {
@@ -315,7 +316,7 @@ impl Default for ProxyConfig {
             #[cfg(feature = "tls")]
             danger_accept_invalid_certs: false,
             #[cfg(feature = "tls")]
-            tls: None,
+            tls: std::sync::OnceLock::new(),
         }
     }
 }
@@ -324,32 +325,58 @@ impl ProxyConfig {
     /// Called once by `AgentBuilder::build`: read the environment (once, so
     /// requests do not race with a program changing it) and build the proxy
     /// TLS config.
-    pub(crate) fn prepare(&mut self) -> Result<(), Error> {
+    pub(crate) fn prepare(
+        &mut self,
+        #[cfg(feature = "tls")] agent_tls: &crate::tls::TlsSettings,
+    ) -> Result<(), Error> {
         if self.from_env && self.explicit.is_none() {
             self.env = EnvProxies::read(|k| std::env::var(k).ok());
         }
         #[cfg(feature = "tls")]
         if !self.extra_roots.is_empty() || self.danger_accept_invalid_certs {
-            let settings = crate::tls::TlsSettings {
-                extra_roots: self.extra_roots.clone(),
-                danger_accept_invalid_certs: self.danger_accept_invalid_certs,
-                ..Default::default()
-            };
             if self.danger_accept_invalid_certs {
                 log::warn!(
                     "TLS certificate verification is OFF for https proxies \
                      (danger_accept_invalid_proxy_certs)"
                 );
             }
-            // The TLS module names its own setting; say which one was used.
-            let config = crate::tls::build_config(&settings).map_err(|e| {
-                let message = e.to_string();
-                let message = message.replace("add_root_certificate", "proxy_root_certificate");
-                Error::with_source(ErrorKind::InvalidConfig, message, e)
-            })?;
-            self.tls = Some(config);
+            self.tls_config(agent_tls)?;
         }
         Ok(())
+    }
+
+    /// The TLS config for an `https://` proxy: the agent's policy (root
+    /// store and added roots, versions, suites, provider) plus
+    /// `proxy_root_certificate`, and no client certificate. Only
+    /// `danger_accept_invalid_proxy_certs` turns the proxy's check off: the
+    /// agent's `danger_accept_invalid_certs` and client certificate are for
+    /// origins, as curl keeps `-k` and `--cert` apart from
+    /// `--proxy-insecure` and `--proxy-cert`.
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls_config(
+        &self,
+        agent_tls: &crate::tls::TlsSettings,
+    ) -> Result<Arc<rustls::ClientConfig>, Error> {
+        if let Some(config) = self.tls.get() {
+            return Ok(Arc::clone(config));
+        }
+        let mut extra_roots = agent_tls.extra_roots.clone();
+        extra_roots.extend(self.extra_roots.iter().cloned());
+        let settings = crate::tls::TlsSettings {
+            extra_roots,
+            only_extra_roots: false,
+            client_cert: None,
+            danger_accept_invalid_certs: self.danger_accept_invalid_certs,
+            custom: None,
+            ..agent_tls.clone()
+        };
+        // The TLS module names its own setting; say which one was used.
+        let config = crate::tls::build_config(&settings).map_err(|e| {
+            let message = e.to_string();
+            let message = message.replace("add_root_certificate", "proxy_root_certificate");
+            Error::with_source(ErrorKind::InvalidConfig, message, e)
+        })?;
+        Ok(Arc::clone(self.tls.get_or_init(|| config)))
     }
 
     /// The proxy for this URL, if any. An explicit proxy serves every host
