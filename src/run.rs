@@ -8,7 +8,7 @@ use http::header::{
     ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HOST,
     PROXY_AUTHORIZATION, TRANSFER_ENCODING, USER_AGENT,
 };
-use http::{HeaderMap, Method, StatusCode};
+use http::{Method, StatusCode};
 
 use crate::agent::{Agent, AgentInner};
 use crate::body::{Body, Held, RawBody};
